@@ -27,7 +27,9 @@ def pick_device(device: Optional[Union[str, torch.device]] = None) -> torch.devi
         try:
             chosen = torch.device(device)
         except (RuntimeError, TypeError) as err:
-            raise ValueError(f"device {device!r} is not a device name like 'cpu' or 'cuda'.") from err
+            raise ValueError(
+                f"device {device!r} is not a device name like 'cpu' or 'cuda'."
+            ) from err
         if chosen.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' was asked for, but no CUDA GPU is available here.")
         return chosen

@@ -6,7 +6,8 @@ clean image; "x_{-1}" below means the clean image as the input of the first step
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import torch
 

@@ -150,10 +150,14 @@ class NoiseSchedule:
             if t.dtype.is_floating_point or t.dtype == torch.bool or t.is_complex():
                 raise ValueError(f"t must hold integer timesteps, got dtype {t.dtype}.")
             if t.dim() > 1:
-                raise ValueError(f"t must be an int or a 1-D tensor [B], got shape {list(t.shape)}.")
+                raise ValueError(
+                    f"t must be an int or a 1-D tensor [B], got shape {list(t.shape)}."
+                )
             t_tensor = t.reshape(-1).long()
         else:
-            raise ValueError(f"t must be an int or a LongTensor of timesteps, got {type(t).__name__}.")
+            raise ValueError(
+                f"t must be an int or a LongTensor of timesteps, got {type(t).__name__}."
+            )
         if t_tensor.numel() == 0:
             raise ValueError("t is empty: give one timestep, or one per image in the batch.")
         lo, hi = int(t_tensor.min()), int(t_tensor.max())
@@ -177,4 +181,6 @@ class NoiseSchedule:
         """
         t_tensor = self.check_t(t, like.shape[0] if like.dim() > 0 else None)
         picked = values[t_tensor.cpu()]
-        return picked.to(device=like.device, dtype=like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
+        return picked.to(device=like.device, dtype=like.dtype).reshape(
+            -1, *([1] * (like.dim() - 1))
+        )
