@@ -1,0 +1,292 @@
+"""Sampling: run the learned reverse process from pure noise to an image, and measure the result.
+
+Both samplers share one loop and one calling convention (as in k-diffusion): start from
+x_T ~ N(0, I), and at each visited timestep ask the model for eps_theta(x_t, t), then take one
+step back in time.
+
+- ``method="ddpm"``: all T steps of DDPM Algorithm 2, through :func:`.reverse.reverse_step`.
+- ``method="ddim"``: ``steps`` evenly spaced timesteps (:func:`ddim_timesteps`), through
+  :func:`.reverse.ddim_step` (Song et al. 2021, eq. 12). With ``eta = 0`` it is deterministic:
+  the image depends only on x_T.
+
+:func:`psnr` says how close the samples came to a reference image (the learner's picture).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from .forward import check_image
+from .reverse import VARIANCES, ddim_step, predict_x0, reverse_step
+from .schedule import NoiseSchedule
+
+METHODS = ("ddpm", "ddim")
+# Song et al. (2021) report good samples with 50-100 DDIM steps; 50 is the common default.
+DEFAULT_DDIM_STEPS = 50
+
+
+@dataclass
+class Frame:
+    """One captured moment of the reverse process (on the CPU).
+
+    ``x_t`` is the input to step ``t``; ``x0_pred`` is the model's estimate of x_0 at that step
+    (eq. 15, clipped to [-1, 1] when the sampler clips). The final frame of a run holds the
+    finished images: its ``t`` is the step that produced them (t = 0 for DDPM, the last visited
+    timestep for DDIM) and both ``x_t`` and ``x0_pred`` are the final images.
+    """
+
+    t: int
+    x_t: torch.Tensor  # [n, C, H, W]
+    x0_pred: torch.Tensor  # [n, C, H, W]
+
+
+@dataclass
+class SampleResult:
+    """What :func:`sample` returns.
+
+    Attributes:
+        images: the final images [n, C, H, W] on the CPU, clamped to the data range [-1, 1].
+        frames: the captured :class:`Frame` list (empty unless ``every`` was given).
+        method: ``"ddpm"`` or ``"ddim"``.
+        timesteps: the timesteps visited, in order (starting at T-1).
+    """
+
+    images: torch.Tensor
+    frames: list[Frame] = field(default_factory=list)
+    method: str = "ddpm"
+    timesteps: list[int] = field(default_factory=list)
+
+
+def ddim_timesteps(num_steps: int, steps: int) -> list[int]:
+    """Evenly spaced decreasing timesteps for a DDIM run, followed by -1 (the final x_0).
+
+    Returns ``steps + 1`` ints: T-1, ..., 0, -1, rounded from a linear spacing. Starting at
+    T-1 matters: only there is x_T really pure noise, which is what the sampler starts from
+    (Lin et al. 2024, "Common diffusion noise schedules and sample steps are flawed").
+    Consecutive pairs (t, t_prev) are the DDIM steps; ``ddim_timesteps(T, T)`` is every step,
+    as DDPM takes them.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= num_steps:
+        raise ValueError(
+            f"steps must be an integer between 1 and T = {num_steps}, got {steps!r}: "
+            "DDIM visits a subset of the T training timesteps."
+        )
+    if steps == 1:
+        return [num_steps - 1, -1]
+    # Spacing (T-1)/(steps-1) >= 1 when steps <= T, so the rounded values are distinct.
+    spaced = torch.linspace(num_steps - 1, 0, steps, dtype=torch.float64).round().long()
+    return spaced.tolist() + [-1]
+
+
+def sample(
+    model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    schedule: NoiseSchedule,
+    n: int = 4,
+    image_size: Optional[int] = None,
+    channels: Optional[int] = None,
+    method: str = "ddpm",
+    steps: Optional[int] = None,
+    eta: float = 0.0,
+    variance: str = "posterior",
+    clip: bool = True,
+    seed: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+    every: Optional[int] = None,
+    progress: bool = True,
+) -> SampleResult:
+    """Draw ``n`` images by running the reverse process from x_T ~ N(0, I).
+
+    ``method="ddpm"`` is DDPM Algorithm 2 (all T steps, :func:`.reverse.reverse_step`);
+    ``method="ddim"`` takes ``steps`` DDIM steps (Song et al. 2021, eq. 12; default 50).
+
+    Args:
+        model: eps_theta, called as ``model(x_t [n, C, H, W], t LongTensor [n])``; it runs on
+            its own device (that of its first parameter, else the CPU), in eval mode, under
+            ``torch.no_grad`` (its train/eval mode is restored afterwards).
+        schedule: the noise schedule the model was trained with.
+        n: how many images.
+        image_size, channels: the image shape; default from ``model.config`` (``image_size``,
+            ``image_channels``) when the model has one.
+        steps: DDIM steps (1..T). DDPM always takes all T; giving another number is an error.
+        eta: DDIM noise (0 = deterministic, 1 = DDPM-like); only for ``method="ddim"``.
+        variance: sigma_t^2 of Algorithm 2, ``"posterior"`` (beta_tilde) or ``"beta"``; only
+            for ``method="ddpm"``.
+        clip: clip the predicted x_0 to [-1, 1] at every step (the route through eq. 7 with a
+            clipped x0_hat, as in the reference implementation). The default True keeps stray
+            pixels in the data range; False is the plain Algorithm 2 / eq. 12.
+        seed: seeds a CPU ``torch.Generator`` that draws x_T and every z, so the same seed gives
+            the same images on CPU and GPU. Give ``seed`` or ``generator``, not both.
+        every: capture a :class:`Frame` every ``every`` steps (the first step, T-1, always
+            included) and after the last step. Each frame holds 2 n C H W floats on the CPU.
+        progress: show a ``tqdm`` progress bar.
+    Returns:
+        A :class:`SampleResult` with ``.images`` [n, C, H, W] in [-1, 1] on the CPU and
+        ``.frames`` (``frames[-1].x_t`` equals ``.images``).
+    """
+    _check_sample_args(method, n, eta, variance, every, seed, generator)
+    T = schedule.num_steps
+    if method == "ddpm" and steps not in (None, T):
+        raise ValueError(
+            f"steps={steps} with method='ddpm': DDPM takes all T = {T} steps. "
+            "Use method='ddim' to sample with fewer steps."
+        )
+    timesteps = ddim_timesteps(T, T if method == "ddpm" else (steps or min(DEFAULT_DDIM_STEPS, T)))
+    shape = (n, *_image_shape(model, image_size, channels))
+    device = _model_device(model)
+    if seed is not None:
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    was_training = getattr(model, "training", None)
+    if was_training is not None:
+        model.eval()
+    try:
+        with torch.no_grad():
+            x = _draw(shape, generator, device)  # x_T ~ N(0, I)
+            step = _make_step(method, schedule, eta, variance, clip, generator)
+            frames = _reverse_loop(model, schedule, x, timesteps, step, clip, every, progress)
+    finally:
+        if was_training:
+            model.train()
+    return SampleResult(frames[-1].x_t, frames if every else [], method, timesteps[:-1])
+
+
+def _make_step(
+    method: str,
+    schedule: NoiseSchedule,
+    eta: float,
+    variance: str,
+    clip: bool,
+    generator: Optional[torch.Generator],
+) -> Callable[[torch.Tensor, int, int, torch.Tensor], torch.Tensor]:
+    """One reverse step with the options fixed: ``step(x_t, t, t_prev, eps) -> x_{t_prev}``."""
+    if method == "ddpm":  # Algorithm 2, line 4 (t_prev is t - 1); z drawn from `generator`
+        return lambda x, t, t_prev, eps: reverse_step(
+            x, t, eps, schedule, generator=generator, variance=variance, clip=clip
+        )
+    # DDIM, Song et al. eq. 12; z drawn only when eta > 0
+    return lambda x, t, t_prev, eps: ddim_step(
+        x, t, t_prev, eps, schedule, eta=eta, generator=generator, clip=clip
+    )
+
+
+def _reverse_loop(
+    model: Callable,
+    schedule: NoiseSchedule,
+    x: torch.Tensor,
+    timesteps: list[int],
+    step: Callable[[torch.Tensor, int, int, torch.Tensor], torch.Tensor],
+    clip: bool,
+    every: Optional[int],
+    progress: bool,
+) -> list[Frame]:
+    """The shared loop over (t, t_prev); returns the captured frames, the final one last."""
+    frames: list[Frame] = []
+    pairs = list(zip(timesteps[:-1], timesteps[1:]))
+    for i, (t, t_prev) in enumerate(tqdm(pairs, desc="sampling", disable=not progress)):
+        t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        eps = model(x, t_batch)  # eps_theta(x_t, t)
+        if every is not None and i % every == 0:
+            x0_pred = predict_x0(x, t, eps, schedule)  # eq. 15
+            x0_pred = x0_pred.clamp(-1.0, 1.0) if clip else x0_pred
+            frames.append(Frame(t, x.float().cpu(), x0_pred.float().cpu()))
+        x = step(x, t, t_prev, eps)  # x_{t_prev}
+    images = x.clamp(-1.0, 1.0).float().cpu()
+    frames.append(Frame(timesteps[-2], images, images))
+    return frames
+
+
+def psnr(images: torch.Tensor, reference: torch.Tensor, mirror: bool = False) -> torch.Tensor:
+    """Peak signal-to-noise ratio of each image against a reference, in dB: 10 log10(1 / MSE).
+
+    Both are mapped from [-1, 1] to [0, 1] by (x + 1) / 2 and clamped to [0, 1] first, so the
+    peak is 1. Identical images give ``inf`` (MSE = 0). Roughly: 20 dB is a recognisable copy,
+    30 dB hard to tell apart by eye.
+
+    Args:
+        images: [n, C, H, W] in [-1, 1].
+        reference: [C, H, W], [1, C, H, W] or [n, C, H, W] in [-1, 1].
+        mirror: compare against the nearer of the reference and its left-right mirror
+            (a model trained with horizontal flips may draw either).
+    Returns:
+        A float64 tensor [n] on the CPU.
+    """
+    check_image(images, "images")
+    if isinstance(reference, torch.Tensor) and reference.dim() == 3:
+        reference = reference.unsqueeze(0)
+    check_image(reference, "reference")
+    if reference.shape[1:] != images.shape[1:] or reference.shape[0] not in (1, images.shape[0]):
+        raise ValueError(
+            f"reference has shape {list(reference.shape)} but images have {list(images.shape)}: "
+            "give one reference image [C, H, W] of the same size, or one per image."
+        )
+    x = ((images.detach().double().cpu() + 1) / 2).clamp(0, 1)
+    ref = ((reference.detach().double().cpu() + 1) / 2).clamp(0, 1)
+    mse = ((x - ref) ** 2).mean(dim=(1, 2, 3))
+    if mirror:
+        mse = torch.minimum(mse, ((x - ref.flip(-1)) ** 2).mean(dim=(1, 2, 3)))
+    return 10 * torch.log10(1.0 / mse)
+
+
+def _check_sample_args(
+    method: str,
+    n: int,
+    eta: float,
+    variance: str,
+    every: Optional[int],
+    seed: Optional[int],
+    generator: Optional[torch.Generator],
+) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}.")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n (the number of images) must be an integer >= 1, got {n!r}.")
+    if not isinstance(eta, (int, float)) or not math.isfinite(eta) or eta < 0:
+        raise ValueError(f"eta must be a number >= 0 (0 is deterministic DDIM), got {eta!r}.")
+    if method == "ddpm" and eta != 0:
+        raise ValueError(f"eta={eta} only applies to method='ddim'; DDPM's noise is `variance`.")
+    if variance not in VARIANCES:
+        raise ValueError(f"variance must be one of {', '.join(VARIANCES)}; got {variance!r}.")
+    if method == "ddim" and variance != "posterior":
+        raise ValueError("variance only applies to method='ddpm'; DDIM's noise is set by eta.")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise ValueError(
+            f"every must be None or an integer >= 1 (steps between frames), got {every!r}."
+        )
+    if seed is not None and generator is not None:
+        raise ValueError("give seed or generator, not both: the seed would replace the generator.")
+
+
+def _image_shape(model: Any, image_size: Optional[int], channels: Optional[int]) -> tuple:
+    """(C, H, W) from the arguments, falling back on ``model.config`` when it has the fields."""
+    config = getattr(model, "config", None)
+    if image_size is None:
+        image_size = getattr(config, "image_size", None)
+    if channels is None:
+        channels = getattr(config, "image_channels", None) or getattr(config, "channels", None)
+    for name, value in (("image_size", image_size), ("channels", channels)):
+        if value is None:
+            raise ValueError(f"{name} is not known: pass {name}=... (the model has no config).")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    return (channels, image_size, image_size)
+
+
+def _model_device(model: Any) -> torch.device:
+    """The device of the model's first parameter or buffer; the CPU for a plain function."""
+    for tensors in (getattr(model, "parameters", None), getattr(model, "buffers", None)):
+        if tensors is not None:
+            first = next(iter(tensors()), None)
+            if first is not None:
+                return first.device
+    return torch.device("cpu")
+
+
+def _draw(shape: tuple, generator: Optional[torch.Generator], device: torch.device) -> torch.Tensor:
+    """x_T ~ N(0, I), drawn on the generator's device (the CPU for a seed), then moved."""
+    where = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=where).to(device)

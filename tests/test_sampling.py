@@ -1,0 +1,261 @@
+"""Tests of the samplers (DDPM Algorithm 2, DDIM) and of PSNR, without any training.
+
+Two stand-in models: a tiny untrained conv net taking (x, t) for determinism and bookkeeping,
+and an oracle that returns the true noise of a known x_0, for which the reverse process must
+give back x_0.
+"""
+
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from diffusion_helpers.reverse import ddim_step
+from diffusion_helpers.sampling import Frame, SampleResult, ddim_timesteps, psnr, sample
+from diffusion_helpers.schedule import NoiseSchedule
+
+SIZE, CHANNELS = 8, 3
+
+
+@dataclass
+class TinyConfig:
+    image_size: int = SIZE
+    image_channels: int = CHANNELS
+
+
+class TinyNet(nn.Module):
+    """One 3x3 conv plus a learned per-timestep offset: eps = conv(x) + emb[t]."""
+
+    def __init__(self, num_steps: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1)
+        self.emb = nn.Embedding(num_steps, 1)
+        self.config = TinyConfig()
+        self.seen_training: list[bool] = []
+
+    def forward(self, x, t):
+        self.seen_training.append(self.training)
+        return self.conv(x) + self.emb(t).reshape(-1, 1, 1, 1)
+
+
+def make_oracle(x0: torch.Tensor, schedule: NoiseSchedule):
+    """eps*(x_t, t) = (x_t - sqrt(abar_t) x_0) / sqrt(1 - abar_t): eq. 4 solved for the noise."""
+
+    def oracle(x_t, t):
+        abar = schedule.gather(schedule.alpha_bars, t, x_t)
+        return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
+
+    return oracle
+
+
+@pytest.fixture(scope="module")
+def schedule():
+    return NoiseSchedule(num_steps=50)
+
+
+@pytest.fixture(scope="module")
+def x0():
+    gen = torch.Generator().manual_seed(0)
+    # Inside (-1, 1), so that clipping x0_hat to the data range leaves the true x_0 unchanged.
+    return torch.rand(1, CHANNELS, 16, 16, generator=gen) * 1.8 - 0.9
+
+
+def run(model, schedule, **kwargs):
+    kwargs.setdefault("n", 2)
+    kwargs.setdefault("progress", False)
+    return sample(model, schedule, **kwargs)
+
+
+# ---------------------------------------------------------------- timesteps
+
+
+def test_ddim_timesteps_even_decreasing_from_last_to_minus_one():
+    ts = ddim_timesteps(1000, 50)
+    assert len(ts) == 51
+    assert ts[0] == 999 and ts[-2:] == [0, -1]
+    gaps = [a - b for a, b in zip(ts[:-1], ts[1:])]
+    assert all(g > 0 for g in gaps)
+    assert max(gaps[:-1]) - min(gaps[:-1]) <= 1  # even spacing up to rounding: 999 / 49 = 20.4
+    assert ddim_timesteps(10, 10) == list(range(9, -2, -1))  # every step, as DDPM
+    assert ddim_timesteps(10, 1) == [9, -1]
+
+
+@pytest.mark.parametrize("steps", [0, 11, 2.5, True])
+def test_ddim_timesteps_rejects_bad_steps(steps):
+    with pytest.raises(ValueError, match="steps"):
+        ddim_timesteps(10, steps)
+
+
+# ---------------------------------------------------------------- determinism
+
+
+@pytest.mark.parametrize("method", ["ddpm", "ddim"])
+def test_same_seed_same_images_other_seed_other_images(schedule, method):
+    net = TinyNet(schedule.num_steps)
+    a = run(net, schedule, method=method, steps=None if method == "ddpm" else 10, seed=3)
+    b = run(net, schedule, method=method, steps=None if method == "ddpm" else 10, seed=3)
+    c = run(net, schedule, method=method, steps=None if method == "ddpm" else 10, seed=4)
+    assert torch.equal(a.images, b.images)
+    assert not torch.allclose(a.images, c.images)
+
+
+def test_generator_and_seed_give_the_same_images(schedule):
+    net = TinyNet(schedule.num_steps)
+    a = run(net, schedule, seed=7)
+    b = run(net, schedule, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(a.images, b.images)
+
+
+def test_ddim_eta0_depends_only_on_x_T(schedule):
+    """The sampler equals a hand-written loop of ddim_step from the same x_T, with no z."""
+    net = TinyNet(schedule.num_steps)
+    result = run(net, schedule, method="ddim", steps=7, eta=0.0, seed=11, clip=False)
+    x = torch.randn(2, CHANNELS, SIZE, SIZE, generator=torch.Generator().manual_seed(11))
+    ts = ddim_timesteps(schedule.num_steps, 7)
+    with torch.no_grad():
+        for t, t_prev in zip(ts[:-1], ts[1:]):
+            x = ddim_step(x, t, t_prev, net(x, torch.full((2,), t)), schedule, eta=0.0)
+    # Same operations in the same order on the same x_T: equal up to float32 rounding.
+    torch.testing.assert_close(result.images, x.clamp(-1, 1), atol=1e-6, rtol=0)
+    noisy = run(net, schedule, method="ddim", steps=7, eta=1.0, seed=11, clip=False)
+    assert not torch.allclose(noisy.images, result.images)  # eta > 0 adds fresh noise
+
+
+def test_model_mode_restored_and_eval_inside(schedule):
+    net = TinyNet(schedule.num_steps).train()
+    run(net, schedule, method="ddim", steps=3, seed=0)
+    assert net.training and net.seen_training == [False] * 3
+    net.eval()
+    run(net, schedule, method="ddim", steps=3, seed=0)
+    assert not net.training
+
+
+def test_shape_from_model_config_and_result_types(schedule):
+    result = run(TinyNet(schedule.num_steps), schedule, n=3, method="ddim", steps=4, seed=0)
+    assert isinstance(result, SampleResult)
+    assert result.images.shape == (3, CHANNELS, SIZE, SIZE)
+    assert result.images.min() >= -1 and result.images.max() <= 1
+    assert result.frames == [] and result.method == "ddim"
+    assert result.timesteps == ddim_timesteps(schedule.num_steps, 4)[:-1]
+
+
+# ---------------------------------------------------------------- frames
+
+
+@pytest.mark.parametrize(
+    "method,steps,every", [("ddpm", None, 7), ("ddim", 10, 3), ("ddim", 10, 1)]
+)
+def test_frames_every_k_include_both_ends(schedule, method, steps, every):
+    result = run(TinyNet(schedule.num_steps), schedule, method=method, steps=steps, every=every)
+    visited = result.timesteps
+    assert len(result.frames) == math.ceil(len(visited) / every) + 1
+    assert [f.t for f in result.frames[:-1]] == visited[::every]
+    assert result.frames[0].t == schedule.num_steps - 1
+    assert result.frames[-1].t == visited[-1]  # the step that produced the final images
+    assert torch.equal(result.frames[-1].x_t, result.images)
+    for frame in result.frames:
+        assert isinstance(frame, Frame)
+        assert frame.x_t.shape == frame.x0_pred.shape == (2, CHANNELS, SIZE, SIZE)
+        assert frame.x_t.device.type == "cpu"
+
+
+def test_first_frame_is_x_T(schedule):
+    result = run(TinyNet(schedule.num_steps), schedule, seed=5, every=10)
+    x_T = torch.randn(2, CHANNELS, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(result.frames[0].x_t, x_T)
+
+
+# ---------------------------------------------------------------- oracle
+
+
+@pytest.mark.parametrize("method", ["ddpm", "ddim"])
+@pytest.mark.parametrize("clip", [True, False])
+def test_oracle_recovers_x0(x0, method, clip):
+    schedule = NoiseSchedule(1000)
+    oracle = make_oracle(x0, schedule)
+    result = run(oracle, schedule, n=3, image_size=16, channels=CHANNELS, method=method,
+                 clip=clip, seed=0, every=100)  # fmt: skip
+    # With the true noise, x0_hat = x_0 at every step (eq. 15 inverts eq. 4) and the last step
+    # returns x0_hat (posterior coef of x_t is 0 at t = 0; abar_{-1} = 1 for DDIM). What is
+    # left is float32 rounding (~1e-7) amplified by 1/sqrt(1 - abar_0) = 100 at the last step:
+    # ~1e-5; we measured 3e-6, and allow 1e-4.
+    assert (result.images - x0).abs().max() < 1e-4
+    for frame in result.frames:
+        assert (frame.x0_pred - x0).abs().max() < 1e-4
+
+
+def test_oracle_ddpm_intermediate_x_t_follow_q(x0):
+    """With the true noise, each reverse step samples q(x_{t-1} | x_t, x_0) (eq. 6-7), so x_t
+    along the way must be distributed as q(x_t | x_0) = N(sqrt(abar_t) x_0, (1-abar_t) I)."""
+    schedule = NoiseSchedule(1000)
+    result = run(make_oracle(x0, schedule), schedule, n=8, image_size=16, channels=CHANNELS,
+                 seed=1, every=250)  # fmt: skip
+    for frame in result.frames[1:-1]:  # t = 749, 499, 249 (frame 0 is the drawn x_T itself)
+        abar = schedule.alpha_bars[frame.t].float()
+        z = (frame.x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
+        # 8*3*16*16 = 6144 values: the std of the sample mean is 1/sqrt(6144) = 0.013 and that of
+        # the sample std about 0.009; 0.05 is > 3.5 sigma for both.
+        assert abs(z.mean().item()) < 0.05, frame.t
+        assert abs(z.std().item() - 1) < 0.05, frame.t
+
+
+# ---------------------------------------------------------------- arguments
+
+
+@pytest.mark.parametrize(
+    "kwargs,word",
+    [
+        ({"method": "euler"}, "method"),
+        ({"method": "ddpm", "steps": 10}, "steps"),
+        ({"method": "ddim", "steps": 51}, "steps"),
+        ({"n": 0}, "n "),
+        ({"method": "ddim", "eta": -0.5}, "eta"),
+        ({"method": "ddpm", "eta": 1.0}, "eta"),
+        ({"method": "ddim", "variance": "beta"}, "variance"),
+        ({"variance": "large"}, "variance"),
+        ({"every": 0}, "every"),
+        ({"seed": 1, "generator": torch.Generator()}, "seed or generator"),
+    ],
+)
+def test_bad_arguments_raise_early(schedule, kwargs, word):
+    net = TinyNet(schedule.num_steps)
+    with pytest.raises(ValueError, match=word):
+        run(net, schedule, **kwargs)
+    assert net.seen_training == []  # raised before the model was called
+
+
+def test_missing_image_size_without_config(schedule, x0):
+    with pytest.raises(ValueError, match="image_size"):
+        run(make_oracle(x0, schedule), schedule, channels=3)
+
+
+# ---------------------------------------------------------------- psnr
+
+
+def test_psnr_known_mse():
+    ref = torch.zeros(3, 4, 4)  # 0 in [-1, 1] is 0.5 on the [0, 1] scale
+    offsets = torch.tensor([0.1, 0.5, -0.2])
+    images = ref + offsets.reshape(3, 1, 1, 1)
+    mse01 = (offsets / 2) ** 2  # an offset d in [-1, 1] is d / 2 on the [0, 1] scale
+    expected = 10 * torch.log10(1 / mse01.double())
+    torch.testing.assert_close(psnr(images, ref), expected)
+    torch.testing.assert_close(psnr(images, ref.unsqueeze(0)), expected)
+
+
+def test_psnr_identical_is_inf_and_mirror_picks_nearer():
+    ref = torch.linspace(-1, 1, 8).repeat(1, 8, 1)  # [1, 8, 8]: a left-to-right ramp
+    ref = ref.expand(3, 8, 8)
+    mirrored = ref.flip(-1).unsqueeze(0)
+    assert psnr(ref.unsqueeze(0), ref).item() == math.inf
+    assert math.isfinite(psnr(mirrored, ref).item())
+    assert psnr(mirrored, ref, mirror=True).item() == math.inf
+    near = ref.unsqueeze(0) + 0.1  # closer to the ramp than to its mirror
+    assert psnr(near, ref, mirror=True).item() == pytest.approx(psnr(near, ref).item())
+
+
+def test_psnr_shape_mismatch_raises():
+    with pytest.raises(ValueError, match="reference"):
+        psnr(torch.zeros(2, 3, 8, 8), torch.zeros(3, 4, 4))
