@@ -1,0 +1,172 @@
+"""Let the learner pick their own picture in a notebook, with a safe default for "Run all".
+
+Two cells in a notebook:
+
+    button = upload_widget(); button          # shows an "Upload picture" button
+    x0 = upload_image(button)                 # the upload, or the bundled sample if none yet
+
+``upload_image`` returns the tensor; ``upload_image_info`` also returns an ``ImageInfo`` (name,
+original size, mode) for a line like "Loaded my_cat.jpg (4032x3024 RGB -> 64x64)". Nothing is
+kept in global state. In Colab, ``upload_image(dialog=True)`` opens Colab's own file dialog,
+which works even where custom widgets are not enabled.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from typing import Any, Optional
+
+import torch
+
+from . import env
+from .images import (
+    DEFAULT_IMAGE,
+    ImageInfo,
+    ImageLoadError,
+    Source,
+    check_load_args,
+    load_image_info,
+)
+
+
+def upload_widget() -> Any:
+    """An ipywidgets ``FileUpload`` button for one picture (Jupyter, VS Code, Colab).
+
+    Show it in one cell, choose a file, then run the cell that calls ``upload_image(button)``.
+    """
+    import ipywidgets  # imported here: only notebooks need it
+
+    return ipywidgets.FileUpload(
+        accept="image/*",
+        multiple=False,
+        description="Upload picture",
+        tooltip="Choose a photo (JPEG/PNG), then re-run the cell below that calls upload_image.",
+        icon="upload",
+    )
+
+
+def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
+    """(file name, bytes) for every file in an upload ``value``, in any of the formats:
+
+    - ipywidgets 8 ``FileUpload.value``: a tuple of dicts with keys name, type, size,
+      content (a memoryview), last_modified;
+    - ipywidgets 7 ``FileUpload.value``: {file name: {"metadata": {"name": ...}, "content": bytes}};
+    - Colab's ``google.colab.files.upload()``: {file name: bytes}.
+
+    An empty value (nothing uploaded yet) gives [].
+    """
+    if value is None:
+        return []
+    if isinstance(value, dict):  # ipywidgets 7 or Colab
+        files = []
+        for key, item in value.items():
+            if isinstance(item, dict):
+                name = item.get("metadata", {}).get("name", key)
+                files.append((str(name), bytes(item["content"])))
+            else:
+                files.append((str(key), bytes(item)))
+        return files
+    if isinstance(value, (tuple, list)):  # ipywidgets 8
+        return [(str(item["name"]), bytes(item["content"])) for item in value]
+    raise ImageLoadError(
+        f"Cannot read an upload value of type {type(value).__name__}: expected the .value of an "
+        "ipywidgets FileUpload (a tuple or dict) or the dict from google.colab.files.upload()."
+    )
+
+
+def colab_dialog_files() -> list[tuple[str, bytes]]:
+    """Open Colab's file dialog and return the chosen files as (name, bytes); Colab only."""
+    from google.colab import files  # imported only in Colab
+
+    return uploaded_files(files.upload())
+
+
+def upload_image(
+    widget: Any = None,
+    *,
+    dialog: bool = False,
+    size: int = 64,
+    channels: int = 3,
+    crop: str = "center",
+    default: Optional[Source] = None,
+    verbose: bool = True,
+) -> torch.Tensor:
+    """The learner's picture as a tensor [1, channels, size, size] in [-1, 1].
+
+    Uses, in order: the file uploaded with ``widget`` (from ``upload_widget()``); Colab's file
+    dialog when ``dialog=True`` and running in Colab; otherwise ``default`` (the bundled sample
+    image when None), printing one line that says so and how to use your own picture.
+    See ``upload_image_info`` for the arguments.
+    """
+    return upload_image_info(
+        widget,
+        dialog=dialog,
+        size=size,
+        channels=channels,
+        crop=crop,
+        default=default,
+        verbose=verbose,
+    )[0]
+
+
+def upload_image_info(
+    widget: Any = None,
+    *,
+    dialog: bool = False,
+    size: int = 64,
+    channels: int = 3,
+    crop: str = "center",
+    default: Optional[Source] = None,
+    verbose: bool = True,
+) -> tuple[torch.Tensor, ImageInfo]:
+    """Like ``upload_image``, and also return the ``ImageInfo`` of the picture used.
+
+    Args:
+        widget: an ipywidgets ``FileUpload`` (or any object with its ``.value``), or None.
+        dialog: in Colab, open Colab's file dialog when the widget holds nothing.
+        size, channels, crop: as in ``load_image``.
+        default: what to load when nothing was uploaded (default: ``DEFAULT_IMAGE``).
+        verbose: print one line saying which picture was used.
+    """
+    check_load_args(size, channels, crop)
+    if widget is not None and not hasattr(widget, "value"):
+        raise ValueError(
+            f"widget must be the FileUpload from upload_widget(), got {type(widget).__name__}."
+        )
+    files = uploaded_files(widget.value) if widget is not None else []
+    if not files and dialog:
+        files = dialog_files(verbose)
+    if files:
+        name, data = files[0]
+        upload = io.BytesIO(data)
+        upload.name = name  # error messages and ImageInfo then name the learner's file
+        x, info = load_image_info(upload, size, channels, crop)
+        if verbose:
+            extra = f" (the first of {len(files)} files)" if len(files) > 1 else ""
+            print(f"Loaded {info.describe()}{extra}.")
+        return x, info
+    x, info = load_image_info(DEFAULT_IMAGE if default is None else default, size, channels, crop)
+    if default is None:
+        info = replace(info, name=DEFAULT_IMAGE.name)  # "scene.png", not the full path
+    if verbose:
+        print(
+            f"No picture uploaded, so using the sample {info.describe()}. To use your own, "
+            "upload one with the button above and re-run this cell, or call "
+            'load_image("path/to/photo.jpg") (in Colab: upload_image(dialog=True)).'
+        )
+    return x, info
+
+
+def dialog_files(verbose: bool = True) -> list[tuple[str, bytes]]:
+    """Files from Colab's upload dialog; [] outside Colab or when the dialog fails/is cancelled."""
+    if not env.in_colab():
+        if verbose:
+            print("dialog=True opens a file dialog only in Colab; here use upload_widget().")
+        return []
+    try:
+        return colab_dialog_files()
+    except Exception as err:  # noqa: BLE001 - a cancelled or broken dialog falls back to the default
+        if verbose:
+            print(f"The Colab upload dialog did not return a file ({err}).")
+        return []
