@@ -1,0 +1,190 @@
+"""Drive one notebook in JupyterLab the way a learner does, and read back what it shows.
+
+Actions go through the user interface (menu clicks, keyboard, the upload dialog); state
+that the page does not show in a stable way (kernel status, execution counts, error
+outputs) is read from ``window.jupyterapp``, which the server exposes for these tests.
+Every wait is on a condition with a deadline; nothing sleeps for a fixed time.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Playwright is only needed when the tests run, not when pytest collects
+    from playwright.sync_api import Locator, Page
+
+# JavaScript run in the page. `panel` is the notebook panel of the path under test.
+_PANEL_JS = """
+(path) => {
+  const app = window.jupyterapp;
+  if (!app) return null;
+  for (const w of app.shell.widgets('main')) {
+    if (w.context && w.context.path === path && w.content && w.content.model) return w;
+  }
+  return null;
+}
+"""
+
+_READY_JS = f"""
+(path) => {{
+  const panel = ({_PANEL_JS})(path);
+  const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
+  return !!kernel && kernel.status === 'idle' && panel.content.widgets.length > 0;
+}}
+"""
+
+# Code cells with something to run, their execution counts, and whether any shows [*].
+_CELLS_JS = f"""
+(path) => {{
+  const panel = ({_PANEL_JS})(path);
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  const cells = [];
+  panel.content.widgets.forEach((cell, index) => {{
+    const model = cell.model;
+    if (model.type !== 'code') return;
+    const errors = model.outputs.toJSON().filter(o => o.output_type === 'error');
+    cells.push({{
+      index,
+      source: model.sharedModel.getSource(),
+      count: model.executionCount,
+      running: /\\[\\*\\]/.test(cell.node.querySelector('.jp-InputPrompt')?.textContent || ''),
+      errors: errors.map(o => ({{ename: o.ename, evalue: o.evalue,
+                                 traceback: (o.traceback || []).join('\\n')}})),
+    }});
+  }});
+  return {{kernel: kernel ? kernel.status : 'none', cells}};
+}}
+"""
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class CellError(AssertionError):
+    """A notebook cell raised: carries the first error's name, value and traceback."""
+
+
+class LabNotebook:
+    """One open notebook in a JupyterLab page.
+
+    Args:
+        page: the Playwright page showing JupyterLab.
+        path: the notebook's path relative to the server's root folder.
+        timeout_s: default deadline for waits on the kernel (runs of cells).
+    """
+
+    def __init__(self, page: Page, path: str, timeout_s: float) -> None:
+        self.page = page
+        self.path = path
+        self.timeout_ms = timeout_s * 1000
+
+    # ---- state read from the page ----
+
+    def cells(self) -> list[dict]:
+        """Code cells: index, source, execution count, running flag and error outputs."""
+        return self.page.evaluate(_CELLS_JS, self.path)["cells"]
+
+    def kernel_status(self) -> str:
+        return self.page.evaluate(_CELLS_JS, self.path)["kernel"]
+
+    def cell(self, index: int) -> Locator:
+        """The cell widget at this notebook position (all cells stay in the DOM by default)."""
+        return self.page.locator(
+            f".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell[data-windowed-list-index='{index}']"
+        )
+
+    def cell_index(self, text: str) -> int:
+        """Index of the first code cell whose source contains ``text``."""
+        for cell in self.cells():
+            if text in cell["source"]:
+                return cell["index"]
+        raise AssertionError(f"no code cell of {self.path} contains {text!r}")
+
+    def raise_first_error(self) -> None:
+        """Fail with the first error output of the notebook, if any cell has one."""
+        for cell in self.cells():
+            for error in cell["errors"]:
+                traceback = _ANSI.sub("", error["traceback"])
+                raise CellError(
+                    f"{self.path}: cell {cell['index']} raised {error['ename']}: {error['evalue']}"
+                    f"\n--- source ---\n{cell['source']}\n--- traceback ---\n{traceback}"
+                )
+
+    # ---- waits ----
+
+    def wait_ready(self) -> None:
+        """Wait until the notebook is rendered and its kernel has started and is idle."""
+        self.page.wait_for_function(_READY_JS, arg=self.path, timeout=self.timeout_ms)
+
+    def _wait_runs_done(self, indices: list[int], after_count: int) -> None:
+        """Wait until these cells ran (count > after_count) or a cell failed, then idle."""
+        self.page.wait_for_function(
+            f"""([path, indices, after]) => {{
+                const state = ({_CELLS_JS})(path);
+                if (state.kernel !== 'idle' || state.cells.some(c => c.running)) return false;
+                if (state.cells.some(c => c.errors.length > 0)) return true;
+                const ran = new Map(state.cells.map(c => [c.index, (c.count || 0) > after]));
+                return indices.every(i => ran.get(i));
+            }}""",
+            arg=[self.path, indices, after_count],
+            timeout=self.timeout_ms,
+        )
+        self.raise_first_error()
+
+    def _max_count(self) -> int:
+        return max([c["count"] or 0 for c in self.cells()], default=0)
+
+    # ---- learner actions ----
+
+    def run_all(self) -> None:
+        """Run > Run All Cells from the menu bar; wait for every code cell; fail on an error."""
+        before = self._max_count()
+        to_run = [c["index"] for c in self.cells() if c["source"].strip()]
+        self.page.locator('.lm-MenuBar-itemLabel:text-is("Run")').click()
+        self.page.locator('li.lm-Menu-item[data-command="runmenu:run-all"]').click()
+        self._wait_runs_done(to_run, before)
+
+    def run_cell(self, index: int) -> None:
+        """Select the cell by clicking its prompt, press Shift+Enter, wait for it to finish."""
+        before = self._max_count()
+        prompt = self.cell(index).locator(".jp-InputPrompt")
+        prompt.scroll_into_view_if_needed()
+        prompt.click()
+        self.page.keyboard.press("Shift+Enter")
+        self._wait_runs_done([index], before)
+
+    def upload(self, button: Locator, file_path: Path) -> None:
+        """Click an upload button and pick ``file_path`` in the file dialog it opens.
+
+        ipywidgets 8's FileUpload keeps its ``<input type=file>`` out of the DOM and opens it
+        from the button's click handler, so the dialog is answered as a person would.
+        """
+        with self.page.expect_file_chooser(timeout=self.timeout_ms) as chooser:
+            button.click()
+        chooser.value.set_files(str(file_path))
+
+    # ---- pictures for a person ----
+
+    def screenshot(self, path: Path) -> Path:
+        """Save a picture of the whole notebook: the viewport is stretched to its height."""
+        scroller = self.page.locator(
+            ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer"
+        )
+        content_h = scroller.evaluate("el => el.scrollHeight")
+        viewport = self.page.viewport_size
+        chrome_h = viewport["height"] - scroller.evaluate("el => el.clientHeight")
+        # Chromium refuses screenshots taller than 16384 px; longer notebooks are cut there.
+        height = min(content_h + chrome_h, 16000)
+        self.page.set_viewport_size({"width": viewport["width"], "height": height})
+        try:
+            self.page.wait_for_function(
+                "([el, h]) => el.clientHeight >= h",
+                arg=[scroller.element_handle(), height - chrome_h],
+            )
+            scroller.evaluate("el => el.scrollTo(0, 0)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(path), full_page=True)
+        finally:
+            self.page.set_viewport_size(viewport)
+        return path
