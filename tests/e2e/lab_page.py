@@ -188,3 +188,36 @@ class LabNotebook:
         finally:
             self.page.set_viewport_size(viewport)
         return path
+
+
+# ---- reading widgets ----
+
+
+def wait_for_text(locator: Locator, pattern: str, timeout_ms: float = 30_000) -> re.Match:
+    """Wait until the element's text matches the regular expression; return the match."""
+    locator.page.wait_for_function(
+        "([el, pattern]) => new RegExp(pattern).test(el.textContent)",
+        arg=[locator.element_handle(), pattern],
+        timeout=timeout_ms,
+    )
+    return re.search(pattern, locator.text_content())
+
+
+def wait_for_new_src(image: Locator, old_src: str, timeout_ms: float = 30_000) -> str:
+    """Wait until an <img> shows a different, loaded source than ``old_src``; return it."""
+    image.page.wait_for_function(
+        "([el, old]) => el.src && el.src !== old && el.complete && el.naturalWidth > 0",
+        arg=[image.element_handle(), old_src],
+        timeout=timeout_ms,
+    )
+    return image.get_attribute("src")
+
+
+def shown_picture(element: Locator):  # noqa: ANN201 - PIL.Image.Image
+    """What the element looks like on screen, as an RGB Pillow image."""
+    import io
+
+    from PIL import Image
+
+    element.scroll_into_view_if_needed()
+    return Image.open(io.BytesIO(element.screenshot())).convert("RGB")
