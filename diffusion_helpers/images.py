@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,14 @@ HEIC_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"
 AVIF_BRANDS = (b"avif", b"avis")
 VIDEO_BRANDS = (b"isom", b"iso2", b"mp41", b"mp42", b"qt  ", b"M4V ", b"3gp4", b"3gp5")
 HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+IMAGE_MAGIC = (  # file signatures, to tell a broken image from something else
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+)
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 
@@ -199,15 +208,16 @@ def load_image_info(
     """
     check_load_args(size, channels, crop)
     name, img = open_image(source, max_bytes=max_bytes, max_pixels=max_pixels)
+    mode, (w, h) = img.mode, img.size
     if img.format == "JPEG":  # let libjpeg decode at 1/2..1/8 scale: much faster for photos
         img.draft(img.mode, (2 * size, 2 * size))
     decode_fully(img, name)
-    mode = img.mode
+    stored = img.size
     img = upright(img)
-    info = ImageInfo(name=name, original_size=img.size, mode=mode, size=size)
+    turned = img.size != stored  # EXIF said the picture is stored sideways
+    info = ImageInfo(name=name, original_size=(h, w) if turned else (w, h), mode=mode, size=size)
     img = to_8bit_rgb(img, name)
-    if channels == 1:
-        img = img.convert("L")  # L = 0.299 R + 0.587 G + 0.114 B (ITU-R 601-2)
+    img = img.convert("L" if channels == 1 else "RGB")  # L = 0.299 R + 0.587 G + 0.114 B
     img = make_square(img, crop)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
@@ -334,11 +344,13 @@ def open_bytes(data: bytes, name: str) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data))
     except UnidentifiedImageError as err:
-        raise ImageLoadError(
-            f"Could not load {name}: it is {describe_non_image(data, brand)}"
-        ) from err
+        image_kind = next((kind for magic, kind in IMAGE_MAGIC if data.startswith(magic)), None)
+        if image_kind is not None:  # an image's signature, but a header Pillow rejects
+            raise ImageLoadError(corrupt_message(name, image_kind, "invalid header")) from err
+        what = describe_non_image(data, brand)
+        raise ImageLoadError(f"Could not load {name}: it is {what}") from err
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageLoadError(bomb_message(name, str(err))) from err
+        raise ImageLoadError(bomb_message(name, pillow_pixel_count(err))) from err
     except Exception as err:  # noqa: BLE001 - Pillow raises many types for broken headers
         raise ImageLoadError(corrupt_message(name, "an image", err)) from err
 
@@ -358,6 +370,11 @@ def describe_non_image(data: bytes, brand: bytes = b"") -> str:
         )
     if b"<svg" in head:
         return "an SVG vector drawing; only pixel images load. Export it as PNG first."
+    if brand in HEIC_BRANDS + AVIF_BRANDS:
+        return (
+            "a HEIC/AVIF photo that could not be decoded (damaged, or a variant the installed "
+            "plugin does not support). Convert it to JPEG and load that."
+        )
     if data.startswith(b"PK\x03\x04"):
         return (
             "a ZIP archive (or a .docx/.xlsx/.pptx document), not an image. Unzip it and "
@@ -434,7 +451,13 @@ def bomb_message(name: str, what: str, max_pixels: int = MAX_PIXELS) -> str:
     )
 
 
-def corrupt_message(name: str, kind: str, err: BaseException) -> str:
+def pillow_pixel_count(err: BaseException) -> str:
+    """ "N pixels" from Pillow's own decompression-bomb message (its text if that fails)."""
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    return f"{int(found.group(1)):,} pixels" if found else str(err)
+
+
+def corrupt_message(name: str, kind: str, err: Union[BaseException, str]) -> str:
     """The message for data that starts like an image but cannot be decoded."""
     return (
         f"Could not load {name}: it looks like {kind} but its data is truncated or corrupt ({err}). Download or "
@@ -452,7 +475,7 @@ def decode_fully(img: Image.Image, name: str) -> None:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageLoadError(bomb_message(name, str(err))) from err
+        raise ImageLoadError(bomb_message(name, pillow_pixel_count(err))) from err
     except Exception as err:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError...
         kind = f"a {img.format} image" if img.format else "an image"
         raise ImageLoadError(corrupt_message(name, kind, err)) from err

@@ -34,16 +34,16 @@ def upload_widget() -> Any:
     """An ipywidgets ``FileUpload`` button for one picture (Jupyter, VS Code, Colab).
 
     Show it in one cell, choose a file, then run the cell that calls ``upload_image(button)``.
+    In Colab the widget has been seen to drop files of 1 MB or more (jupyter-widgets/ipywidgets
+    issue 3452), which includes most phone photos: there ``upload_image(dialog=True)`` is the
+    reliable way.
     """
     import ipywidgets  # imported here: only notebooks need it
 
-    return ipywidgets.FileUpload(
-        accept="image/*",
-        multiple=False,
-        description="Upload picture",
-        tooltip="Choose a photo (JPEG/PNG), then re-run the cell below that calls upload_image.",
-        icon="upload",
-    )
+    options = {"accept": "image/*", "multiple": False, "description": "Upload picture"}
+    if "tooltip" in ipywidgets.FileUpload.class_trait_names():  # ipywidgets 8; 7 has none
+        options["tooltip"] = "Choose a photo (JPEG/PNG), then re-run the cell that loads it."
+    return ipywidgets.FileUpload(**options)
 
 
 def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
@@ -95,7 +95,8 @@ def upload_image(
     """The learner's picture as a tensor [1, channels, size, size] in [-1, 1].
 
     Uses, in order: the file uploaded with ``widget`` (from ``upload_widget()``); Colab's file
-    dialog when ``dialog=True`` and running in Colab; otherwise ``default`` (the bundled sample
+    dialog when ``dialog=True`` and running in Colab (the cell waits for a choice; Cancel falls
+    back to the default); otherwise ``default`` (the bundled sample
     image when None), printing one line that says so and how to use your own picture.
     See ``upload_image_info`` for the arguments.
     """
