@@ -209,8 +209,8 @@ def load_image_info(
     check_load_args(size, channels, crop)
     name, img = open_image(source, max_bytes=max_bytes, max_pixels=max_pixels)
     mode, (w, h) = img.mode, img.size
-    if img.format == "JPEG":  # let libjpeg decode at 1/2..1/8 scale: much faster for photos
-        img.draft(img.mode, (2 * size, 2 * size))
+    if img.format == "JPEG" and img is not source:  # (never change the caller's own image)
+        img.draft(img.mode, (2 * size, 2 * size))  # libjpeg decodes at 1/2..1/8 scale: faster
     decode_fully(img, name)
     stored = img.size
     img = upright(img)
@@ -231,16 +231,14 @@ def open_image(
 ) -> tuple[str, Image.Image]:
     """Return (a name for messages, the PIL image opened lazily: header read, pixels not yet
     decoded), after checking its byte size and its width x height."""
-    if isinstance(source, Image.Image):
+    if isinstance(source, Image.Image):  # used as it is, at its current frame
         name, img = "the given PIL image", source
     elif isinstance(source, np.ndarray):
         name, img = "the given array", array_to_pil(source)
     else:
         name, data = read_bytes(source, max_bytes)
-        img = open_bytes(data, name)
+        img = open_bytes(data, name)  # at the first frame of an animated GIF/PNG/WebP
     check_dimensions(img.size, name, max_pixels)
-    if getattr(img, "is_animated", False):
-        img.seek(0)  # animated GIF/PNG/WebP: the first frame
     return name, img
 
 

@@ -277,6 +277,12 @@ def test_large_image_is_cropped_and_resized(fmt):
     assert x[0, 2, :, 18:].min() > 0.9 and x[0, 0, :, 18:].max() < -0.9
 
 
+def test_callers_pil_image_is_not_changed():
+    opened = Image.open(io.BytesIO(encode(Image.new("RGB", (400, 300), RED), "JPEG")))
+    load_image(opened, size=16)
+    assert opened.size == (400, 300)  # no JPEG draft (reduced decode) applied to it
+
+
 def test_numpy_arrays():
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
