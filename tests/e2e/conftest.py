@@ -50,9 +50,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    folder = getattr(terminalreporter.config, "_e2e_screenshot_dir", None)
-    if folder is not None:
-        terminalreporter.write_line(f"e2e screenshots: {folder}")
+    for what, attribute in (
+        ("screenshots", "_e2e_screenshot_dir"),
+        ("JupyterLab log", "_e2e_lab_log"),
+    ):
+        path = getattr(terminalreporter.config, attribute, None)
+        if path is not None:
+            terminalreporter.write_line(f"e2e {what}: {path}")
 
 
 def timeout_s() -> float:
@@ -85,11 +89,14 @@ def lab_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def lab_server(lab_root: Path, tmp_path_factory: pytest.TempPathFactory):
+def lab_server(
+    request: pytest.FixtureRequest, lab_root: Path, tmp_path_factory: pytest.TempPathFactory
+):
     from lab_server import JupyterLabServer
 
     server = JupyterLabServer(lab_root, tmp_path_factory.mktemp("lab-state"), python=sys.executable)
     try:
+        request.config._e2e_lab_log = server.log_path
         server.start(timeout_s=120)
         yield server
     finally:

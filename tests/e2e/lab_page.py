@@ -122,6 +122,7 @@ class LabNotebook:
         self.page.wait_for_function(
             f"""([path, indices, after]) => {{
                 const state = ({_CELLS_JS})(path);
+                if (state.kernel === 'dead') return true;
                 if (state.kernel !== 'idle' || state.cells.some(c => c.running)) return false;
                 if (state.cells.some(c => c.errors.length > 0)) return true;
                 const ran = new Map(state.cells.map(c => [c.index, (c.count || 0) > after]));
@@ -130,6 +131,8 @@ class LabNotebook:
             arg=[self.path, indices, after_count],
             timeout=self.timeout_ms,
         )
+        if self.kernel_status() == "dead":
+            raise AssertionError(f"{self.path}: the kernel died (see the JupyterLab log)")
         self.raise_first_error()
 
     def _max_count(self) -> int:
