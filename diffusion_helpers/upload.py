@@ -5,7 +5,7 @@ Two cells in a notebook:
     button = upload_widget(); button          # shows an "Upload picture" button
     x0 = upload_image(button)                 # the upload, or the bundled sample if none yet
 
-``upload_image`` returns the tensor; ``upload_image_info`` also returns an ``ImageInfo`` (name,
+``upload_image`` returns the tensor; ``pick_image`` also returns an ``ImageInfo`` (name,
 original size, mode) for a line like "Loaded my_cat.jpg (4032x3024 RGB -> 64x64)". Nothing is
 kept in global state. In Colab, ``upload_image(dialog=True)`` opens Colab's own file dialog,
 which works even where custom widgets are not enabled.
@@ -85,6 +85,7 @@ def colab_dialog_files() -> list[tuple[str, bytes]]:
 def upload_image(
     widget: Any = None,
     *,
+    path: Optional[Source] = None,
     dialog: bool = False,
     size: int = 64,
     channels: int = 3,
@@ -94,14 +95,11 @@ def upload_image(
 ) -> torch.Tensor:
     """The learner's picture as a tensor [1, channels, size, size] in [-1, 1].
 
-    Uses, in order: the file uploaded with ``widget`` (from ``upload_widget()``); Colab's file
-    dialog when ``dialog=True`` and running in Colab (the cell waits for a choice; Cancel falls
-    back to the default); otherwise ``default`` (the bundled sample
-    image when None), printing one line that says so and how to use your own picture.
-    See ``upload_image_info`` for the arguments.
+    Same choice as ``pick_image`` (which also returns an ``ImageInfo``); see it for the order.
     """
-    return upload_image_info(
+    return pick_image(
         widget,
+        path=path,
         dialog=dialog,
         size=size,
         channels=channels,
@@ -111,9 +109,10 @@ def upload_image(
     )[0]
 
 
-def upload_image_info(
+def pick_image(
     widget: Any = None,
     *,
+    path: Optional[Source] = None,
     dialog: bool = False,
     size: int = 64,
     channels: int = 3,
@@ -121,13 +120,20 @@ def upload_image_info(
     default: Optional[Source] = None,
     verbose: bool = True,
 ) -> tuple[torch.Tensor, ImageInfo]:
-    """Like ``upload_image``, and also return the ``ImageInfo`` of the picture used.
+    """The learner's picture [1, channels, size, size] in [-1, 1] and its ``ImageInfo``.
+
+    Uses the first that applies: ``path`` when given (typed in the cell, the most explicit
+    choice); the file uploaded with ``widget``; Colab's file dialog when ``dialog=True`` and
+    running in Colab (the cell waits for a choice; Cancel falls back); otherwise ``default``
+    (the bundled sample image when None), printing one line that says so and how to use your
+    own picture, so that "Run all" works unattended.
 
     Args:
-        widget: an ipywidgets ``FileUpload`` (or any object with its ``.value``), or None.
-        dialog: in Colab, open Colab's file dialog when the widget holds nothing.
+        widget: the ``FileUpload`` from ``upload_widget()`` (or any object with its ``.value``).
+        path: a picture to load instead (anything ``load_image`` accepts), or None.
+        dialog: in Colab, open Colab's file dialog when nothing else was given.
         size, channels, crop: as in ``load_image``.
-        default: what to load when nothing was uploaded (default: ``DEFAULT_IMAGE``).
+        default: what to load when nothing was given (default: ``DEFAULT_IMAGE``).
         verbose: print one line saying which picture was used.
     """
     check_load_args(size, channels, crop)
@@ -135,6 +141,8 @@ def upload_image_info(
         raise ValueError(
             f"widget must be the FileUpload from upload_widget(), got {type(widget).__name__}."
         )
+    if path is not None:
+        return report(load_image_info(path, size, channels, crop), verbose)
     files = uploaded_files(widget.value) if widget is not None else []
     if not files and dialog:
         files = dialog_files(verbose)
@@ -142,11 +150,8 @@ def upload_image_info(
         name, data = files[0]
         upload = io.BytesIO(data)
         upload.name = name  # error messages and ImageInfo then name the learner's file
-        x, info = load_image_info(upload, size, channels, crop)
-        if verbose:
-            extra = f" (the first of {len(files)} files)" if len(files) > 1 else ""
-            print(f"Loaded {info.describe()}{extra}.")
-        return x, info
+        extra = f" (the first of {len(files)} files)" if len(files) > 1 else ""
+        return report(load_image_info(upload, size, channels, crop), verbose, extra)
     x, info = load_image_info(DEFAULT_IMAGE if default is None else default, size, channels, crop)
     if default is None:
         info = replace(info, name=DEFAULT_IMAGE.name)  # "scene.png", not the full path
@@ -157,6 +162,15 @@ def upload_image_info(
             'load_image("path/to/photo.jpg") (in Colab: upload_image(dialog=True)).'
         )
     return x, info
+
+
+def report(
+    loaded: tuple[torch.Tensor, ImageInfo], verbose: bool, extra: str = ""
+) -> tuple[torch.Tensor, ImageInfo]:
+    """Print "Loaded NAME (WxH MODE -> SxS)." when ``verbose``; return ``loaded`` unchanged."""
+    if verbose:
+        print(f"Loaded {loaded[1].describe()}{extra}.")
+    return loaded
 
 
 def dialog_files(verbose: bool = True) -> list[tuple[str, bytes]]:

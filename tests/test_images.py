@@ -32,7 +32,7 @@ from diffusion_helpers.images import (
     to_numpy,
     to_pil,
 )
-from diffusion_helpers.upload import upload_image, upload_image_info, upload_widget, uploaded_files
+from diffusion_helpers.upload import pick_image, upload_image, upload_widget, uploaded_files
 
 STEP = 2 / 255  # one uint8 step in [-1, 1]
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -598,7 +598,7 @@ def v7_value(name: str, data: bytes) -> dict:
 
 def test_unattended_upload_uses_the_default(capsys):
     colab_loaded = "google.colab" in sys.modules
-    x, info = upload_image_info(size=16)
+    x, info = pick_image(size=16)
     assert torch.equal(x, load_image(DEFAULT_IMAGE, size=16))
     assert info.name == DEFAULT_IMAGE.name
     out = capsys.readouterr().out
@@ -665,3 +665,20 @@ def test_dialog_outside_colab_falls_back(monkeypatch, capsys):
     assert torch.equal(x, load_image(DEFAULT_IMAGE, size=8))
     out = capsys.readouterr().out
     assert "only in Colab" in out and "No picture uploaded" in out
+
+
+def test_path_comes_before_the_upload(tmp_path, capsys):
+    path = tmp_path / "mine.png"
+    path.write_bytes(colour_png(BLUE))
+    widget = types.SimpleNamespace(value=v8_value("green.png", colour_png(GREEN)))
+    x, info = pick_image(widget, path=path, size=8)
+    assert torch.all(x[0, 2] == 1.0) and torch.all(x[0, :2] == -1.0)  # blue: the path
+    assert info.name == str(path) and info.original_size == (20, 10)
+    assert capsys.readouterr().out == f"Loaded {path} (20x10 RGB -> 8x8).\n"
+
+
+def test_several_uploads_use_the_first(capsys):
+    value = v8_value("red.png", colour_png(RED)) + v8_value("green.png", colour_png(GREEN))
+    x = upload_image(types.SimpleNamespace(value=value), size=8)
+    assert torch.all(x[0, 0] == 1.0) and torch.all(x[0, 1:] == -1.0)
+    assert "the first of 2 files" in capsys.readouterr().out
