@@ -65,9 +65,13 @@ class JupyterLabServer:
         return f"http://127.0.0.1:{self.port}"
 
     def lab_url(self, path: str = "") -> str:
-        """URL of the JupyterLab page for a file relative to the root folder, with the token."""
+        """URL of the JupyterLab page for a file relative to the root folder, with the token.
+
+        ``reset`` starts from an empty workspace: otherwise JupyterLab reopens the notebooks
+        of the previous page (and starts their kernels again).
+        """
         tree = f"/tree/{path}" if path else ""
-        return f"{self.base_url}/lab{tree}?token={self.token}"
+        return f"{self.base_url}/lab{tree}?reset&token={self.token}"
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
