@@ -1,0 +1,378 @@
+"""The tutorial's pictures: matplotlib figures, a reverse-process animation and a GIF.
+
+Every function returns what it drew (a ``Figure``, a ``FuncAnimation``, a string or a path);
+nothing only saves to disk. Figures are built with ``matplotlib.figure.Figure``, not pyplot, so
+nothing piles up in pyplot's figure list and everything works headless (Agg). Every picture
+goes through :func:`.images.to_numpy`, the one mapping from [-1, 1] to pixels. The interactive
+sliders live in :mod:`.widgets`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from matplotlib.animation import FuncAnimation
+from matplotlib.figure import Figure
+from PIL import Image
+
+from .forward import add_noise, add_noise_chain, check_image
+from .images import to_numpy, to_pil
+from .sampling import Frame
+from .schedule import NoiseSchedule
+
+# Noise eps ~ N(0, 1) is shown as eps / NOISE_RANGE in [-1, 1]: +-2 sigma spans black to white.
+NOISE_RANGE = 2.0
+# Frames in an animation or GIF: enough to look smooth.
+DEFAULT_MAX_FRAMES = 60
+# An animation embedded by to_jshtml stores every frame as a base64 PNG, and PNGs of noise
+# barely compress. Frames are capped so that the animation stays under this budget, half of
+# matplotlib's 20 MB animation.embed_limit, judged by the size of its first (noisiest) frame.
+EMBED_BUDGET_BYTES = 10_000_000
+# Default on-screen height of one image in an animation: 64 px images are drawn 2x, 32 px 4x.
+ANIMATION_HEIGHT_PX = 128
+
+
+def show_images(
+    images: Union[torch.Tensor, Sequence[torch.Tensor]],
+    titles: Optional[Sequence[str]] = None,
+    ncols: int = 8,
+    size: float = 2.0,
+) -> Figure:
+    """Show images [B, C, H, W] (or [C, H, W], or a list of [C, H, W]) in [-1, 1] in a grid."""
+    batch = _as_batch(images, "images")
+    if titles is not None and len(titles) != len(batch):
+        raise ValueError(f"got {len(titles)} titles for {len(batch)} images.")
+    ncols = max(1, min(ncols, len(batch)))
+    nrows = -(-len(batch) // ncols)  # ceil
+    fig = Figure(
+        figsize=(size * ncols, size * nrows + (0.3 if titles else 0)), layout="constrained"
+    )
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for i, ax in enumerate(axes):
+        ax.set_axis_off()
+        if i < len(batch):
+            _imshow(ax, to_numpy(batch[i]))
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=10)
+    return fig
+
+
+def plot_noising_grid(
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int],
+    generator: Optional[torch.Generator] = None,
+    chain: bool = False,
+) -> Figure:
+    """One image noised to each of ``timesteps`` by the closed form q(x_t | x_0) (DDPM eq. 4).
+
+    All panels share one noise draw eps, so only the mix sqrt(abar_t) x_0 + sqrt(1-abar_t) eps
+    changes from panel to panel. With ``chain=True`` a second row runs the step-by-step chain
+    q(x_t | x_{t-1}) (eq. 2) instead: other noise, the same distribution.
+    """
+    x0 = _as_batch(x0, "x0")[:1]
+    ts = [int(t) for t in timesteps]
+    schedule.check_t(torch.tensor(ts, dtype=torch.long))
+    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    rows = [("closed form\nq(x_t | x_0)", [add_noise(x0, t, schedule, noise=eps)[0] for t in ts])]
+    if chain:
+        rows.append(
+            ("step by step\nq(x_t | x_{t-1})", list(add_noise_chain(x0, ts, schedule, generator)))
+        )
+    fig = Figure(figsize=(1.9 * len(ts) + 0.6, 2.2 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), len(ts), squeeze=False)
+    for r, (name, pictures) in enumerate(rows):
+        for c, (t, x_t) in enumerate(zip(ts, pictures)):
+            ax = axes[r, c]
+            _imshow(ax, to_numpy(x_t))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            abar = float(schedule.alpha_bars[t])
+            ax.set_title(f"t = {t}\nᾱ_t = {abar:.4f}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=9)
+    return fig
+
+
+def plot_schedules(
+    schedules: Union[dict[str, NoiseSchedule], Sequence[NoiseSchedule]],
+) -> Figure:
+    """Three panels, schedules overlaid: beta_t, abar_t, and log-SNR(t) = log(abar_t/(1-abar_t))."""
+    if not isinstance(schedules, dict):
+        schedules = {f"{s.kind} (T={s.num_steps})": s for s in schedules}
+    if not schedules or not all(isinstance(s, NoiseSchedule) for s in schedules.values()):
+        raise ValueError("schedules must be a non-empty dict or list of NoiseSchedule objects.")
+    fig = Figure(figsize=(13, 3.6), layout="constrained")
+    axes = fig.subplots(1, 3)
+    panels = [
+        ("betas", "β_t, noise added at step t (log scale)"),
+        ("alpha_bars", "ᾱ_t (signal left: x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε)"),
+        ("log_snr", "log-SNR(t) = log(ᾱ_t / (1-ᾱ_t))"),
+    ]
+    for ax, (attr, title) in zip(axes, panels):
+        for name, s in schedules.items():
+            ax.plot(np.arange(s.num_steps), getattr(s, attr).numpy(), label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("t")
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")  # the cosine schedule's betas jump to 0.999 at the very end
+    axes[0].legend(fontsize=9)
+    return fig
+
+
+def plot_losses(losses: Sequence[float], smooth: float = 0.98) -> Figure:
+    """Training loss per step, raw (thin, light) and smoothed by a debiased EMA, log-scale y.
+
+    ``smooth`` is the EMA factor in [0, 1): ema_k = smooth ema_{k-1} + (1 - smooth) loss_k,
+    divided by (1 - smooth^k) so the start is not pulled towards 0 (as in Adam's bias fix).
+    """
+    values = np.asarray(torch.as_tensor(losses, dtype=torch.float64).reshape(-1))
+    if values.size == 0:
+        raise ValueError("losses is empty: train for at least one step first.")
+    if not 0.0 <= smooth < 1.0:
+        raise ValueError(f"smooth must be in [0, 1) (0 = no smoothing), got {smooth}.")
+    ema, acc = np.empty_like(values), 0.0
+    for k, v in enumerate(values):
+        acc = smooth * acc + (1 - smooth) * v
+        ema[k] = acc / (1 - smooth ** (k + 1))
+    fig = Figure(figsize=(7, 3.6), layout="constrained")
+    ax = fig.subplots()
+    steps = np.arange(1, values.size + 1)
+    ax.plot(steps, values, lw=0.6, alpha=0.35, color="tab:blue", label="loss per step")
+    ax.plot(steps, ema, lw=2, color="tab:blue", label=f"smoothed (EMA {smooth})")
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("MSE between true and predicted noise")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return fig
+
+
+def plot_loss_by_timestep(
+    timesteps: Union[torch.Tensor, Sequence[int]],
+    losses: Union[torch.Tensor, Sequence[float]],
+    schedule_steps: int,
+    buckets: int = 10,
+) -> Figure:
+    """Mean loss per bucket of t, as bars: which timesteps are hard to predict the noise at.
+
+    Args:
+        timesteps: the t drawn for each training sample (any shape, flattened).
+        losses: the loss of each of those samples (same number of values).
+        schedule_steps: T, so the buckets cover [0, T-1].
+    """
+    t = torch.as_tensor(timesteps).reshape(-1).long()
+    loss = torch.as_tensor(losses, dtype=torch.float64).reshape(-1)
+    if t.numel() != loss.numel() or t.numel() == 0:
+        raise ValueError(
+            f"need one loss per timestep, got {t.numel()} t and {loss.numel()} losses."
+        )
+    if not 1 <= buckets <= schedule_steps:
+        raise ValueError(f"buckets must be between 1 and T = {schedule_steps}, got {buckets}.")
+    edges = np.linspace(0, schedule_steps, buckets + 1)
+    which = np.clip(np.searchsorted(edges, t.numpy(), side="right") - 1, 0, buckets - 1)
+    sums = np.bincount(which, weights=loss.numpy(), minlength=buckets)
+    counts = np.bincount(which, minlength=buckets)
+    means = np.divide(sums, counts, out=np.full(buckets, np.nan), where=counts > 0)
+    fig = Figure(figsize=(7, 3.6), layout="constrained")
+    ax = fig.subplots()
+    ax.bar(edges[:-1], means, width=np.diff(edges), align="edge", edgecolor="white")
+    ax.set_xlabel("timestep t (small t: little noise, large t: almost pure noise)")
+    ax.set_ylabel("mean loss")
+    ax.set_title(f"Loss by timestep ({t.numel()} samples, {buckets} buckets)", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def plot_noise_prediction(
+    x_t: torch.Tensor,
+    true_noise: torch.Tensor,
+    predicted_noise: torch.Tensor,
+    t: Union[torch.Tensor, Sequence[int]],
+) -> Figure:
+    """For each row (one t): x_t, the true eps, the predicted eps and their difference.
+
+    Noise is shown as eps / 2, so black to white spans -2 sigma to +2 sigma.
+    """
+    for name, x in (("x_t", x_t), ("true_noise", true_noise), ("predicted_noise", predicted_noise)):
+        check_image(x, name)
+        if x.shape != x_t.shape:
+            raise ValueError(f"{name} has shape {list(x.shape)} but x_t has {list(x_t.shape)}.")
+    ts = torch.as_tensor(t).reshape(-1).tolist()
+    if len(ts) != x_t.shape[0]:
+        raise ValueError(f"got {len(ts)} timesteps for {x_t.shape[0]} images: give one t per row.")
+    fig = Figure(figsize=(8, 2.1 * len(ts)), layout="constrained")
+    axes = fig.subplots(len(ts), 4, squeeze=False)
+    for row, step in enumerate(ts):
+        diff = predicted_noise[row] - true_noise[row]
+        mse = float((diff**2).mean())
+        panels = [
+            (x_t[row], f"x_t, t = {step}"),
+            (true_noise[row] / NOISE_RANGE, "true noise ε"),
+            (predicted_noise[row] / NOISE_RANGE, "predicted ε_θ(x_t, t)"),
+            (diff / NOISE_RANGE, f"difference, MSE = {mse:.3f}"),
+        ]
+        for ax, (picture, title) in zip(axes[row], panels):
+            _imshow(ax, to_numpy(picture))
+            ax.set_title(title, fontsize=9)
+            ax.set_axis_off()
+    fig.suptitle("noise shown as ε/2: black is -2σ, white is +2σ", fontsize=9)
+    return fig
+
+
+def frame_indices(count: int, max_frames: int) -> list[int]:
+    """At most ``max_frames`` evenly spaced indices into ``count`` frames, first and last kept."""
+    if max_frames < 2:
+        raise ValueError(
+            f"max_frames must be >= 2 (the first and the last frame), got {max_frames}."
+        )
+    if count <= max_frames:
+        return list(range(count))
+    return sorted(set(np.linspace(0, count - 1, max_frames).round().astype(int).tolist()))
+
+
+def animate(
+    frames: Sequence[Frame],
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    show_x0: bool = True,
+    interval_ms: int = 100,
+    scale: Optional[int] = None,
+) -> FuncAnimation:
+    """Animate the reverse process: x_t (and the predicted x_0 below it) over the frames.
+
+    Keeps at most ``max_frames`` frames, evenly spaced with the first and the last
+    (:func:`frame_indices`), and fewer if the animation embedded by ``to_jshtml`` could pass
+    ``EMBED_BUDGET_BYTES`` (half of matplotlib's 20 MB ``animation.embed_limit``). Each image
+    pixel is drawn as ``scale`` x ``scale`` screen pixels (default: the largest that keeps an
+    image at most ``ANIMATION_HEIGHT_PX`` high). In a notebook, show it with
+    ``IPython.display.HTML(animation_html(frames))``.
+    """
+    count = check_frames(frames)
+    rows = [("x_t", lambda f: f.x_t)] + ([("pred. x_0", lambda f: f.x0_pred)] * show_x0)
+    fig, shown, title = _animation_figure([pick(frames[0]) for _, pick in rows], scale)
+    # The first frame, x_T, is pure noise, which PNG barely compresses: the largest frame.
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    frame_bytes = len(buffer.getvalue()) * 4 / 3  # base64 in the HTML
+    most = min(max_frames, max(2, int(EMBED_BUDGET_BYTES // frame_bytes)))
+    picked = [frames[i] for i in frame_indices(count, most)]
+
+    def update(k: int) -> list:
+        for artist, (_, pick) in zip(shown, rows):
+            artist.set_data(to_numpy(side_by_side(pick(picked[k]))))
+        title.set_text(_frame_label(picked, k))
+        return [*shown, title]
+
+    update(0)
+    return FuncAnimation(fig, update, frames=len(picked), interval=interval_ms, blit=False)
+
+
+def animation_html(frames: Sequence[Frame], **kwargs: object) -> str:
+    """The :func:`animate` animation as HTML/JS, for ``IPython.display.HTML(...)``."""
+    return animate(frames, **kwargs).to_jshtml()
+
+
+def save_gif(
+    frames: Sequence[Frame],
+    path: Union[str, Path],
+    duration_ms: int = 80,
+    scale: int = 3,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    hold_last_ms: int = 1500,
+) -> Path:
+    """Write the reverse process (x_t of each frame, images side by side) as a looping GIF.
+
+    Frames are subsampled with :func:`frame_indices`, upscaled ``scale`` times with NEAREST
+    (pixels stay sharp), and the last (the finished images) is held for ``hold_last_ms``.
+    Pillow merges consecutive frames that are identical in pixels, so a run whose last steps
+    change nothing visible gives fewer GIF frames.
+    """
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be an integer >= 1, got {scale!r}.")
+    picked = [frames[i] for i in frame_indices(check_frames(frames), max_frames)]
+    pictures = []
+    for frame in picked:
+        picture = to_pil(side_by_side(frame.x_t))
+        pictures.append(
+            picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+        )
+    durations = [duration_ms] * (len(pictures) - 1) + [hold_last_ms]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pictures[0].save(
+        path, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0
+    )
+    return path
+
+
+def _as_batch(images: Union[torch.Tensor, Sequence[torch.Tensor]], name: str) -> torch.Tensor:
+    """[C, H, W], [B, C, H, W] or a list of [C, H, W] -> [B, C, H, W]."""
+    if isinstance(images, (list, tuple)):
+        images = torch.stack([x.detach().cpu() for x in images])
+    if isinstance(images, torch.Tensor) and images.dim() == 3:
+        images = images.unsqueeze(0)
+    check_image(images, name)
+    return images.detach().cpu()
+
+
+def side_by_side(batch: torch.Tensor, pad: int = 1) -> torch.Tensor:
+    """Images [n, C, H, W] in one row: one image [C, H, n W + (n-1) pad], white gaps."""
+    n, c, h, _ = batch.shape
+    gap = torch.ones(c, h, pad, dtype=batch.dtype)  # white in [-1, 1]
+    pieces = [p for x in batch for p in (x, gap)][:-1] if n > 1 else [batch[0]]
+    return torch.cat(pieces, dim=-1)
+
+
+def _imshow(ax: object, pixels: np.ndarray) -> object:
+    """Show uint8 pixels [H, W, 3] or [H, W] (grey) without resampling blur."""
+    grey = pixels.ndim == 2
+    return ax.imshow(
+        pixels, cmap="gray" if grey else None, vmin=0, vmax=255, interpolation="nearest"
+    )
+
+
+def check_frames(frames: Sequence[Frame]) -> int:
+    """Raise ``ValueError`` unless ``frames`` is a non-empty list of Frame; return its length."""
+    if not frames or not all(isinstance(f, Frame) for f in frames):
+        raise ValueError(
+            "frames must be a non-empty list of Frame: run sample(..., every=10) and pass "
+            "result.frames."
+        )
+    return len(frames)
+
+
+def _animation_figure(
+    batches: Sequence[torch.Tensor], scale: Optional[int]
+) -> tuple[Figure, list, object]:
+    """A figure sized in whole pixels with one row per batch (the images side by side), each
+    image pixel drawn as scale x scale screen pixels; returns (figure, image artists, title)."""
+    names = ["x_t", "pred. x_0"]
+    h, w = to_numpy(side_by_side(batches[0])).shape[:2]
+    scale = scale or max(1, ANIMATION_HEIGHT_PX // h)
+    left, top, gap, dpi = 24, 26, 6, 100  # pixels for the row labels, the title, between rows
+    width_px = max(left + w * scale + 4, 200)  # room for the title under small images
+    height_px = top + len(batches) * (h * scale + gap)
+    fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    shown = []
+    for r, batch in enumerate(batches):
+        bottom = height_px - top - (r + 1) * h * scale - r * gap
+        ax = fig.add_axes(
+            [left / width_px, bottom / height_px, w * scale / width_px, h * scale / height_px]
+        )
+        shown.append(_imshow(ax, to_numpy(side_by_side(batch))))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(names[r], fontsize=9)
+    title = fig.text(0.5, 1 - 4 / height_px, "", ha="center", va="top", fontsize=10)
+    return fig, shown, title
+
+
+def _frame_label(frames: Sequence[Frame], k: int) -> str:
+    """The title of frame k: "t = 250", or "t = 0 · final image" for the last frame."""
+    final = " · final image" if k == len(frames) - 1 else ""
+    return f"t = {frames[k].t}{final}"
