@@ -77,14 +77,17 @@ def screenshot_dir(
 
 @pytest.fixture(scope="session")
 def lab_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A throw-away copy of notebooks/ and images/, so outputs/ land outside the repository."""
+    """A throw-away copy of notebooks/ and images/, so outputs/ land outside the repository.
+
+    Only the .ipynb of each notebook is copied, not its jupytext .py: the tests open what
+    Colab opens, and jupytext cannot refuse the pair over file times.
+    """
     root = tmp_path_factory.mktemp("lab-root")
-    for name in ("notebooks", "images"):
+    skip = {"notebooks": ("outputs", ".ipynb_checkpoints", "*.py"), "images": ()}
+    for name, patterns in skip.items():
         source = REPO_ROOT / name
         if source.is_dir():
-            shutil.copytree(
-                source, root / name, ignore=shutil.ignore_patterns("outputs", ".ipynb_checkpoints")
-            )
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns(*patterns))
     return root
 
 
@@ -148,8 +151,8 @@ def open_notebook(request: pytest.FixtureRequest, lab_server, browser, screensho
             pytest.fail(f"{path} is missing from {lab_server.root_dir}")
         page.goto(lab_server.lab_url(path))
         notebook = LabNotebook(page, path, timeout_s=timeout_s())
+        opened.append(notebook)  # screenshot it at the end even if it fails to open
         notebook.wait_ready()
-        opened.append(notebook)
         return notebook
 
     try:
