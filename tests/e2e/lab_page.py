@@ -174,7 +174,15 @@ class LabNotebook:
         scroller = self.page.locator(
             ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer"
         )
-        content_h = scroller.evaluate("el => el.scrollHeight")
+        # Down to the last cell's bottom: the notebook pads its end so it can scroll past it.
+        content_h = scroller.evaluate(
+            """el => {
+                const cells = el.querySelectorAll('.jp-Cell');
+                const last = cells[cells.length - 1];
+                const bottom = last.getBoundingClientRect().bottom - el.getBoundingClientRect().top;
+                return Math.ceil(bottom + el.scrollTop) + 40;
+            }"""
+        )
         viewport = self.page.viewport_size
         chrome_h = viewport["height"] - scroller.evaluate("el => el.clientHeight")
         # Chromium refuses screenshots taller than 16384 px; longer notebooks are cut there.
