@@ -232,3 +232,21 @@ def shown_picture(element: Locator):  # noqa: ANN201 - PIL.Image.Image
 
     element.scroll_into_view_if_needed()
     return Image.open(io.BytesIO(element.screenshot())).convert("RGB")
+
+
+def output_picture(output: Locator, timeout_ms: float = 10_000) -> Locator:
+    """The first <img> in a cell's output area; fail with the output's text if there is none.
+
+    A matplotlib figure that JupyterLab cannot show as a picture appears as the text
+    ``<Figure size ... with 1 Axes>``: the message says so instead of timing out silently.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    picture = output.locator("img").first
+    try:
+        picture.wait_for(state="visible", timeout=timeout_ms)
+    except PlaywrightTimeout:
+        raise AssertionError(
+            f"no picture in the cell output; it shows:\n{output.inner_text()}"
+        ) from None
+    return picture

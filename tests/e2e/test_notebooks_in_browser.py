@@ -9,7 +9,7 @@ fixture; the folder is printed at the end of the run.
 from __future__ import annotations
 
 import numpy as np
-from lab_page import shown_picture, wait_for_new_src, wait_for_text
+from lab_page import output_picture, shown_picture, wait_for_new_src, wait_for_text
 from PIL import Image
 
 T_LABEL = r"\bt = (\d+)"
@@ -35,7 +35,7 @@ def test_01_upload_your_own_picture(open_notebook, tmp_path):
     nb.run_all()
     pick = nb.cell_index("pick_image(")
     output = nb.cell(pick).locator(".jp-OutputArea")
-    figure = output.locator("img").first
+    figure = output_picture(output)
     # Before any upload the bundled picture is used; the sample pictures have no magenta
     # (measured: 0.0 of their pixels), so the magenta check below can tell them apart.
     assert "e2e_magenta" not in output.inner_text()
@@ -54,7 +54,7 @@ def test_01_upload_your_own_picture(open_notebook, tmp_path):
     assert "e2e_magenta.png" in text and "300x200" in text, text
     # The figure is the picture plus a title and white margins; a square crop of the magenta
     # picture fills well over a fifth of it.
-    share = magenta_fraction(shown_picture(output.locator("img").first))
+    share = magenta_fraction(shown_picture(output_picture(output)))
     assert share > 0.2, f"only {share:.1%} of the shown figure is magenta"
 
 
