@@ -11,6 +11,7 @@ images/s over the rounds is reported. diffusers is a bench-only extra (requireme
 """
 
 import argparse
+import os
 import statistics
 import time
 
@@ -95,8 +96,11 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=4, help="training steps per measurement")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)  # the same for both nets (train() would pick its own)
 
+    load_before = os.getloadavg()
     torch.manual_seed(0)
     ours = UNet.preset(args.preset, image_size=args.size)
     theirs = diffusers_twin(ours)
@@ -107,6 +111,7 @@ def main():
 
     def ours_speed(precision):
         kw = dict(steps=args.steps, batch_size=args.batch, progress=False, device="cpu")
+        kw["threads"] = args.threads
         return train(ours, x, schedule, precision=precision, seed=0, **kw).images_per_second
 
     variants = {
@@ -124,6 +129,7 @@ def main():
         for name, fn in variants.items():
             speeds[name].append(fn())
     median = {name: statistics.median(v) for name, v in speeds.items()}
+    load_after = os.getloadavg()
 
     ours.train()
     theirs.train()
@@ -137,6 +143,7 @@ def main():
     }
     fp32_rate, bf16_rate = matmul_rate(torch.float32), matmul_rate(bf16)
 
+    print(f"load average at start: {load_before}, after timing: {load_after}")
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; preset {args.preset}, "
         f"{args.size} px, batch {args.batch}, {args.rounds} rounds x {args.steps} steps"
