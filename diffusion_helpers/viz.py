@@ -125,6 +125,71 @@ def plot_schedules(
     return fig
 
 
+def plot_pixel_values(image: torch.Tensor, bins: int = 32) -> Figure:
+    """The picture beside a histogram of its values in [-1, 1], one colour per channel
+    (x = 2 p / 255 - 1 for a pixel value p in 0..255)."""
+    x = _as_batch(image, "image")[:1]
+    fig = Figure(figsize=(9, 3), layout="constrained")
+    ax_img, ax_hist = fig.subplots(1, 2, width_ratios=[1, 2.2])
+    _imshow(ax_img, to_numpy(x))
+    ax_img.set_title(f"{x.shape[-1]}x{x.shape[-2]} pixels", fontsize=10)
+    ax_img.set_axis_off()
+    colours = ["tab:red", "tab:green", "tab:blue"] if x.shape[1] == 3 else ["0.3"]
+    names = ["red", "green", "blue"] if x.shape[1] == 3 else ["grey"]
+    for channel, colour, name in zip(x[0], colours, names):
+        values = channel.reshape(-1).numpy()
+        ax_hist.hist(values, bins=bins, range=(-1, 1), color=colour, alpha=0.5, label=name)
+    ax_hist.set_xlim(-1.05, 1.05)
+    ax_hist.set_xlabel("value: -1 is black (p = 0), +1 is full brightness (p = 255)")
+    ax_hist.set_ylabel("number of pixels")
+    ax_hist.legend(fontsize=9)
+    return fig
+
+
+def plot_chain_vs_closed_form(
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    n: int = 1024,
+    seed: int = 0,
+    num_points: int = 12,
+    max_pixels: int = 256,
+) -> Figure:
+    """Check eq. 4 against eq. 2 by simulation: run the one-step chain q(x_t | x_{t-1}) ``n``
+    times from ``x0`` and compare, at ``num_points`` timesteps, how much picture is left (the
+    slope of mean(x_t) against x_0 over the pixels) and how much noise (the std of x_t) with
+    the closed form's sqrt(abar_t) and sqrt(1 - abar_t).
+
+    Up to ``max_pixels`` evenly spread pixels are simulated, which keeps it to a second or two.
+    """
+    values = _as_batch(x0, "x0")[0].reshape(-1).double()
+    values = values[:: max(1, values.numel() // max_pixels)][:max_pixels]
+    T = schedule.num_steps
+    ts = sorted({int(t) for t in np.linspace(0, T - 1, num_points).round()})
+    start = values.reshape(1, 1, 1, -1).expand(n, 1, 1, -1)
+    gen = torch.Generator().manual_seed(seed)
+    chain = add_noise_chain(start, ts, schedule, generator=gen)[:, :, 0, 0, :]  # [K, n, P]
+    centred = values - values.mean()
+    slope = ((chain.mean(1) - chain.mean((1, 2))[:, None]) * centred).sum(1) / (centred**2).sum()
+    spread = chain.std(1).mean(1)
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    steps = np.arange(T)
+    theory = [
+        (schedule.sqrt_alpha_bars, slope, "picture left: slope of mean(x_t) vs x_0", "√ᾱ_t"),
+        (schedule.sqrt_one_minus_alpha_bars, spread, "noise: std of x_t", "√(1-ᾱ_t)"),
+    ]
+    for ax, (curve, measured, title, name) in zip(axes, theory):
+        ax.plot(steps, curve.numpy(), color="tab:blue", label=f"closed form q(x_t | x_0): {name}")
+        ax.plot(
+            ts, measured.numpy(), "o", color="tab:orange", label=f"step-by-step chain, {n} runs"
+        )
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("t")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
+
+
 def plot_losses(losses: Sequence[float], smooth: float = 0.98) -> Figure:
     """Training loss per step, raw (thin, light) and smoothed by a debiased EMA, log-scale y.
 
@@ -376,3 +441,29 @@ def _frame_label(frames: Sequence[Frame], k: int) -> str:
     """The title of frame k: "t = 250", or "t = 0 · final image" for the last frame."""
     final = " · final image" if k == len(frames) - 1 else ""
     return f"t = {frames[k].t}{final}"
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes, cropped to what was drawn."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _show_figures_inline() -> None:
+    """Let Jupyter and Colab show a returned ``Figure`` as a picture.
+
+    The figures here are built without pyplot, so IPython's matplotlib integration (which
+    starts when pyplot is imported) may never run; registering the PNG formatter for
+    ``Figure`` makes ``dh.plot_...(...)`` at the end of a cell display the figure either way.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "display_formatter"):
+        shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
+
+
+_show_figures_inline()
