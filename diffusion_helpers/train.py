@@ -488,6 +488,7 @@ def train(
                 "precision": precision,
                 "memory_format": str(fmt),
                 "device": str(dev),
+                "threads": torch.get_num_threads(),
                 "seed": seed,
                 "ema_decay": ema_decay,
                 "lr_schedule": lr_schedule,
