@@ -2,8 +2,9 @@
 
 Trains the default model of this machine (``tutorial.settings``: the tiny U-Net on the 32 px
 default picture on a CPU) for the default budget, or loads ``--checkpoint``; then samples the
-same number of images with each method from the same seed and prints the wall time of each,
-their ratio, and the PSNR of the samples against the training picture.
+same number of images with each method from the same seed (DDIM twice: eta = 0, the
+deterministic sampler, and eta = 1, which adds DDPM-like noise) and prints the wall time of
+each, the DDPM / DDIM time ratio, and the PSNR of the samples against the training picture.
 
     python bench/sample_speed.py                        # train (default budget), then compare
     python bench/sample_speed.py --minutes 2 --n 8
@@ -78,20 +79,21 @@ def main():
     model, x0 = get_model(args, cfg, schedule)
     sample(model, schedule, n=args.n, method="ddim", steps=2, progress=False)  # warm-up
 
-    ddpm, ddpm_s = timed_sample(model, schedule, args, method="ddpm")
-    ddim, ddim_s = timed_sample(model, schedule, args, method="ddim", steps=args.ddim_steps)
+    runs = [("DDPM", schedule.num_steps, *timed_sample(model, schedule, args, method="ddpm"))]
+    for eta in (0.0, 1.0):  # deterministic DDIM, and DDIM with DDPM-like noise
+        images, seconds = timed_sample(
+            model, schedule, args, method="ddim", steps=args.ddim_steps, eta=eta
+        )
+        runs.append((f"DDIM eta={eta:g}", args.ddim_steps, images, seconds))
     print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"\n{args.n} images of {x0.shape[-1]} px, T = {schedule.num_steps}, on {cfg.device}")
-    print(f"{'method':<10}{'steps':>7}{'seconds':>10}{'PSNR mean':>11}{'min':>7}{'max':>7}")
-    for name, steps, images, seconds in (
-        ("DDPM", schedule.num_steps, ddpm, ddpm_s),
-        ("DDIM", args.ddim_steps, ddim, ddim_s),
-    ):
+    print(f"{'method':<12}{'steps':>7}{'seconds':>10}{'PSNR mean':>11}{'min':>7}{'max':>7}")
+    for name, steps, images, seconds in runs:
         db = psnr(images, x0)
         print(
-            f"{name:<10}{steps:>7}{seconds:>10.2f}{db.mean():>11.2f}{db.min():>7.2f}{db.max():>7.2f}"
+            f"{name:<12}{steps:>7}{seconds:>10.2f}{db.mean():>11.2f}{db.min():>7.2f}{db.max():>7.2f}"
         )
-    print(f"DDPM / DDIM time: {ddpm_s / ddim_s:.1f}x")
+    print(f"DDPM / DDIM time: {runs[0][3] / runs[1][3]:.1f}x")
 
 
 if __name__ == "__main__":
