@@ -29,6 +29,7 @@ _PANEL_JS = """
 
 _READY_JS = f"""
 (path) => {{
+  if (document.querySelector('.jp-Dialog')) return true;  // an error or a question: stop
   const panel = ({_PANEL_JS})(path);
   const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
   return !!kernel && kernel.status === 'idle' && panel.content.widgets.length > 0;
@@ -116,13 +117,42 @@ class LabNotebook:
     def wait_ready(self) -> None:
         """Wait until the notebook is rendered and its kernel has started and is idle."""
         self.page.wait_for_function(_READY_JS, arg=self.path, timeout=self.timeout_ms)
+        self.raise_dialog()
+
+    def raise_dialog(self) -> None:
+        """Fail with the text of a JupyterLab dialog if one is open (nobody would answer it)."""
+        dialog = self.page.locator(".jp-Dialog")
+        if dialog.count():
+            raise AssertionError(f"{self.path}: JupyterLab shows a dialog:\n{dialog.inner_text()}")
 
     def _wait_runs_done(self, indices: list[int], after_count: int) -> None:
         """Wait until these cells ran (count > after_count) or a cell failed, then idle."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self._wait_for_runs(indices, after_count)
+        except PlaywrightTimeout:
+            cells = self.cells()
+            running = [c["index"] for c in cells if c["running"]]
+            waiting = [
+                c["index"]
+                for c in cells
+                if c["index"] in indices and not c["running"] and (c["count"] or 0) <= after_count
+            ]
+            raise AssertionError(
+                f"{self.path}: the cells did not finish within {self.timeout_ms / 1000:.0f} s"
+                f" (E2E_TIMEOUT_S); running or queued ([*]): {running}, not run: {waiting}"
+            ) from None
+        if self.kernel_status() == "dead":
+            raise AssertionError(f"{self.path}: the kernel died (see the JupyterLab log)")
+        self.raise_dialog()
+        self.raise_first_error()
+
+    def _wait_for_runs(self, indices: list[int], after_count: int) -> None:
         self.page.wait_for_function(
             f"""([path, indices, after]) => {{
                 const state = ({_CELLS_JS})(path);
-                if (state.kernel === 'dead') return true;
+                if (state.kernel === 'dead' || document.querySelector('.jp-Dialog')) return true;
                 if (state.kernel !== 'idle' || state.cells.some(c => c.running)) return false;
                 if (state.cells.some(c => c.errors.length > 0)) return true;
                 const ran = new Map(state.cells.map(c => [c.index, (c.count || 0) > after]));
@@ -131,9 +161,6 @@ class LabNotebook:
             arg=[self.path, indices, after_count],
             timeout=self.timeout_ms,
         )
-        if self.kernel_status() == "dead":
-            raise AssertionError(f"{self.path}: the kernel died (see the JupyterLab log)")
-        self.raise_first_error()
 
     def _max_count(self) -> int:
         return max([c["count"] or 0 for c in self.cells()], default=0)
@@ -171,9 +198,13 @@ class LabNotebook:
 
     def screenshot(self, path: Path) -> Path:
         """Save a picture of the whole notebook: the viewport is stretched to its height."""
+        path.parent.mkdir(parents=True, exist_ok=True)
         scroller = self.page.locator(
             ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer"
         )
+        if scroller.count() != 1:  # the notebook did not open: show whatever the page shows
+            self.page.screenshot(path=str(path), full_page=True)
+            return path
         # Down to the last cell's bottom: the notebook pads its end so it can scroll past it.
         content_h = scroller.evaluate(
             """el => {
@@ -186,7 +217,7 @@ class LabNotebook:
         viewport = self.page.viewport_size
         chrome_h = viewport["height"] - scroller.evaluate("el => el.clientHeight")
         # Chromium refuses screenshots taller than 16384 px; longer notebooks are cut there.
-        height = min(content_h + chrome_h, 16000)
+        height = min(max(content_h + chrome_h, viewport["height"]), 16000)
         self.page.set_viewport_size({"width": viewport["width"], "height": height})
         try:
             self.page.wait_for_function(
@@ -194,7 +225,6 @@ class LabNotebook:
                 arg=[scroller.element_handle(), height - chrome_h],
             )
             scroller.evaluate("el => el.scrollTo(0, 0)")
-            path.parent.mkdir(parents=True, exist_ok=True)
             self.page.screenshot(path=str(path), full_page=True)
         finally:
             self.page.set_viewport_size(viewport)

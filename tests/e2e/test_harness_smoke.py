@@ -112,3 +112,26 @@ def test_run_all_reports_the_first_error(open_notebook, failing_notebook):
         nb.run_all()
     counts = [cell["count"] for cell in nb.cells()]
     assert counts[0] is not None and counts[2] is None, "run all must stop at the error"
+
+
+def test_a_run_that_outlasts_its_deadline_names_the_cells(open_notebook, lab_root: Path):
+    cells = [
+        nbformat.v4.new_code_cell("import time\ntime.sleep(60)"),
+        nbformat.v4.new_code_cell("print('after the wait')"),
+    ]
+    nb = open_notebook("e2e_smoke/" + write_notebook(lab_root / "e2e_smoke" / "slow.ipynb", cells))
+    nb.timeout_ms = 3_000  # far below the cell's 60 s sleep
+    with pytest.raises(
+        AssertionError, match=r"did not finish .* queued \(\[\*\]\): \[0, 1\], not run: \[\]"
+    ):
+        nb.run_all()
+
+
+def test_a_dialog_fails_the_test_instead_of_waiting(open_notebook, lab_root: Path):
+    path = lab_root / "e2e_smoke" / "unknown_kernel.ipynb"
+    write_notebook(path, [nbformat.v4.new_code_cell("1 + 1")])
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata["kernelspec"] = {"name": "no-such-kernel", "display_name": "Nowhere"}
+    nbformat.write(notebook, path)
+    with pytest.raises(AssertionError, match="JupyterLab shows a dialog"):
+        open_notebook("e2e_smoke/unknown_kernel.ipynb")
