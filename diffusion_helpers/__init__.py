@@ -4,6 +4,7 @@ The schedule, the forward and reverse process, the image loader, the U-Net, trai
 and the pictures live in separate modules that meet only through plain tensors.
 """
 
+from .checkpoint import CheckpointError, load_checkpoint
 from .env import describe_device, in_colab, pick_device, quick_mode
 from .forward import add_noise, add_noise_chain, add_noise_step
 from .images import (
@@ -17,35 +18,97 @@ from .images import (
     to_pil,
 )
 from .reverse import ddim_step, predict_x0, q_posterior, reverse_step
+from .sampling import Frame, SampleResult, ddim_timesteps, psnr, sample
 from .schedule import NoiseSchedule, make_betas
+from .train import TrainingError, TrainResult, train
+from .tutorial import (
+    STORED_IMAGE_SIZE,
+    TutorialSettings,
+    checkpoint_path,
+    load_tutorial_model,
+    my_image,
+    noise_prediction_examples,
+    save_my_image,
+    settings,
+    work_dir,
+)
+from .unet import UNet, UNetConfig
 from .upload import pick_image, upload_image, upload_widget, uploaded_files
+from .viz import (
+    animate,
+    animation_html,
+    plot_chain_vs_closed_form,
+    plot_loss_by_timestep,
+    plot_losses,
+    plot_noise_prediction,
+    plot_noising_grid,
+    plot_pixel_values,
+    plot_schedules,
+    save_gif,
+    show_images,
+)
+from .widgets import forward_slider, reverse_explorer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_IMAGE",
-    "ImageInfo",
-    "ImageLoadError",
-    "load_image",
-    "load_image_info",
-    "pick_image",
-    "sample_image_path",
-    "to_numpy",
-    "to_pil",
-    "upload_image",
-    "upload_widget",
-    "uploaded_files",
-    "NoiseSchedule",
     "add_noise",
     "add_noise_chain",
     "add_noise_step",
+    "animate",
+    "animation_html",
+    "checkpoint_path",
+    "CheckpointError",
     "ddim_step",
+    "ddim_timesteps",
+    "DEFAULT_IMAGE",
     "describe_device",
+    "forward_slider",
+    "Frame",
+    "ImageInfo",
+    "ImageLoadError",
     "in_colab",
+    "load_checkpoint",
+    "load_image",
+    "load_image_info",
+    "load_tutorial_model",
     "make_betas",
+    "my_image",
+    "noise_prediction_examples",
+    "NoiseSchedule",
     "pick_device",
+    "pick_image",
+    "plot_chain_vs_closed_form",
+    "plot_loss_by_timestep",
+    "plot_losses",
+    "plot_noise_prediction",
+    "plot_noising_grid",
+    "plot_pixel_values",
+    "plot_schedules",
     "predict_x0",
+    "psnr",
     "q_posterior",
     "quick_mode",
+    "reverse_explorer",
     "reverse_step",
+    "sample",
+    "sample_image_path",
+    "SampleResult",
+    "save_gif",
+    "save_my_image",
+    "settings",
+    "show_images",
+    "STORED_IMAGE_SIZE",
+    "to_numpy",
+    "to_pil",
+    "train",
+    "TrainingError",
+    "TrainResult",
+    "TutorialSettings",
+    "UNet",
+    "UNetConfig",
+    "upload_image",
+    "upload_widget",
+    "uploaded_files",
+    "work_dir",
 ]

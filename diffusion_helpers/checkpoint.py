@@ -41,6 +41,9 @@ def save_checkpoint(path: PathLike, state: dict) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); use the usual mode
         os.replace(tmp, path)  # atomic on POSIX and Windows: readers see old or new, never half
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -111,3 +114,22 @@ def load_model(path: PathLike, device: Optional[Union[str, torch.device]] = None
     on ``device`` (default: :func:`diffusion_helpers.env.pick_device`)."""
     model, _ = load_checkpoint(path)
     return model.to(pick_device(device)).eval()
+
+
+def export_weights(src: PathLike, dst: PathLike, dtype: torch.dtype = torch.float16) -> Path:
+    """Write a small sampling-only copy of a training checkpoint: the EMA weights in ``dtype``
+    (half the bytes of float32, and no optimiser state), the configs and the step count.
+
+    :func:`load_checkpoint` reads it like any checkpoint (the weights go back to float32 when
+    loaded into the model); it cannot resume training.
+    """
+    state = read_checkpoint(src)
+    weights = state.get("ema") if state.get("ema") is not None else state["model"]
+    small = {
+        "model_config": state["model_config"],
+        "schedule_config": state.get("schedule_config"),
+        "model": {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()},
+        "step": state["step"],
+        "exported_from_weights": "ema" if state.get("ema") is not None else "raw",
+    }
+    return save_checkpoint(dst, small)

@@ -91,17 +91,6 @@ class TrainResult:
     images_per_second: float
     settings: dict = field(default_factory=dict)
 
-    def loss_by_timestep(self, buckets: int = 10, num_steps: int = 1000) -> tuple[list, list]:
-        """Mean recorded loss in ``buckets`` equal ranges of t: ``(bucket starts, means)``."""
-        width = math.ceil(num_steps / buckets)
-        idx = torch.div(self.timesteps, width, rounding_mode="floor")
-        starts, means = [], []
-        for b in range(buckets):
-            picked = self.sample_losses[idx == b]
-            starts.append(b * width)
-            means.append(float(picked.mean()) if picked.numel() else float("nan"))
-        return starts, means
-
 
 # ----------------------------------------------------------------------------- choices
 

@@ -111,10 +111,12 @@ class UNetConfig:
                     f"width {self.base_channels * m} is not divisible by norm_groups="
                     f"{self.norm_groups}; choose base_channels as a multiple of norm_groups."
                 )
-        if self.image_size % 2 ** (len(self.channel_mults) - 1):
+        step = 2 ** (len(self.channel_mults) - 1)
+        if self.image_size % step:
+            below, above = self.image_size // step * step, (self.image_size // step + 1) * step
             raise ValueError(
-                f"image_size {self.image_size} is not divisible by 2^(levels-1) = "
-                f"{2 ** (len(self.channel_mults) - 1)}."
+                f"image_size {self.image_size} is not divisible by 2^(levels-1) = {step}: "
+                f"the U-Net halves it {len(self.channel_mults) - 1} times. Try {below} or {above}."
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
@@ -249,7 +251,15 @@ class UNet(nn.Module):
         """
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
-        return cls(UNetConfig(image_channels=image_channels, **{**PRESETS[name], **overrides}))
+        fields = {**PRESETS[name], **overrides}
+        size = overrides.get("image_size")
+        if size is not None and "attention_resolutions" not in overrides:
+            # A preset puts attention at a depth, not at a pixel count: keep the same levels.
+            base = PRESETS[name]["image_size"]
+            depth = range(len(fields["channel_mults"]))
+            levels = [i for i in depth if base // 2**i in PRESETS[name]["attention_resolutions"]]
+            fields["attention_resolutions"] = tuple(int(size) // 2**i for i in levels)
+        return cls(UNetConfig(image_channels=image_channels, **fields))
 
     def valid_sizes(self, lo: int = 16, hi: int = 256) -> list[int]:
         """Square input sides in [lo, hi] that the down/up path can halve and restore exactly."""

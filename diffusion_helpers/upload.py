@@ -40,7 +40,12 @@ def upload_widget() -> Any:
     """
     import ipywidgets  # imported here: only notebooks need it
 
-    options = {"accept": "image/*", "multiple": False, "description": "Upload picture"}
+    options = {
+        "accept": "image/*",
+        "multiple": False,
+        "description": "Upload picture",
+        "layout": ipywidgets.Layout(width="200px"),  # room for the label and the "(1)" count
+    }
     if "tooltip" in ipywidgets.FileUpload.class_trait_names():  # ipywidgets 8; 7 has none
         options["tooltip"] = "Choose a photo (JPEG/PNG), then re-run the cell that loads it."
     return ipywidgets.FileUpload(**options)

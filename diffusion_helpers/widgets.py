@@ -110,13 +110,16 @@ def _explorer(
     def update(change: dict) -> None:
         k = int(change["new"])
         for image, (_, picture) in zip(images, views):
-            image.value = _png(picture(k), display_size)
+            shown = picture(k)
+            width = max(1, round(shown.width * display_size / shown.height))
+            image.value = _png(shown, width, display_size)
+            image.width, image.height = str(width), str(display_size)  # no squeezing by the page
         text.value = label(k)
 
     slider.observe(update, names="value")
     update({"new": 0})
     panels = [
-        widgets.VBox([widgets.HTML(f"<b>{caption}</b>"), image])
+        widgets.VBox([widgets.HTML(f"<b>{caption}</b>"), image], layout={"flex": "0 0 auto"})
         for image, (caption, _) in zip(images, views)
     ]
     return widgets.VBox([widgets.HBox([play, slider]), text, widgets.HBox(panels)])
@@ -146,9 +149,8 @@ def _one_image(x: torch.Tensor, name: str) -> torch.Tensor:
     return x.detach().cpu()
 
 
-def _png(picture: Image.Image, height: int) -> bytes:
-    """PNG bytes of ``picture`` scaled (NEAREST) to ``height`` pixels high."""
-    width = max(1, round(picture.width * height / picture.height))
+def _png(picture: Image.Image, width: int, height: int) -> bytes:
+    """PNG bytes of ``picture`` scaled (NEAREST, so pixels stay crisp) to width x height."""
     buffer = io.BytesIO()
     picture.resize((width, height), Image.NEAREST).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -1,0 +1,97 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/diffusion-tutorial/ddpm-on-your-picture/blob/main/notebooks/01_your_image.ipynb)
+#
+# # 1 · Your image
+#
+# This tutorial teaches **denoising diffusion** (DDPM, Ho et al. 2020) by doing it on a picture
+# of your choice. In four short notebooks you will
+#
+# 1. **pick a picture** and turn it into numbers (this notebook);
+# 2. **destroy it with noise**, step by step ([02](02_forward_noising.ipynb));
+# 3. **train a small U-Net** to predict that noise ([03](03_training_the_unet.ipynb));
+# 4. **run the process backwards** and watch your picture come out of pure noise ([04](04_reverse_sampling.ipynb)).
+#
+# Press *Run all* first: everything works without you uploading anything (a bundled sample
+# picture stands in). Then come back and try your own photo.
+
+# %% Setup: in Colab, fetch and install the tutorial package; locally this only imports it.
+import os
+import subprocess
+import sys
+
+REPO_URL = "https://github.com/diffusion-tutorial/ddpm-on-your-picture"
+if "google.colab" in sys.modules and not os.path.isdir("ddpm-on-your-picture"):
+    subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "ddpm-on-your-picture"], check=True)
+sys.path.insert(0, "ddpm-on-your-picture" if "google.colab" in sys.modules else "..")
+
+import diffusion_helpers as dh
+
+S = dh.settings()  # sizes for this machine (tiny ones when DIFFUSION_QUICK=1)
+print(dh.describe_device(S.device))
+
+# %% [markdown]
+# ## Pick a picture
+#
+# Three ways, use whichever suits you:
+#
+# - **Upload button** (Jupyter, VS Code, Colab): click it, choose a photo, then re-run the cell
+#   below it. (In Colab the button drops files over about 1 MB: use the dialog below instead.)
+# - **A path**: set `IMAGE_PATH = "my_photo.jpg"` in the cell below.
+# - **Colab's own file dialog**: set `COLAB_DIALOG = True` (Colab only).
+#
+# Nearly anything works: phone photos (rotated the right way up), screenshots with
+# transparency, 16-bit PNGs, GIFs. HEIC photos from an iPhone need converting first; the
+# message will say how.
+
+# %%
+uploader = dh.upload_widget()
+uploader
+
+# %% Re-run this cell after uploading.
+IMAGE_PATH = None  # e.g. "my_photo.jpg"
+COLAB_DIALOG = False  # True: open Colab's upload dialog (it waits for you)
+
+picture, info = dh.pick_image(uploader, path=IMAGE_PATH, dialog=COLAB_DIALOG, size=dh.STORED_IMAGE_SIZE)
+print(f"Using {info.name} ({info.original_size[0]}x{info.original_size[1]} px)")
+print(f"Saved for the next notebooks as {dh.save_my_image(picture)}")
+dh.show_images(picture, titles=[info.name])
+
+# %% [markdown]
+# ## From pixels to numbers in [-1, 1]
+#
+# A colour picture is three grids of numbers (red, green, blue), each pixel 0-255. Diffusion
+# models work with values centred on zero, because the noise we will add is centred on zero:
+#
+# $$x = \frac{2\,p}{255} - 1 \in [-1, 1].$$
+#
+# The model sees a small square version of your picture: cropped to the centre and shrunk. Small
+# pictures make training take minutes instead of hours; the ideas are the same at any size.
+
+# %%
+image = dh.load_image(dh.to_pil(picture), size=S.image_size)
+print(f"tensor shape {tuple(image.shape)} = [batch, channels, height, width]")
+print(f"values from {image.min():.2f} to {image.max():.2f}, mean {image.mean():.2f}")
+dh.plot_pixel_values(image)
+
+# %% [markdown]
+# Each bar counts how many pixel values of that colour fall in that range. Pure black is -1,
+# pure white is +1.
+#
+# Your picture is saved in the work folder (`outputs/`), so the next notebooks use it even when
+# you run them on their own. Next: **02_forward_noising**.
