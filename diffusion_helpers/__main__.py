@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 from . import demo
+from .train import TrainingError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -144,8 +145,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 seed=args.seed,
                 device=args.device,
             )
-    except (ValueError, FileNotFoundError) as err:
-        # ImageLoadError, CheckpointError and argument checks are ValueErrors with a full message.
+    except (ValueError, FileNotFoundError, TrainingError) as err:
+        # ImageLoadError, CheckpointError, TrainingError and argument checks carry a full message.
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

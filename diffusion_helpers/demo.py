@@ -160,6 +160,8 @@ def run_sample(
     path = checkpoint if checkpoint is not None else tutorial.PRETRAINED
     model, state = load_checkpoint(path)
     model = model.to(tutorial.settings(device).device)
+    if not state.get("schedule_config"):
+        raise ValueError(f"{path} does not say which noise schedule it was trained with.")
     schedule = NoiseSchedule(**state["schedule_config"])
     run = sample(
         model,

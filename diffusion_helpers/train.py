@@ -38,6 +38,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -95,6 +96,13 @@ class TrainResult:
 # ----------------------------------------------------------------------------- choices
 
 
+def make_grad_scaler() -> object:
+    """A CUDA gradient scaler for fp16 training (``torch.amp`` from torch 2.3, else the old name)."""
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda")
+    return torch.cuda.amp.GradScaler()
+
+
 def cpu_supports_bf16() -> bool:
     """True when oneDNN can run bfloat16 natively here (AVX-512 BF16 or AMX)."""
     cpu = getattr(torch, "cpu", None)
@@ -115,7 +123,9 @@ def pick_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # bf16 units arrived with compute capability 8 (Ampere); torch reports bf16 as
+        # "supported" on older GPUs (Colab's T4) through slow emulation, so ask the hardware.
+        return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
     if device.type == "cpu" and cpu_supports_bf16():
         return "bf16"
     return "fp32"
@@ -281,7 +291,8 @@ def training_loss(
     t = torch.randint(0, schedule.num_steps, (B,), generator=generator)  # t ~ U{0..T-1}
     x_t, eps = add_noise(x0, t.to(x0.device), schedule, generator=generator)  # eq. 4
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    with torch.autocast(x0.device.type, dtype=dtype, enabled=dtype is not None):
+    autocast = torch.autocast(x0.device.type, dtype=dtype) if dtype is not None else nullcontext()
+    with autocast:
         predicted = model(x_t, t.to(x0.device))
     per_image = (predicted.float() - eps).pow(2).mean(dim=(1, 2, 3))  # ||eps - eps_theta||^2
     return per_image.mean(), t, per_image.detach()
@@ -333,8 +344,13 @@ def train(
         steps, minutes = (20, None) if quick_mode() else (None, DEFAULT_MINUTES)
     if steps is not None and (not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps must be a positive integer, got {steps!r}.")
-    if minutes is not None and not minutes > 0:
-        raise ValueError(f"minutes must be positive, got {minutes!r}.")
+    if minutes is not None and (not isinstance(minutes, (int, float)) or not minutes > 0):
+        raise ValueError(f"minutes must be a positive number, got {minutes!r}.")
+    for name, value in (("batch_size", batch_size), ("checkpoint_every", checkpoint_every)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}.")
     if not 0.0 <= ema_decay < 1.0:
@@ -351,7 +367,7 @@ def train(
         ema = copy.deepcopy(model).eval().requires_grad_(False) if ema_decay > 0 else None
         # DDPM trained without weight decay; AdamW with 0 is Adam, named so the choice is visible.
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-        scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        scaler = make_grad_scaler() if precision == "fp16" else None
         generator = torch.Generator()  # every random draw of training comes from here (CPU)
         seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
         generator.manual_seed(seed)
@@ -409,54 +425,60 @@ def train(
         budget_s = minutes * 60 if minutes is not None else math.inf
         # a run of few steps warms up over its first fifth rather than spending itself on warm-up
         warmup_steps = min(WARMUP_STEPS, max(1, steps // 5)) if steps else WARMUP_STEPS
-        while (steps is None or step < steps) and time.perf_counter() - start < budget_s:
-            elapsed = time.perf_counter() - start
-            progress_frac = max(step / steps if steps else 0.0, elapsed / budget_s)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * lr_factor(progress_frac, step, lr_schedule, warmup_steps)
+        try:
+            while (steps is None or step < steps) and time.perf_counter() - start < budget_s:
+                elapsed = time.perf_counter() - start
+                progress_frac = max(step / steps if steps else 0.0, elapsed / budget_s)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * lr_factor(progress_frac, step, lr_schedule, warmup_steps)
 
-            idx = torch.randint(0, n_images, (batch_size,), generator=generator)  # x_0 ~ q(x_0)
-            x0 = fetch(idx)
-            if flip:
-                mirror = torch.rand(batch_size, generator=generator) < 0.5
-                x0 = torch.where(mirror.to(dev)[:, None, None, None], x0.flip(-1), x0)
-            x0 = x0.contiguous(memory_format=fmt)
-            loss, t, per_image = training_loss(model, x0, schedule, generator, precision)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                where = f"the checkpoint {path} (step {step}) is intact. " if path else ""
-                raise TrainingError(
-                    f"the loss became {value} at step {step + 1}: training diverged. {where}"
-                    f"Try a lower learning rate (lr={lr:.2g} now, e.g. lr={lr / 4:.2g})."
+                idx = torch.randint(0, n_images, (batch_size,), generator=generator)  # x_0 ~ q(x_0)
+                x0 = fetch(idx)
+                if flip:
+                    mirror = torch.rand(batch_size, generator=generator) < 0.5
+                    x0 = torch.where(mirror.to(dev)[:, None, None, None], x0.flip(-1), x0)
+                x0 = x0.contiguous(memory_format=fmt)
+                loss, t, per_image = training_loss(model, x0, schedule, generator, precision)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    where = f"the checkpoint {path} (step {step}) is intact. " if path else ""
+                    raise TrainingError(
+                        f"the loss became {value} at step {step + 1}: training diverged. {where}"
+                        f"Try a lower learning rate (lr={lr:.2g} now, e.g. lr={lr / 4:.2g})."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                if ema is not None:
+                    ema_update(ema, model, min(ema_decay, (1 + step) / (10 + step)))  # EMA warm-up
+                step += 1
+                losses.append(value)
+                keep = RECORD_STEPS * batch_size
+                record_t = torch.cat([record_t, t])[-keep:]
+                record_loss = torch.cat([record_loss, per_image.float().cpu()])[-keep:]
+                rate = (step - first_step) * batch_size / max(time.perf_counter() - start, 1e-9)
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}", img_s=f"{rate:.0f}"
                 )
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            if ema is not None:
-                ema_update(ema, model, min(ema_decay, (1 + step) / (10 + step)))  # EMA warm-up
-            step += 1
-            losses.append(value)
-            keep = RECORD_STEPS * batch_size
-            record_t = torch.cat([record_t, t])[-keep:]
-            record_loss = torch.cat([record_loss, per_image.float().cpu()])[-keep:]
-            rate = (step - first_step) * batch_size / max(time.perf_counter() - start, 1e-9)
-            bar.update(1)
-            bar.set_postfix(
-                loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}", img_s=f"{rate:.0f}"
+                if path is not None and step % checkpoint_every == 0:
+                    save()
+                if callback is not None:
+                    callback(step, value)
+        except KeyboardInterrupt:  # stopped by the learner: keep what was learned
+            bar.write(
+                f"Stopped at step {step}; the model so far is kept"
+                + (f" in {path}." if path else ".")
             )
-            if path is not None and step % checkpoint_every == 0:
-                save()
-            if callback is not None:
-                callback(step, value)
         bar.close()
         elapsed = time.perf_counter() - start
         if path is not None and step > first_step:

@@ -87,6 +87,15 @@ def checkpoint_path() -> Path:
     return work_dir() / CHECKPOINT_NAME
 
 
+def fresh_checkpoint_path() -> Path:
+    """The checkpoint path for a training run that starts afresh: an earlier checkpoint is kept
+    as ``unet.previous.pt`` (replacing an older one there), never deleted."""
+    path = checkpoint_path()
+    if path.exists():
+        path.replace(path.with_name("unet.previous.pt"))
+    return path
+
+
 def save_my_image(picture: torch.Tensor) -> Path:
     """Store the learner's picture (a tensor [1, C, H, W] in [-1, 1]) for the later notebooks."""
     path = my_image_path()
@@ -123,6 +132,8 @@ def load_tutorial_model(
         path = PRETRAINED
     model, state = load_checkpoint(path)
     model = model.to(pick_device(device)).eval()
+    if not state.get("schedule_config"):
+        raise ValueError(f"{path} does not say which noise schedule it was trained with.")
     schedule = NoiseSchedule(**state["schedule_config"])
     cfg = model.config
     if mine:

@@ -37,7 +37,8 @@ import sys
 REPO_URL = "https://github.com/diffusion-tutorial/ddpm-on-your-picture"
 if "google.colab" in sys.modules and not os.path.isdir("ddpm-on-your-picture"):
     subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "ddpm-on-your-picture"], check=True)
+    # --no-deps: Colab already has torch, torchvision, matplotlib, pillow, ipywidgets and tqdm.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "ddpm-on-your-picture"], check=True)
 sys.path.insert(0, "ddpm-on-your-picture" if "google.colab" in sys.modules else "..")
 
 import diffusion_helpers as dh

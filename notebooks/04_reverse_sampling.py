@@ -29,7 +29,8 @@ import sys
 REPO_URL = "https://github.com/diffusion-tutorial/ddpm-on-your-picture"
 if "google.colab" in sys.modules and not os.path.isdir("ddpm-on-your-picture"):
     subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "ddpm-on-your-picture"], check=True)
+    # --no-deps: Colab already has torch, torchvision, matplotlib, pillow, ipywidgets and tqdm.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "ddpm-on-your-picture"], check=True)
 sys.path.insert(0, "ddpm-on-your-picture" if "google.colab" in sys.modules else "..")
 
 import time
@@ -54,7 +55,9 @@ model, schedule, x0 = dh.load_tutorial_model(S.device)  # notebook 03's model, o
 # The bracket removes a small, scaled share of the predicted noise; $\sigma_t z$ adds back a
 # little fresh noise, because a single step back is itself uncertain. At the very last step
 # ($t = 1$ in the paper, `t = 0` here) **no noise is added** ($\sigma = 0$): what comes out is
-# the final picture, and fresh noise there would only put grain on it.
+# the final picture, and there is no later step left to remove fresh noise, so it would stay in
+# the picture as grain. (With $\sigma_t^2 = \tilde\beta_t$ this happens by itself, since
+# $\tilde\beta_1 = 0$; with $\sigma_t^2 = \beta_t$ the sampler must skip it explicitly.)
 #
 # Here are the first three steps by hand, from pure noise:
 
@@ -81,7 +84,7 @@ dh.show_images(run.images, titles=[f"sample {i + 1}" for i in range(len(run.imag
 # %% [markdown]
 # ## Watch it happen
 #
-# Left: $x_t$, the picture being denoised. Right: the model's current guess of the final
+# Top: $x_t$, the picture being denoised. Bottom: the model's current guess of the final
 # picture, $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon_\theta) / \sqrt{\bar\alpha_t}$.
 # The guess settles long before the noise is gone: coarse shapes and colours are decided early
 # (large $t$), fine detail late.
@@ -94,7 +97,7 @@ gif = dh.save_gif(run.frames, dh.work_dir() / "reverse.gif")
 print(f"Saved the animation as {gif}")
 
 # %% [markdown]
-# Explore the frames yourself, one by one:
+# Explore the frames yourself, one by one ($x_t$ on the left, the guess $\hat x_0$ on the right):
 
 # %%
 dh.reverse_explorer(run.frames)
@@ -103,8 +106,9 @@ dh.reverse_explorer(run.frames)
 # ## How close did it get?
 #
 # PSNR (peak signal-to-noise ratio) compares each sample with your picture:
-# $\mathrm{PSNR} = 10 \log_{10}(1 / \mathrm{MSE})$ on pixel values in $[0, 1]$. Above 25 dB the
-# two look alike; above 30 dB, differences are hard to spot.
+# $\mathrm{PSNR} = 10 \log_{10}(1 / \mathrm{MSE})$ on pixel values in $[0, 1]$. Around 20 dB
+# the picture is recognisable, above 25 dB the two look alike, above 30 dB differences are hard
+# to spot.
 
 # %%
 scores = dh.psnr(run.images, x0, mirror=True)
@@ -142,7 +146,8 @@ dh.show_images(torch.cat(list(variants.values())), titles=titles, ncols=4, size=
 # \sqrt{1-\tfrac{\bar\alpha_t}{\bar\alpha_{t'}}}.$$
 #
 # With $\eta = 0$ no fresh noise is added: the picture is a fixed function of the starting
-# noise. With $\eta = 1$ each jump adds the same amount of noise a DDPM step would. Here is
+# noise. With $\eta = 1$ each jump adds as much fresh noise as the exact posterior of that jump
+# has (for jumps of one step, exactly DDPM's $\tilde\beta_t$). Here is
 # each against the DDPM run above:
 
 # %%

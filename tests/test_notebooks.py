@@ -14,14 +14,21 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 CELL_TIMEOUT = 300  # seconds; quick mode keeps every cell to a few seconds
-# Pictures each notebook must show (figures as PNG, widgets, the inline animation): a cell that
-# silently stops drawing fails the test.
-MIN_PICTURES = {
+# Figures (PNG) each notebook must show, and the cells that must show a widget or the inline
+# animation: a cell that silently stops drawing fails the test.
+MIN_FIGURES = {
     "01_your_image": 2,
-    "02_forward_noising": 5,
+    "02_forward_noising": 4,
     "03_training_the_unet": 3,
-    "04_reverse_sampling": 5,
+    "04_reverse_sampling": 4,
 }
+MUST_SHOW = {
+    "01_your_image": ["dh.upload_widget()"],
+    "02_forward_noising": ["dh.forward_slider("],
+    "03_training_the_unet": [],
+    "04_reverse_sampling": ["dh.animation_html(", "dh.reverse_explorer("],
+}
+WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def test_there_are_four_notebooks():
@@ -78,13 +85,11 @@ def test_notebook_runs_in_quick_mode(source, workdir, monkeypatch):
         o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
     ]
     assert not errors
-    pictures = [
-        o
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.outputs
-        if {"image/png", "text/html", "application/vnd.jupyter.widget-view+json"}
-        & set(o.get("data", {}))
-    ]
-    assert len(pictures) >= MIN_PICTURES[source.stem], f"{source.name} showed too few pictures"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    figures = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(figures) >= MIN_FIGURES[source.stem], f"{source.name} showed too few figures"
+    for call in MUST_SHOW[source.stem]:
+        cell = next(c for c in code if call in c.source)
+        shown = {k for o in cell.outputs for k in o.get("data", {})}
+        assert shown & {WIDGET, "text/html"}, f"{call} showed nothing in {source.name}"
     assert os.path.isdir(workdir / "outputs")

@@ -68,15 +68,17 @@ def test_clipping_keeps_x0_hat_in_range():
     torch.testing.assert_close(out, torch.full_like(x_t, float(s.posterior_mean_coef1[t])))
 
 
-def test_no_noise_is_added_at_t0(setup):
+@pytest.mark.parametrize("variance", ["posterior", "beta"])
+def test_no_noise_is_added_at_t0(setup, variance):
+    # beta_tilde_0 is already 0, but beta_0 = 1e-4 is not: the step itself must drop sigma z.
     s, _, _, x_t, eps, z = setup
-    a = reverse_step(x_t, 0, eps, s, noise=z)
-    b = reverse_step(x_t, 0, eps, s, noise=torch.zeros_like(z))
+    a = reverse_step(x_t, 0, eps, s, noise=z, variance=variance)
+    b = reverse_step(x_t, 0, eps, s, noise=torch.zeros_like(z), variance=variance)
     assert torch.equal(a, b)
     # Per-sample: only the t = 0 entries are noise-free.
     t = torch.tensor([0, 5, 0, 5])
-    a = reverse_step(x_t, t, eps, s, noise=z)
-    b = reverse_step(x_t, t, eps, s, noise=torch.zeros_like(z))
+    a = reverse_step(x_t, t, eps, s, noise=z, variance=variance)
+    b = reverse_step(x_t, t, eps, s, noise=torch.zeros_like(z), variance=variance)
     assert torch.equal(a[[0, 2]], b[[0, 2]]) and not torch.equal(a[[1, 3]], b[[1, 3]])
 
 
@@ -120,6 +122,22 @@ def test_ddim_skips_steps(setup):
     jumped = ddim_step(x_t, 900, 300, eps, s)
     expected, _ = add_noise(x0, 300, s, noise=eps)
     torch.testing.assert_close(jumped, expected, rtol=0, atol=1e-9)
+
+
+def test_ddim_clipping_rederives_the_noise():
+    """With clip, x0_hat is clipped to [-1, 1] and eps recomputed from it, so the step lands
+    on the line between the clipped x0_hat and x_t: x_prev = sqrt(abar_prev) x0c + sqrt(1 -
+    abar_prev) (x_t - sqrt(abar_t) x0c) / sqrt(1 - abar_t)."""
+    s = NoiseSchedule(T)
+    x_t = torch.full((1, 1, 2, 2), 0.3, dtype=torch.float64)
+    eps_hat = torch.full_like(x_t, -3.0)  # implies x0_hat far above 1
+    t, t_prev = 400, 200
+    assert float(predict_x0(x_t, t, eps_hat, s).min()) > 1
+    got = ddim_step(x_t, t, t_prev, eps_hat, s, clip=True)
+    ab, ab_prev = float(s.alpha_bars[t]), float(s.alpha_bars[t_prev])
+    eps_c = (0.3 - ab**0.5 * 1.0) / (1 - ab) ** 0.5
+    want = ab_prev**0.5 * 1.0 + (1 - ab_prev) ** 0.5 * eps_c
+    torch.testing.assert_close(got, torch.full_like(x_t, want), rtol=0, atol=1e-12)
 
 
 def test_float32_inputs_stay_float32():

@@ -64,6 +64,60 @@ def flat(model):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
+class Spy(torch.nn.Module):
+    """Records what the training step feeds the model and predicts a known non-zero noise."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(0.5))
+        self.seen = []
+
+    def forward(self, x, t):
+        self.seen.append((x.detach().clone(), t.clone()))
+        return self.scale * x
+
+
+def test_training_step_feeds_x_t_and_t_of_equation_4():
+    """Alg. 1 line 5: the model sees x_t = sqrt(abar_t) x_0 + sqrt(1-abar_t) eps and t, and
+    the loss is mean((eps_theta - eps)^2) over all pixels."""
+    spy, x0 = Spy(), images(4)
+    loss, t, per_image = training_loss(spy, x0, SCHEDULE, torch.Generator().manual_seed(5), "fp32")
+    g = torch.Generator().manual_seed(5)
+    t_want = torch.randint(0, 1000, (4,), generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    abar = SCHEDULE.alpha_bars[t_want].float().reshape(-1, 1, 1, 1)
+    x_t_want = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
+    x_seen, t_seen = spy.seen[0]
+    assert torch.equal(t_seen, t_want) and torch.equal(t, t_want)
+    torch.testing.assert_close(x_seen, x_t_want)
+    torch.testing.assert_close(loss, ((0.5 * x_t_want - eps) ** 2).mean())
+    torch.testing.assert_close(per_image, ((0.5 * x_t_want - eps) ** 2).mean(dim=(1, 2, 3)))
+
+
+def test_stopping_by_hand_keeps_the_work(tmp_path):
+    """Ctrl-C (or the notebook's stop button) ends training early: the result and the
+    checkpoint hold the steps done so far."""
+    path = tmp_path / "ckpt.pt"
+
+    def stop_at_3(step, loss):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    result = train(
+        tiny_model(),
+        images(1),
+        SCHEDULE,
+        steps=50,
+        batch_size=4,
+        seed=0,
+        checkpoint=path,
+        callback=stop_at_3,
+        **FAST,
+    )
+    assert result.steps == 3 and len(result.losses) == 3
+    assert read_checkpoint(path)["step"] == 3
+
+
 def test_training_loss_is_algorithm_1_mse():
     # A model that predicts zero noise has loss mean(eps^2) for the eps Algorithm 1 drew;
     # replaying the generator (t first, then eps) must give the same number.

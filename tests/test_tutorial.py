@@ -61,3 +61,12 @@ def test_shipped_model_denoises_the_sample_picture():
     x0_hat = dh.predict_x0(x_t, t, predicted, schedule)
     assert dh.psnr(x0_hat.clamp(-1, 1), x0) > dh.psnr(x_t.clamp(-1, 1), x0) + 10
     assert float(((predicted - eps) ** 2).mean()) < 0.05  # an untrained net scores ~1
+
+
+def test_a_fresh_run_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFUSION_WORKDIR", str(tmp_path))
+    first = dh.checkpoint_path()
+    first.write_bytes(b"earlier run")
+    path = dh.fresh_checkpoint_path()
+    assert path == first and not path.exists()
+    assert (tmp_path / "unet.previous.pt").read_bytes() == b"earlier run"
