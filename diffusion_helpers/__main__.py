@@ -113,27 +113,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        budget = dict(size=args.size, minutes=args.minutes, steps=args.steps)
         if args.command == "demo":
-            demo.run_demo(
-                args.image,
-                args.out,
-                size=args.size,
-                minutes=args.minutes,
-                steps=args.steps,
-                seed=args.seed,
-                device=args.device,
-            )
+            demo.run_demo(args.image, args.out, seed=args.seed, device=args.device, **budget)
         elif args.command == "train":
             demo.run_train(
                 args.image,
                 args.out,
-                size=args.size,
-                minutes=args.minutes,
-                steps=args.steps,
                 seed=args.seed,
                 device=args.device,
                 preset=args.preset,
                 export=args.export,
+                **budget,
             )
         else:
             demo.run_sample(
