@@ -113,7 +113,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        budget = dict(size=args.size, minutes=args.minutes, steps=args.steps)
+        if args.command in ("demo", "train"):  # `sample` trains nothing: no size or budget
+            budget = dict(size=args.size, minutes=args.minutes, steps=args.steps)
         if args.command == "demo":
             demo.run_demo(args.image, args.out, seed=args.seed, device=args.device, **budget)
         elif args.command == "train":
