@@ -16,6 +16,7 @@ from typing import Optional, Union
 import torch
 
 from .env import pick_device
+from .schedule import NoiseSchedule
 from .unet import UNet, UNetConfig
 
 FORMAT = "diffusion_helpers.checkpoint"
@@ -114,6 +115,17 @@ def load_model(path: PathLike, device: Optional[Union[str, torch.device]] = None
     on ``device`` (default: :func:`diffusion_helpers.env.pick_device`)."""
     model, _ = load_checkpoint(path)
     return model.to(pick_device(device)).eval()
+
+
+def load_for_sampling(
+    path: PathLike, device: Optional[Union[str, torch.device]] = None
+) -> tuple[UNet, NoiseSchedule, dict]:
+    """What a sampler needs from a checkpoint: the U-Net (EMA weights, eval mode, on ``device``),
+    the noise schedule it was trained with, and the whole checkpoint dict."""
+    model, state = load_checkpoint(path)
+    if not state.get("schedule_config"):
+        raise CheckpointError(f"{path} does not say which noise schedule it was trained with.")
+    return model.to(pick_device(device)).eval(), NoiseSchedule(**state["schedule_config"]), state
 
 
 def export_weights(src: PathLike, dst: PathLike, dtype: torch.dtype = torch.float16) -> Path:

@@ -14,7 +14,7 @@ import torch
 from matplotlib.figure import Figure
 
 from . import tutorial, viz
-from .checkpoint import export_weights, load_checkpoint
+from .checkpoint import export_weights, load_for_sampling
 from .images import load_image_info, sample_image_path
 from .sampling import psnr, sample
 from .schedule import NoiseSchedule
@@ -158,11 +158,7 @@ def run_sample(
 ) -> dict:
     """Sample ``n`` pictures from a checkpoint (default: the shipped one) into ``out``."""
     path = checkpoint if checkpoint is not None else tutorial.PRETRAINED
-    model, state = load_checkpoint(path)
-    model = model.to(tutorial.settings(device).device)
-    if not state.get("schedule_config"):
-        raise ValueError(f"{path} does not say which noise schedule it was trained with.")
-    schedule = NoiseSchedule(**state["schedule_config"])
+    model, schedule, _ = load_for_sampling(path, tutorial.settings(device).device)
     run = sample(
         model,
         schedule,

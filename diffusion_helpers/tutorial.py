@@ -15,11 +15,12 @@ from typing import Optional, Union
 
 import torch
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_for_sampling
 from .env import pick_device, quick_mode
 from .forward import add_noise
 from .images import load_image, sample_image_path, to_pil
 from .schedule import NoiseSchedule
+from .train import DEFAULT_MINUTES
 from .unet import UNet
 
 WORKDIR_ENV = "DIFFUSION_WORKDIR"
@@ -66,8 +67,8 @@ def settings(device: Optional[Union[str, torch.device]] = None) -> TutorialSetti
     if quick_mode():
         return TutorialSettings(dev, True, 16, "tiny", 1000, None, 40, 2, 10)
     if dev.type == "cuda":
-        return TutorialSettings(dev, False, 64, "small", 1000, 4.0, None, 8, 50)
-    return TutorialSettings(dev, False, 32, "tiny", 1000, 4.0, None, 8, 50)
+        return TutorialSettings(dev, False, 64, "small", 1000, DEFAULT_MINUTES, None, 8, 50)
+    return TutorialSettings(dev, False, 32, "tiny", 1000, DEFAULT_MINUTES, None, 8, 50)
 
 
 def work_dir() -> Path:
@@ -130,11 +131,7 @@ def load_tutorial_model(
     mine = path.exists()
     if not mine:
         path = PRETRAINED
-    model, state = load_checkpoint(path)
-    model = model.to(pick_device(device)).eval()
-    if not state.get("schedule_config"):
-        raise ValueError(f"{path} does not say which noise schedule it was trained with.")
-    schedule = NoiseSchedule(**state["schedule_config"])
+    model, schedule, state = load_for_sampling(path, device)
     cfg = model.config
     if mine:
         print(f"Using the model notebook 03 trained ({path}, {state['step']} steps).")

@@ -5,15 +5,7 @@ import torch
 
 from diffusion_helpers.unet import Attention, UNet, UNetConfig, timestep_embedding
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These nets and images are tiny: a second intra-op thread only adds waiting, and on a
-    # shared, busy machine it made steps 6x slower. Restored after this module.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def tiny_config(**overrides):
