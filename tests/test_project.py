@@ -28,31 +28,3 @@ def test_requirements_use_lower_bounds_only():
         line = line.split("#")[0].strip()
         if line:
             assert "==" not in line and ">=" in line, line
-
-
-def test_every_copy_of_the_repository_url_matches_pyproject():
-    from diffusion_helpers.set_repo_url import copies, files_with_copies, repo_url
-
-    expected = {repo_url().removeprefix("https://github.com/")}
-    for path in files_with_copies():
-        found = copies(path.read_text())
-        assert found == expected, (
-            f"{path.name} names {found}: run python -m diffusion_helpers.set_repo_url"
-        )
-
-
-def test_set_repo_url_rewrites_every_copy(tmp_path):
-    import shutil
-
-    from diffusion_helpers.set_repo_url import copies, files_with_copies, repo_url, set_repo_url
-
-    shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    shutil.copy(ROOT / "README.md", tmp_path)
-    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
-    changed = set_repo_url("https://github.com/someone/my-fork", tmp_path)
-    assert repo_url(tmp_path) == "https://github.com/someone/my-fork"
-    assert len(changed) == 6  # pyproject, README, four notebooks
-    for path in files_with_copies(tmp_path):
-        assert copies(path.read_text()) == {"someone/my-fork"}, path.name
-    assert '"my-fork"' in (tmp_path / "notebooks" / "01_your_image.py").read_text()
-    assert "someone/my-fork" in (tmp_path / "notebooks" / "04_reverse_sampling.ipynb").read_text()

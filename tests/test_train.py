@@ -13,14 +13,9 @@ from diffusion_helpers.checkpoint import (
     load_model,
     read_checkpoint,
 )
+from diffusion_helpers.env import cpu_supports_bf16, pick_precision
 from diffusion_helpers.schedule import NoiseSchedule
-from diffusion_helpers.train import (
-    TrainingError,
-    cpu_supports_bf16,
-    pick_precision,
-    train,
-    training_loss,
-)
+from diffusion_helpers.train import TrainingError, train, training_loss
 from diffusion_helpers.unet import UNet, UNetConfig
 
 SCHEDULE = NoiseSchedule(num_steps=1000)

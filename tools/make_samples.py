@@ -1,6 +1,6 @@
 """Draw the bundled sample images (deterministic: same pixels on every run).
 
-    python images/make_samples.py          # rewrites images/scene.png, face.png, pattern.png
+    python tools/make_samples.py           # rewrites images/scene.png, face.png, pattern.png
 
 Each picture is drawn with flat colours at 4x the final size and shrunk with LANCZOS, which
 gives smooth (antialiased) edges. Shapes are big and colours strong so that the pictures still
@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 SIZE = 256  # final side in pixels
 SCALE = 4  # supersampling factor for antialiased edges
-HERE = Path(__file__).resolve().parent
+IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
 
 
 def _canvas(color: tuple[int, int, int]) -> tuple[Image.Image, ImageDraw.ImageDraw, int]:
@@ -109,7 +109,7 @@ SAMPLES = {"scene": draw_scene, "face": draw_face, "pattern": draw_pattern}
 def main() -> None:
     """Draw every sample and save it as an optimised PNG next to this script."""
     for name, draw_fn in SAMPLES.items():
-        path = HERE / f"{name}.png"
+        path = IMAGES_DIR / f"{name}.png"
         draw_fn().save(path, optimize=True)
         print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
 

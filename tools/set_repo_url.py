@@ -5,7 +5,7 @@ notebooks need it before the package is installed (their first cell clones it in
 they carry a copy; this command rewrites every copy from that one place and regenerates the
 paired ``.ipynb`` files. A test checks that no copy has drifted.
 
-    python -m diffusion_helpers.set_repo_url https://github.com/OWNER/NAME
+    python tools/set_repo_url.py https://github.com/OWNER/NAME
 """
 
 from __future__ import annotations
