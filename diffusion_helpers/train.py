@@ -5,46 +5,54 @@ Algorithm 1 (Ho et al. 2020), repeated until the budget is spent:
     x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps                      (eq. 4, ``add_noise``)
     gradient step on || eps - eps_theta(x_t, t) ||^2                   (eq. 14, the simple loss)
 
-Around it: AdamW with a linear warm-up and a cosine decay, gradient clipping, an exponential
-moving average (EMA) of the weights, mixed precision where it measured faster, a wall-clock or
-step budget, atomic checkpoints that resume exactly, and a clear error on a non-finite loss.
+Around it, each extra with its reason: AdamW with a linear warm-up (large early steps of a
+fresh net overshoot) and a cosine decay (small final steps settle the weights), gradient
+clipping (one bad batch cannot wreck the net), an exponential moving average (EMA) of the
+weights (smoother samples than the last step's weights), mixed precision where it measured
+faster, a wall-clock or step budget, checkpoints that resume exactly, and a clear error on a
+non-finite loss. A class-conditional net (``num_classes``) also sees its labels, replaced by
+the "no class" label for a fraction ``cond_drop`` of images (classifier-free guidance, Ho &
+Salimans 2022).
 
-Default settings (``None`` arguments), chosen by measurement (single 32 px image, tiny preset,
-PSNR of 1000-step DDPM samples; sweeps on a GPU at the step counts a 2-core CPU reaches):
-    budget:     4 minutes when neither ``steps`` nor ``minutes`` is given (20 steps in quick mode).
-    batch_size: 16 images of 32 px on a CPU (128 on a GPU), scaled by (32 / side)^2, at least 4.
-                What counts on a CPU is the number of steps: at 4,500 images (3 minutes on a
-                busy 2-core CPU) batch 16 reached 32 dB, batch 32 27 dB, batch 64 11 dB; a CPU
-                processes batch 16 only ~15% slower per image than batch 64. One image is
-                repeated with different t and noise, which lowers the gradient noise cheaply.
-    lr:         2e-3 for nets under 5 M parameters (the ``tiny`` preset), 2e-4 above (DDPM's
-                rate for its 35 M net), times sqrt(min(batch_size, 64) / 64): 1e-3 at batch 16.
-                3e-3 and 4e-3 diverged to noise at batch 16-32; 1e-3 and 2e-3 were within 1 dB.
-    warm-up:    50 steps, or a fifth of a short run in steps (50 beat 20 steps at batch 16 and 32); then a cosine decay to 5% over the
-                budget (a constant rate ended 13 dB lower at 560 steps).
+Default settings (``None`` in :class:`TrainConfig`), chosen by measurement (one 32 px picture,
+tiny preset, PSNR of 1000-step DDPM samples; sweeps on a GPU at the step counts a 2-core CPU
+reaches); see :func:`.data.default_batch_size` and :func:`.data.default_lr`:
+    budget:     DEFAULT_MINUTES when neither ``steps`` nor ``minutes`` is given (20 steps in
+                quick mode): :func:`default_budget`, the one place the default is decided.
+    warm-up:    50 steps, or a fifth of a short run in steps (50 beat 20 steps at batch 16 and
+                32); then a cosine decay to 5% (a constant rate ended 13 dB lower at 560 steps).
     ema_decay:  0.9999 cap with the warm-up decay_k = min(cap, (1 + k) / (10 + k)): the EMA
                 averages over about the last 1/9 of the steps so far, so it suits a 4-minute
                 run and a day-long run alike.
-The same call trains a dataset of a few thousand images: images are drawn uniformly with
-replacement, so only the budget needs to grow with the data.
+Images are drawn uniformly with replacement, so the same call trains one picture or a
+dataset of thousands; only the budget needs to grow with the data.
+
+Random draws: every draw of training comes from one CPU generator seeded with ``seed``, in
+this order per step: the image indices, the flips (if any), t, eps, the dropped labels (if
+conditional). The initial weights are the model's: build it with ``UNet.preset(..., seed=)``
+for a run that is reproducible end to end.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import os
 import random
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from contextlib import ExitStack, nullcontext
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Literal, Optional, Union
 
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import CheckpointError, check_config, read_checkpoint, save_checkpoint
+from .checkpoint import (
+    Checkpointer,
+    Progress,
+    resume_training,
+    training_state,
+)
+from .data import as_training_data, default_batch_size, default_lr
 from .env import (
     cpu_threads,
     make_grad_scaler,
@@ -55,21 +63,94 @@ from .env import (
     quick_mode,
 )
 from .forward import add_noise
+from .interrupts import Interrupted, stop_signals
+from .outputs import CheckpointLock, check_checkpoint_target
 from .schedule import NoiseSchedule
 from .unet import UNet
 
-LR_SCHEDULES = ("cosine", "constant")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-
 DEFAULT_MINUTES = 4.0  # < 5 min; one 32 px image passed 25 dB at 280 steps of batch 16
+QUICK_STEPS = 20  # quick mode (tests, CI): enough to run every line, not to learn
 WARMUP_STEPS = 50  # linear lr warm-up (at most a fifth of a run given in steps); beat 20 steps
 FINAL_LR_FRACTION = 0.05  # the cosine decay ends at 5% of the peak rate
 GRAD_CLIP = 1.0  # DDPM clipped the gradient norm at 1
-RECORD_STEPS = 200  # (t, per-sample loss) pairs are kept for the last this many steps
+COND_DROP = 0.1  # Ho & Salimans (2022) found p_uncond 0.1-0.2 best; 0.1 keeps the class strong
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss); the last checkpoint on disk is intact."""
+
+
+@dataclass
+class TrainConfig:
+    """The knobs of :func:`train` (``None``: chosen for the model, data and machine).
+
+    Attributes:
+        steps, minutes: stop after this many steps in total (resumed ones included) or this
+            many minutes of this call, whichever comes first; neither: :func:`default_budget`.
+        batch_size, lr: see :func:`.data.default_batch_size` and :func:`.data.default_lr`.
+        warmup_steps: steps of the linear learning-rate warm-up (1 = none).
+        lr_schedule: ``"cosine"`` (decay to 5% over the budget) or ``"constant"``.
+        grad_clip: the gradient-norm cap, or None for no clipping.
+        ema_decay: the cap of the EMA decay; 0 keeps no EMA.
+        flip: mirror each drawn image left-right with probability 1/2; None: on for folders
+            of photos, off for one picture, tensors and datasets such as digits.
+        cond_drop: for a conditional net, the fraction of labels replaced by "no class".
+        precision: ``"auto"`` (:func:`.env.pick_precision`), ``"fp32"``, ``"bf16"``, ``"fp16"``.
+        memory_format: ``"auto"``, ``"contiguous"`` or ``"channels_last"``.
+        device: where to train (None: the fastest available). threads: CPU threads.
+        seed: seeds every random draw of training (None: a fresh random seed, reported).
+        checkpoint: a file; if it exists the run resumes from it exactly. It is written every
+            ``checkpoint_every`` steps, every ``checkpoint_minutes``, at the end, and on
+            Ctrl-C or SIGTERM.
+        progress: show a tqdm bar with the loss and images per second.
+    """
+
+    steps: Optional[int] = None
+    minutes: Optional[float] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    warmup_steps: int = WARMUP_STEPS
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    grad_clip: Optional[float] = GRAD_CLIP
+    ema_decay: float = 0.9999
+    flip: Optional[bool] = None
+    cond_drop: float = COND_DROP
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
+    device: Optional[Union[str, torch.device]] = None
+    threads: Optional[int] = None
+    seed: Optional[int] = None
+    checkpoint: Optional[Union[str, Path]] = None
+    checkpoint_every: int = 500
+    checkpoint_minutes: float = 1.0
+    progress: bool = True
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first field with an impossible value."""
+        for name in ("steps", "batch_size", "checkpoint_every", "warmup_steps", "threads"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        for name in ("minutes", "lr", "grad_clip", "checkpoint_minutes"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+            ):
+                raise ValueError(f"{name} must be a positive number, got {value!r}.")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(
+                f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}."
+            )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}.")
+        if not 0.0 <= self.cond_drop < 1.0:
+            raise ValueError(f"cond_drop must be in [0, 1), got {self.cond_drop}.")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}.")
 
 
 @dataclass
@@ -84,6 +165,8 @@ class TrainResult:
             ``RECORD_STEPS`` steps (1-D tensors of equal length), for a loss-vs-t plot.
         steps: steps done in total; elapsed: seconds of this call; images_per_second: in this call.
         settings: the batch size, learning rate, precision, ... actually used.
+        interrupted: ``"SIGINT"`` when Ctrl-C stopped the run early, else None.
+        checkpoint: where the checkpoint was last written (None if nowhere).
     """
 
     model: UNet
@@ -95,21 +178,26 @@ class TrainResult:
     elapsed: float
     images_per_second: float
     settings: dict = field(default_factory=dict)
+    interrupted: Optional[str] = None
+    checkpoint: Optional[Path] = None
 
 
-# ----------------------------------------------------------------------------- choices
+def default_budget() -> tuple[Optional[int], Optional[float]]:
+    """``(steps, minutes)`` when none is given: QUICK_STEPS in quick mode, else DEFAULT_MINUTES."""
+    return (QUICK_STEPS, None) if quick_mode() else (None, DEFAULT_MINUTES)
 
 
-def default_batch_size(image_size: int, device: torch.device) -> int:
-    """16 images of 32 px on a CPU (128 on a GPU), scaled by (32 / side)^2, at least 4."""
-    per_32px = 128 if device.type == "cuda" else 16
-    return max(4, int(per_32px * (32 / image_size) ** 2))
-
-
-def default_lr(model: UNet, batch_size: int) -> float:
-    """2e-3 under 5 M parameters, else DDPM's 2e-4; times sqrt(min(batch_size, 64) / 64)."""
-    base = 2e-3 if model.num_parameters() < 5_000_000 else 2e-4
-    return base * math.sqrt(min(batch_size, 64) / 64)
+def make_config(config: Optional[TrainConfig], overrides: dict) -> TrainConfig:
+    """``config`` (default :class:`TrainConfig`) with ``overrides`` applied, checked."""
+    names = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(f"train() got unknown settings {unknown}; known: {sorted(names)}.")
+    cfg = replace(config or TrainConfig(), **overrides)
+    if cfg.steps is None and cfg.minutes is None:
+        cfg.steps, cfg.minutes = default_budget()
+    cfg.check()
+    return cfg
 
 
 def lr_factor(progress: float, step: int, lr_schedule: str, warmup_steps: int) -> float:
@@ -122,94 +210,10 @@ def lr_factor(progress: float, step: int, lr_schedule: str, warmup_steps: int) -
     return warm * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * cos)
 
 
-# ----------------------------------------------------------------------------- data
-
-
-def load_folder(folder: Path, size: int, channels: int) -> torch.Tensor:
-    """Every image file in ``folder`` (sorted by name) as one tensor [N, C, size, size]."""
-    from .images import load_image  # imported here: only folder data needs the image loader
-
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder {folder}.")
-    return torch.cat([load_image(p, size=size, channels=channels) for p in files])
-
-
-def as_batch_source(
-    data: object, model: UNet, device: torch.device
-) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
-    """Turn ``data`` into ``(fetch, N)``: ``fetch(indices)`` returns those images [B, C, H, W]
-    on ``device``. Accepts a tensor [N, C, H, W] in [-1, 1], a Dataset (items are images or
-    (image, label)), a DataLoader (read through its dataset), or a folder / file of images."""
-    cfg = model.config
-    if isinstance(data, (str, os.PathLike)):
-        path = Path(data)
-        if path.is_dir():
-            data = load_folder(path, cfg.image_size, cfg.image_channels)
-        elif path.is_file():
-            from .images import load_image
-
-            data = load_image(path, size=cfg.image_size, channels=cfg.image_channels)
-        else:
-            raise ValueError(f"data path {path} is neither a folder of images nor an image file.")
-    if isinstance(data, DataLoader):
-        data = data.dataset  # batches are drawn by train's own generator, so resume is exact
-    if isinstance(data, torch.Tensor):
-        images = data.unsqueeze(0) if data.dim() == 3 else data
-        check_images(images, model)
-        images = images.to(device=device, dtype=torch.float32)
-        return (lambda idx: images[idx.to(device)]), images.shape[0]
-    if isinstance(data, Dataset) or hasattr(data, "__getitem__"):
-        dataset = data
-        check_images(first_image(dataset, 0).unsqueeze(0), model)
-
-        def fetch(idx: torch.Tensor) -> torch.Tensor:
-            batch = torch.stack([first_image(dataset, int(i)) for i in idx])
-            return batch.to(device=device, dtype=torch.float32)
-
-        return fetch, len(dataset)
-    raise ValueError(
-        f"data must be a tensor [N, C, H, W], a Dataset, a DataLoader or a folder of images; "
-        f"got {type(data).__name__}."
-    )
-
-
-def first_image(dataset: Dataset, i: int) -> torch.Tensor:
-    """Item ``i`` of a dataset as an image tensor [C, H, W] (the label of a pair is dropped)."""
-    item = dataset[i]
-    image = item[0] if isinstance(item, (tuple, list)) else item
-    if not isinstance(image, torch.Tensor) or image.dim() != 3:
-        raise ValueError(
-            f"dataset item {i} should be an image tensor [C, H, W] or (image, label); got "
-            f"{getattr(image, 'shape', type(image).__name__)}. Add a ToTensor-style transform."
-        )
-    return image
-
-
-def check_images(images: torch.Tensor, model: UNet) -> None:
-    """Raise ``ValueError`` unless ``images`` fit the model and lie in [-1, 1]."""
-    if images.dim() != 4 or images.shape[0] == 0 or not images.dtype.is_floating_point:
-        raise ValueError(
-            f"training images must be a float tensor [N, C, H, W] with N >= 1, "
-            f"got {images.dtype} {list(images.shape)}."
-        )
-    model.check_input(images[:1])
-    lo, hi = float(images.min()), float(images.max())
-    if lo < -1.001 or hi > 1.001:  # allow rounding error of a [0, 1] -> [-1, 1] conversion
-        raise ValueError(
-            f"training images must lie in [-1, 1] but span [{lo:.3g}, {hi:.3g}]; "
-            "map [0, 1] images with x * 2 - 1."
-        )
-
-
-# ----------------------------------------------------------------------------- training
-
-
 def ema_update(ema: UNet, model: UNet, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * weights; buffers are copied, not averaged."""
     with torch.no_grad():
-        ema_params = list(ema.parameters())
-        torch._foreach_lerp_(ema_params, list(model.parameters()), 1.0 - decay)
+        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
         for b_ema, b in zip(ema.buffers(), model.buffers()):
             b_ema.copy_(b)
 
@@ -220,160 +224,162 @@ def training_loss(
     schedule: NoiseSchedule,
     generator: torch.Generator,
     precision: str,
+    labels: Optional[torch.Tensor] = None,
+    cond_drop: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Algorithm 1, lines 2-5 for one batch. Returns (mean loss, t [B], per-image loss [B])."""
     B = x0.shape[0]
     t = torch.randint(0, schedule.num_steps, (B,), generator=generator)  # t ~ U{0..T-1}
     x_t, eps = add_noise(x0, t.to(x0.device), schedule, generator=generator)  # eq. 4
+    args = (x_t, t.to(x0.device))
+    if labels is not None:  # classifier-free guidance: some images learn "no class"
+        drop = (torch.rand(B, generator=generator) < cond_drop).to(labels.device)
+        args += (torch.where(drop, model.config.num_classes, labels),)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     autocast = torch.autocast(x0.device.type, dtype=dtype) if dtype is not None else nullcontext()
     with autocast:
-        predicted = model(x_t, t.to(x0.device))
+        predicted = model(*args)
     per_image = (predicted.float() - eps).pow(2).mean(dim=(1, 2, 3))  # ||eps - eps_theta||^2
     return per_image.mean(), t, per_image.detach()
+
+
+def optimizer_step(
+    loss: torch.Tensor,
+    model: UNet,
+    optimizer: torch.optim.Optimizer,
+    scaler: Optional[object],
+    grad_clip: Optional[float],
+) -> None:
+    """Backpropagate ``loss``, clip the gradient norm, and step (through the fp16 scaler)."""
+    optimizer.zero_grad(set_to_none=True)
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    if scaler is not None:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+
+
+def stop_report(signal_name: str, progress: Progress, first_step: int, saver: Checkpointer) -> str:
+    """One true line on what an interrupted run kept, and where."""
+    if saver.path is None:
+        kept = "kept in memory (no checkpoint path was given)"
+    elif progress.step == first_step:
+        kept = f"unchanged in {saver.path}" if saver.path.exists() else "not saved (no step done)"
+    else:
+        kept = f"saved in {saver.saved}"
+    return f"Stopped by {signal_name} at step {progress.step}; the model so far is {kept}."
 
 
 def train(
     model: UNet,
     data: object,
     schedule: NoiseSchedule,
+    config: Optional[TrainConfig] = None,
     *,
-    steps: Optional[int] = None,
-    minutes: Optional[float] = None,
-    batch_size: Optional[int] = None,
-    lr: Optional[float] = None,
-    device: Optional[Union[str, torch.device]] = None,
-    seed: Optional[int] = None,
-    checkpoint: Optional[Union[str, os.PathLike]] = None,
-    checkpoint_every: int = 500,
-    progress: bool = True,
-    flip: bool = False,
-    ema_decay: float = 0.9999,
-    precision: str = "auto",
-    memory_format: str = "auto",
-    lr_schedule: str = "cosine",
+    labels: Optional[object] = None,
     callback: Optional[Callable[[int, float], None]] = None,
-    threads: Optional[int] = None,
+    **overrides: object,
 ) -> TrainResult:
     """Train ``model`` to predict the noise (DDPM Algorithm 1) and return a :class:`TrainResult`.
 
     Args:
-        data: a tensor [N, C, H, W] in [-1, 1] (N = 1 for one image), a Dataset, a DataLoader
-            (its dataset is sampled with train's own generator) or a folder of images.
-        steps, minutes: stop after this many steps in total (resumed ones included) or after
-            this many minutes of this call, whichever comes first. Neither: DEFAULT_MINUTES.
-        batch_size, lr: ``None`` picks them from the image size, device and net size (see the
-            module docstring). ema_decay: the cap of the EMA decay; 0 keeps no EMA.
-        checkpoint: a file path; when it exists the run resumes from it exactly, and it is
-            rewritten every ``checkpoint_every`` steps and at the end.
-        flip: mirror each drawn image left-right with probability 1/2 (light augmentation).
-        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; weights stay fp32).
-        memory_format: ``"auto"``, ``"contiguous"`` or ``"channels_last"``.
-        lr_schedule: ``"cosine"`` (decay to 5% over the budget) or ``"constant"`` after warm-up.
+        data: a tensor [N, C, H, W] in [-1, 1] (N = 1 for one picture), an ``ImageDataset``,
+            a torch Dataset or DataLoader, or a path to a picture or a folder (:mod:`.data`).
+        config, overrides: a :class:`TrainConfig`, and/or its fields as keywords
+            (``train(model, x0, schedule, minutes=2, seed=0)``).
+        labels: class labels [N] for a conditional model, when ``data`` carries none.
         callback: called as ``callback(step, loss)`` after every step.
-        threads: CPU threads while training (see :func:`pick_threads`); restored afterwards.
+    Ctrl-C stops early and returns what was learned (``result.interrupted == "SIGINT"``);
+    SIGTERM saves the checkpoint, then raises :class:`.interrupts.Interrupted`.
     Raises:
         TrainingError: on a non-finite loss (names the step; the checkpoint is left intact).
+        ValueError: on bad settings or data, before any work is done.
     """
-    if steps is None and minutes is None:
-        steps, minutes = (20, None) if quick_mode() else (None, DEFAULT_MINUTES)
-    if steps is not None and (not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be a positive integer, got {steps!r}.")
-    if minutes is not None and (not isinstance(minutes, (int, float)) or not minutes > 0):
-        raise ValueError(f"minutes must be a positive number, got {minutes!r}.")
-    for name, value in (("batch_size", batch_size), ("checkpoint_every", checkpoint_every)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}.")
-    if not 0.0 <= ema_decay < 1.0:
-        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
-    dev = pick_device(device)
-    precision = pick_precision(precision, dev)
-    fmt = pick_memory_format(memory_format, dev)
-    with cpu_threads(pick_threads(threads, dev)):
-        fetch, n_images = as_batch_source(data, model, dev)
-        batch_size = batch_size or default_batch_size(model.config.image_size, dev)
-        lr = lr or default_lr(model, batch_size)
+    cfg = make_config(config, overrides)
+    dev = pick_device(cfg.device)
+    precision = pick_precision(cfg.precision, dev)
+    fmt = pick_memory_format(cfg.memory_format, dev)
+    path = check_checkpoint_target(cfg.checkpoint) if cfg.checkpoint is not None else None
+    with ExitStack() as stack:
+        stack.enter_context(cpu_threads(pick_threads(cfg.threads, dev)))
+        source = as_training_data(data, model, dev, labels)
+        batch_size = cfg.batch_size or default_batch_size(model.config.image_size, dev)
+        lr = cfg.lr or default_lr(model, batch_size)
+        flip = source.flip if cfg.flip is None else cfg.flip
+        seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
+        settings = dict(
+            batch_size=batch_size,
+            lr=lr,
+            precision=precision,
+            flip=flip,
+            seed=seed,
+            memory_format=str(fmt),
+            device=str(dev),
+            threads=torch.get_num_threads(),
+            ema_decay=cfg.ema_decay,
+            lr_schedule=cfg.lr_schedule,
+            data=source.kind,
+        )
 
         model.to(dev, memory_format=fmt).train()
-        ema = copy.deepcopy(model).eval().requires_grad_(False) if ema_decay > 0 else None
+        ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
         # DDPM trained without weight decay; AdamW with 0 is Adam, named so the choice is visible.
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
         scaler = make_grad_scaler() if precision == "fp16" else None
-        generator = torch.Generator()  # every random draw of training comes from here (CPU)
-        seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
-        generator.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)  # every draw of training (CPU)
         torch.manual_seed(seed)  # dropout uses the global generator
-        losses: list[float] = []
-        record_t, record_loss = torch.zeros(0, dtype=torch.long), torch.zeros(0)
-        step = 0
-
-        path = Path(checkpoint) if checkpoint is not None else None
-        if path is not None and path.exists():
-            state = read_checkpoint(path, map_location=dev)
-            check_config(state["model_config"], model.config.to_dict(), "model", path)
-            check_config(state.get("schedule_config", {}), schedule.config(), "schedule", path)
-            try:
-                model.load_state_dict(state["model"])
-                if ema is not None and state.get("ema") is not None:
-                    ema.load_state_dict(state["ema"])
-                optimizer.load_state_dict(state["optimizer"])
-            except (RuntimeError, ValueError, KeyError) as err:
-                raise CheckpointError(f"cannot resume from {path}: {err}") from err
-            generator.set_state(state["generator"].cpu())
-            torch.set_rng_state(state["torch_rng"].cpu())
-            if state.get("cuda_rng") is not None and dev.type == "cuda":
-                torch.cuda.set_rng_state(state["cuda_rng"].cpu())
-            if scaler is not None and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            step, losses = int(state["step"]), list(state["losses"])
-            record_t, record_loss = state["record_t"].cpu(), state["record_loss"].cpu()
-
-        def save() -> None:
-            save_checkpoint(
-                path,
-                {
-                    "model_config": model.config.to_dict(),
-                    "schedule_config": schedule.config(),
-                    "model": model.state_dict(),
-                    "ema": ema.state_dict() if ema is not None else None,
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict() if scaler is not None else None,
-                    "step": step,
-                    "losses": losses,
-                    "generator": generator.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state() if dev.type == "cuda" else None,
-                    "record_t": record_t,
-                    "record_loss": record_loss,
-                    "settings": {"batch_size": batch_size, "lr": lr, "seed": seed},
-                },
-            )
+        progress = Progress()
+        if path is not None:
+            stack.enter_context(CheckpointLock(path))
+            if path.exists():
+                resumed = resume_training(
+                    path, model, ema, optimizer, scaler, schedule, generator, dev
+                )
+                progress = Progress(**resumed)
+        saver = Checkpointer(
+            path,
+            cfg.checkpoint_every,
+            cfg.checkpoint_minutes,
+            lambda: training_state(
+                model, ema, optimizer, scaler, schedule, generator, asdict(progress), settings
+            ),
+        )
 
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, initial=step, disable=not progress, desc="training", unit="step")
-        start, first_step = time.perf_counter(), step
-        budget_s = minutes * 60 if minutes is not None else math.inf
+        steps, budget_s = cfg.steps, (cfg.minutes * 60 if cfg.minutes else math.inf)
+        first_step, interrupted = progress.step, None
+        bar = tqdm(
+            total=steps, initial=first_step, disable=not cfg.progress, desc="training", unit="step"
+        )
+        start = time.perf_counter()
         # a run of few steps warms up over its first fifth rather than spending itself on warm-up
-        warmup_steps = min(WARMUP_STEPS, max(1, steps // 5)) if steps else WARMUP_STEPS
+        warmup = min(cfg.warmup_steps, max(1, steps // 5)) if steps else cfg.warmup_steps
+        stack.enter_context(stop_signals())
         try:
-            while (steps is None or step < steps) and time.perf_counter() - start < budget_s:
-                elapsed = time.perf_counter() - start
-                progress_frac = max(step / steps if steps else 0.0, elapsed / budget_s)
+            while (
+                steps is None or progress.step < steps
+            ) and time.perf_counter() - start < budget_s:
+                step = progress.step
+                spent = max(
+                    step / steps if steps else 0.0, (time.perf_counter() - start) / budget_s
+                )
                 for group in optimizer.param_groups:
-                    group["lr"] = lr * lr_factor(progress_frac, step, lr_schedule, warmup_steps)
-
-                idx = torch.randint(0, n_images, (batch_size,), generator=generator)  # x_0 ~ q(x_0)
-                x0 = fetch(idx)
+                    group["lr"] = lr * lr_factor(spent, step, cfg.lr_schedule, warmup)
+                idx = torch.randint(0, source.size, (batch_size,), generator=generator)
+                x0, y = source.batch(idx)  # x_0 ~ q(x_0)
                 if flip:
                     mirror = torch.rand(batch_size, generator=generator) < 0.5
                     x0 = torch.where(mirror.to(dev)[:, None, None, None], x0.flip(-1), x0)
                 x0 = x0.contiguous(memory_format=fmt)
-                loss, t, per_image = training_loss(model, x0, schedule, generator, precision)
+                loss, t, per_image = training_loss(
+                    model, x0, schedule, generator, precision, y, cfg.cond_drop
+                )
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     where = f"the checkpoint {path} (step {step}) is intact. " if path else ""
@@ -381,62 +387,40 @@ def train(
                         f"the loss became {value} at step {step + 1}: training diverged. {where}"
                         f"Try a lower learning rate (lr={lr:.2g} now, e.g. lr={lr / 4:.2g})."
                     )
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
+                optimizer_step(loss, model, optimizer, scaler, cfg.grad_clip)
                 if ema is not None:
-                    ema_update(ema, model, min(ema_decay, (1 + step) / (10 + step)))  # EMA warm-up
-                step += 1
-                losses.append(value)
-                keep = RECORD_STEPS * batch_size
-                record_t = torch.cat([record_t, t])[-keep:]
-                record_loss = torch.cat([record_loss, per_image.float().cpu()])[-keep:]
-                rate = (step - first_step) * batch_size / max(time.perf_counter() - start, 1e-9)
+                    ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+                progress.add(value, t, per_image)
                 bar.update(1)
-                bar.set_postfix(
-                    loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}", img_s=f"{rate:.0f}"
-                )
-                if path is not None and step % checkpoint_every == 0:
-                    save()
+                rate = (step + 1 - first_step) * batch_size / max(time.perf_counter() - start, 1e-9)
+                recent = progress.losses[-20:]
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", img_s=f"{rate:.0f}")
+                if saver.due(progress.step) and (note := saver.save()):
+                    bar.write(f"Checkpoint at step {progress.step}{note}")
                 if callback is not None:
-                    callback(step, value)
-        except KeyboardInterrupt:  # stopped by the learner: keep what was learned
-            bar.write(
-                f"Stopped at step {step}; the model so far is kept"
-                + (f" in {path}." if path else ".")
-            )
+                    callback(progress.step, value)
+        except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: keep what was learned
+            interrupted = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
         bar.close()
         elapsed = time.perf_counter() - start
-        if path is not None and step > first_step:
-            save()
+        note = saver.save() if path is not None and progress.step > first_step else ""
+        if interrupted:
+            print(stop_report(interrupted, progress, first_step, saver) + note)
+        elif note:
+            print(f"Checkpoint at step {progress.step}{note}")
+        if interrupted == "SIGTERM":
+            raise Interrupted("SIGTERM")
         model.eval()
         return TrainResult(
             model=ema if ema is not None else model,
             raw_model=model,
-            losses=losses,
-            timesteps=record_t,
-            sample_losses=record_loss,
-            steps=step,
+            losses=progress.losses,
+            timesteps=progress.record_t,
+            sample_losses=progress.record_loss,
+            steps=progress.step,
             elapsed=elapsed,
-            images_per_second=(step - first_step) * batch_size / max(elapsed, 1e-9),
-            settings={
-                "batch_size": batch_size,
-                "lr": lr,
-                "precision": precision,
-                "memory_format": str(fmt),
-                "device": str(dev),
-                "threads": torch.get_num_threads(),
-                "seed": seed,
-                "ema_decay": ema_decay,
-                "lr_schedule": lr_schedule,
-            },
+            images_per_second=(progress.step - first_step) * batch_size / max(elapsed, 1e-9),
+            settings=settings,
+            interrupted=interrupted,
+            checkpoint=saver.saved,
         )

@@ -5,13 +5,18 @@ copies: a sinusoidal embedding of t fed through an MLP; residual blocks (GroupNo
 conv) with the time embedding added in; a downsampling path whose activations are kept as skip
 connections and concatenated back on the upsampling path; self-attention only at the feature-map
 resolutions asked for. The last convolution starts at zero, so an untrained net predicts eps = 0.
+
+With ``num_classes`` the net is class-conditional: a learned embedding of the label is added to
+the time embedding, with one extra "no class" entry (index ``num_classes``) that training
+uses for a fraction of the images so that one net gives both eps(x_t, t, y) and eps(x_t, t),
+the two terms of classifier-free guidance (Ho & Salimans 2022).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Union
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +62,8 @@ class UNetConfig:
         num_res_blocks: residual blocks per level on the way down (one more on the way up).
         dropout: dropout rate inside the residual blocks (DDPM used 0.1 on CIFAR-10).
         norm_groups: GroupNorm groups (must divide every width).
+        num_classes: None for an unconditional net; else the number of classes, and the net
+            takes labels 0..num_classes-1 plus ``num_classes`` for "no class".
     """
 
     image_channels: int = 3
@@ -67,6 +74,7 @@ class UNetConfig:
     num_res_blocks: int = 1
     dropout: float = 0.0
     norm_groups: int = 8
+    num_classes: Optional[int] = None
 
     def to_dict(self) -> dict:
         """Plain dict of lists/numbers (safe for ``torch.load(weights_only=True)``)."""
@@ -117,6 +125,15 @@ class UNetConfig:
             raise ValueError(
                 f"image_size {self.image_size} is not divisible by 2^(levels-1) = {step}: "
                 f"the U-Net halves it {len(self.channel_mults) - 1} times. Try {below} or {above}."
+            )
+        if self.num_classes is not None and (
+            isinstance(self.num_classes, bool)
+            or not isinstance(self.num_classes, int)
+            or self.num_classes < 1
+        ):
+            raise ValueError(
+                f"num_classes must be None (unconditional) or an integer >= 1, "
+                f"got {self.num_classes!r}."
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
@@ -177,16 +194,35 @@ class UNet(nn.Module):
     """eps_theta(x_t, t): predicts the noise in x_t (DDPM eq. 11-12, the training target of Alg. 1).
 
     Build it from a :class:`UNetConfig`, a preset name (:meth:`preset`), or keyword arguments
-    (``UNet(base_channels=32)``). ``forward(x [B, C, H, W], t)`` returns [B, C, H, W].
+    (``UNet(base_channels=32)``). ``forward(x [B, C, H, W], t)`` returns [B, C, H, W];
+    a conditional net (``num_classes``) also takes ``labels`` [B].
+
+    ``seed`` makes the initial weights reproducible (they are drawn from a generator seeded
+    with it, leaving torch's global random state untouched); without it they come from torch's
+    global generator, as for any ``nn.Module``.
     """
 
-    def __init__(self, config: Union[UNetConfig, None] = None, **overrides: object) -> None:
+    def __init__(
+        self,
+        config: Union[UNetConfig, None] = None,
+        *,
+        seed: Optional[int] = None,
+        **overrides: object,
+    ) -> None:
         super().__init__()
         cfg = config if config is not None else UNetConfig()
         if overrides:
             cfg = UNetConfig.from_dict({**cfg.to_dict(), **overrides})
         cfg.check()
         self.config = cfg
+        if seed is None:
+            self._build(cfg)
+        else:
+            with torch.random.fork_rng(devices=[]):  # the caller's random state is kept
+                torch.manual_seed(seed)
+                self._build(cfg)
+
+    def _build(self, cfg: UNetConfig) -> None:
         widths = [cfg.base_channels * m for m in cfg.channel_mults]
         emb_dim = 4 * cfg.base_channels
         attn_levels = cfg.attention_levels()
@@ -194,6 +230,10 @@ class UNet(nn.Module):
 
         self.time_mlp = nn.Sequential(
             nn.Linear(cfg.base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
+        # One learned vector per class plus the "no class" one, added to the time embedding.
+        self.class_emb = (
+            nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes is not None else None
         )
         self.conv_in = nn.Conv2d(cfg.image_channels, widths[0], 3, padding=1)
 
@@ -239,7 +279,14 @@ class UNet(nn.Module):
         return cls(UNetConfig.from_dict(config) if isinstance(config, dict) else config)
 
     @classmethod
-    def preset(cls, name: str, image_channels: int = 3, **overrides: object) -> UNet:
+    def preset(
+        cls,
+        name: str,
+        image_channels: int = 3,
+        *,
+        seed: Optional[int] = None,
+        **overrides: object,
+    ) -> UNet:
         """A named size (``overrides`` change single config fields). With 3 channels:
 
         - ``tiny``: widths 32-64-64, attention at 8 px, 1.1 M parameters, 0.50 GFLOP per
@@ -259,7 +306,7 @@ class UNet(nn.Module):
             depth = range(len(fields["channel_mults"]))
             levels = [i for i in depth if base // 2**i in PRESETS[name]["attention_resolutions"]]
             fields["attention_resolutions"] = tuple(int(size) // 2**i for i in levels)
-        return cls(UNetConfig(image_channels=image_channels, **fields))
+        return cls(UNetConfig(image_channels=image_channels, **fields), seed=seed)
 
     def valid_sizes(self, lo: int = 16, hi: int = 256) -> list[int]:
         """Square input sides in [lo, hi] that the down/up path can halve and restore exactly."""
@@ -282,11 +329,43 @@ class UNet(nn.Module):
                 f"side divisible by 2^(levels-1) = {step}. Valid sides from 16 to 256: {sizes}."
             )
 
-    def forward(self, x: torch.Tensor, t: Union[torch.Tensor, int]) -> torch.Tensor:
-        """Predict the noise eps in x_t. x: [B, C, H, W]; t: int or LongTensor [B] (0-based)."""
+    def check_labels(self, labels: Optional[torch.Tensor], batch: int) -> None:
+        """Raise ``ValueError`` unless ``labels`` suit this net: None for an unconditional net;
+        a LongTensor [batch] in 0..num_classes (num_classes = "no class") for a conditional one."""
+        n = self.config.num_classes
+        if n is None:
+            if labels is not None:
+                raise ValueError(
+                    "labels were given to an unconditional U-Net; build it with num_classes=... "
+                    "to condition on a class."
+                )
+            return
+        if labels is None:
+            raise ValueError(
+                f"this U-Net is conditional (num_classes={n}): pass labels (0..{n - 1}, or {n} "
+                "for no class)."
+            )
+        if labels.shape != (batch,) or labels.dtype != torch.long:
+            raise ValueError(
+                f"labels must be a LongTensor [{batch}], got {labels.dtype} {list(labels.shape)}."
+            )
+        if bool((labels < 0).any()) or bool((labels > n).any()):
+            raise ValueError(f"labels must lie in 0..{n} ({n} = no class), got {labels.tolist()}.")
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: Union[torch.Tensor, int],
+        labels: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Predict the noise eps in x_t. x: [B, C, H, W]; t: int or LongTensor [B] (0-based);
+        labels: LongTensor [B] for a conditional net (``num_classes`` = no class), else None."""
         self.check_input(x)
+        self.check_labels(labels, x.shape[0])
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
         emb = self.time_mlp(timestep_embedding(t, self.config.base_channels).to(x.dtype))
+        if self.class_emb is not None:
+            emb = emb + self.class_emb(labels.to(x.device)).to(emb.dtype)
         h = self.conv_in(x)
         skips = [h]
         for layer in self.down:
@@ -313,7 +392,8 @@ class UNet(nn.Module):
         p = next(self.parameters())
         x = torch.zeros(batch_size, self.config.image_channels, size, size, device=p.device)
         t = torch.zeros(batch_size, dtype=torch.long, device=p.device)
+        labels = None if self.config.num_classes is None else t.clone()
         counter = FlopCounterMode(display=False)
         with counter, torch.no_grad():
-            self(x, t)
+            self(x, t, labels)
         return int(counter.get_total_flops())

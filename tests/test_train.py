@@ -1,67 +1,37 @@
-"""Training (Algorithm 1), EMA, checkpoints and resuming, budgets and data forms."""
+"""Training (Algorithm 1): the loss, the extras (EMA, budgets), resuming, seeds, conditioning."""
 
 import hashlib
+import math
 import time
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from tiny import FAST, SCHEDULE, flat, images, tiny_model
 
-from diffusion_helpers.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    load_model,
-    read_checkpoint,
+from diffusion_helpers.checkpoint import read_checkpoint
+from diffusion_helpers.train import (
+    TrainConfig,
+    TrainingError,
+    default_budget,
+    lr_factor,
+    train,
+    training_loss,
 )
-from diffusion_helpers.env import cpu_supports_bf16, pick_precision
-from diffusion_helpers.schedule import NoiseSchedule
-from diffusion_helpers.train import TrainingError, train, training_loss
-from diffusion_helpers.unet import UNet, UNetConfig
-
-SCHEDULE = NoiseSchedule(num_steps=1000)
-FAST = dict(progress=False, precision="fp32", device="cpu")
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
-
-
-def tiny_model(seed=0, **overrides):
-    torch.manual_seed(seed)
-    cfg = dict(
-        image_channels=3,
-        base_channels=8,
-        channel_mults=(1, 2),
-        attention_resolutions=(8,),
-        image_size=16,
-        norm_groups=4,
-    )
-    return UNet(UNetConfig(**{**cfg, **overrides}))
-
-
-def images(n=1, size=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    # a smooth picture: a gradient plus a blob, in [-1, 1]
-    ramp = torch.linspace(-1, 1, size)
-    base = torch.stack([ramp[None, :].expand(size, size), ramp[:, None].expand(size, size)])
-    base = torch.cat([base, base[:1] * base[1:]])
-    out = base[None].repeat(n, 1, 1, 1) * 0.8 + 0.2 * torch.rand(n, 3, size, size, generator=g)
-    return out.clamp(-1, 1)
-
-
-def flat(model):
-    return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
 class Spy(torch.nn.Module):
     """Records what the training step feeds the model and predicts a known non-zero noise."""
 
-    def __init__(self):
+    def __init__(self, num_classes=None):
         super().__init__()
         self.scale = torch.nn.Parameter(torch.tensor(0.5))
         self.seen = []
+        self.config = type("Config", (), {"num_classes": num_classes})()
 
-    def forward(self, x, t):
-        self.seen.append((x.detach().clone(), t.clone()))
+    def forward(self, x, t, labels=None):
+        self.seen.append((x.detach().clone(), t.clone(), labels))
         return self.scale * x
 
 
@@ -75,35 +45,27 @@ def test_training_step_feeds_x_t_and_t_of_equation_4():
     eps = torch.randn(x0.shape, generator=g)
     abar = SCHEDULE.alpha_bars[t_want].float().reshape(-1, 1, 1, 1)
     x_t_want = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
-    x_seen, t_seen = spy.seen[0]
-    assert torch.equal(t_seen, t_want) and torch.equal(t, t_want)
+    x_seen, t_seen, labels = spy.seen[0]
+    assert torch.equal(t_seen, t_want) and torch.equal(t, t_want) and labels is None
     torch.testing.assert_close(x_seen, x_t_want)
     torch.testing.assert_close(loss, ((0.5 * x_t_want - eps) ** 2).mean())
     torch.testing.assert_close(per_image, ((0.5 * x_t_want - eps) ** 2).mean(dim=(1, 2, 3)))
 
 
-def test_stopping_by_hand_keeps_the_work(tmp_path):
-    """Ctrl-C (or the notebook's stop button) ends training early: the result and the
-    checkpoint hold the steps done so far."""
-    path = tmp_path / "ckpt.pt"
-
-    def stop_at_3(step, loss):
-        if step == 3:
-            raise KeyboardInterrupt
-
-    result = train(
-        tiny_model(),
-        images(1),
-        SCHEDULE,
-        steps=50,
-        batch_size=4,
-        seed=0,
-        checkpoint=path,
-        callback=stop_at_3,
-        **FAST,
-    )
-    assert result.steps == 3 and len(result.losses) == 3
-    assert read_checkpoint(path)["step"] == 3
+def test_conditional_step_drops_labels_to_no_class():
+    """Classifier-free guidance training: after t and eps, one uniform draw per image decides
+    whether its label becomes the "no class" label (index num_classes)."""
+    spy, x0 = Spy(num_classes=10), images(64)
+    labels = torch.arange(64) % 10
+    training_loss(spy, x0, SCHEDULE, torch.Generator().manual_seed(1), "fp32", labels, 0.25)
+    g = torch.Generator().manual_seed(1)
+    torch.randint(0, 1000, (64,), generator=g)
+    torch.randn(x0.shape, generator=g)
+    drop = torch.rand(64, generator=g) < 0.25
+    seen = spy.seen[0][2]
+    assert torch.equal(seen[drop], torch.full((int(drop.sum()),), 10))
+    assert torch.equal(seen[~drop], labels[~drop])
+    assert 0 < int(drop.sum()) < 64  # this seed drops some and keeps some
 
 
 def test_training_loss_is_algorithm_1_mse():
@@ -120,6 +82,50 @@ def test_training_loss_is_algorithm_1_mse():
     assert torch.equal(t, t_again)
     assert torch.allclose(per_image, eps.pow(2).mean(dim=(1, 2, 3)))
     assert torch.allclose(loss, eps.pow(2).mean())
+
+
+def test_plain_settings_are_exactly_the_textbook_loop():
+    """With no warm-up, no clipping, no EMA, a constant rate and fp32, train() is the plain
+    Algorithm 1 loop with AdamW: same draws in the documented order, same losses, same weights."""
+    x0, steps, batch, lr = images(2), 5, 4, 1e-3
+    result = train(
+        tiny_model(), x0, SCHEDULE, steps=steps, batch_size=batch, lr=lr, seed=11,
+        warmup_steps=1, grad_clip=None, ema_decay=0, lr_schedule="constant", **FAST,
+    )  # fmt: skip
+    model = tiny_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(11)
+    losses = []
+    for _ in range(steps):
+        x = x0[torch.randint(0, 2, (batch,), generator=g)]
+        t = torch.randint(0, 1000, (batch,), generator=g)
+        eps = torch.randn(x.shape, generator=g)
+        abar = SCHEDULE.alpha_bars[t].float().reshape(-1, 1, 1, 1)
+        loss = (model(abar.sqrt() * x + (1 - abar).sqrt() * eps, t) - eps).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert result.losses == pytest.approx(losses, rel=1e-6, abs=1e-7)
+    torch.testing.assert_close(flat(result.raw_model), flat(model))
+
+
+def test_stopping_by_hand_keeps_the_work(tmp_path):
+    """Ctrl-C (the notebook's interrupt button) ends training early: the result and the
+    checkpoint hold the steps done so far, and the result says it was interrupted."""
+    path = tmp_path / "ckpt.pt"
+
+    def stop_at_3(step, loss):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    result = train(
+        tiny_model(), images(1), SCHEDULE, steps=50, batch_size=4, seed=0, checkpoint=path,
+        callback=stop_at_3, **FAST,
+    )  # fmt: skip
+    assert result.steps == 3 and len(result.losses) == 3 and result.interrupted == "SIGINT"
+    assert read_checkpoint(path)["step"] == 3 and result.checkpoint == path
+    assert not path.with_name("ckpt.pt.lock").exists()  # the lock is released
 
 
 def test_loss_falls_and_ema_moves_toward_raw_weights():
@@ -147,25 +153,6 @@ def test_record_gives_loss_by_timestep():
     assert result.images_per_second > 0 and result.steps == 4
 
 
-def test_checkpoint_round_trip(tmp_path):
-    path = tmp_path / "ckpt.pt"
-    model = tiny_model()
-    result = train(
-        model, images(1), SCHEDULE, steps=5, batch_size=4, seed=0, checkpoint=path, **FAST
-    )
-    loaded, info = load_checkpoint(path)
-    assert info["step"] == 5
-    assert info["model_config"] == model.config.to_dict()
-    assert info["schedule_config"] == SCHEDULE.config()
-    assert info["losses"] == result.losses
-    assert loaded.config == model.config
-    assert torch.equal(flat(loaded), flat(result.model))  # EMA weights by default
-    raw, _ = load_checkpoint(path, weights="raw")
-    assert torch.equal(flat(raw), flat(result.raw_model))
-    ready = load_model(path, device="cpu")
-    assert not ready.training and torch.equal(flat(ready), flat(result.model))
-
-
 def test_resume_equals_uninterrupted(tmp_path):
     data, n, kwargs = images(3), 6, dict(batch_size=4, seed=7, flip=True, **FAST)
     straight = train(tiny_model(), data, SCHEDULE, steps=2 * n, **kwargs)
@@ -180,15 +167,9 @@ def test_resume_equals_uninterrupted(tmp_path):
     path = tmp_path / "resume.pt"
     with pytest.raises(InterruptError):
         train(
-            tiny_model(),
-            data,
-            SCHEDULE,
-            steps=2 * n,
-            checkpoint=path,
-            checkpoint_every=n,
-            callback=stop_at_n,
-            **kwargs,
-        )
+            tiny_model(), data, SCHEDULE, steps=2 * n, checkpoint=path, checkpoint_every=n,
+            callback=stop_at_n, **kwargs,
+        )  # fmt: skip
     assert read_checkpoint(path)["step"] == n
     resumed = train(tiny_model(seed=1), data, SCHEDULE, steps=2 * n, checkpoint=path, **kwargs)
     assert resumed.losses == straight.losses  # exactly: same t, noise, flips, batches
@@ -196,44 +177,25 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert torch.equal(flat(resumed.model), flat(straight.model))
 
 
-def test_mismatched_config_names_the_key(tmp_path):
-    path = tmp_path / "ckpt.pt"
-    train(tiny_model(), images(1), SCHEDULE, steps=2, batch_size=2, checkpoint=path, **FAST)
-    other = tiny_model(base_channels=16)
-    with pytest.raises(CheckpointError, match="base_channels is 8 in the checkpoint but 16"):
-        train(other, images(1), SCHEDULE, steps=4, batch_size=2, checkpoint=path, **FAST)
-    with pytest.raises(CheckpointError, match="base_channels"):
-        load_checkpoint(path, model=other)
-    with pytest.raises(CheckpointError, match="num_steps is 1000 in the checkpoint but 500"):
-        train(
-            tiny_model(),
-            images(1),
-            NoiseSchedule(500),
-            steps=4,
-            batch_size=2,
-            checkpoint=path,
-            **FAST,
-        )
+def test_seed_reproduces_a_run_end_to_end():
+    """The same seed for the model and for training gives the same weights; another seed for
+    the model alone gives other weights (the initial weights are part of the run)."""
+    run = dict(steps=3, batch_size=2, seed=5, **FAST)
+    a = train(tiny_model(seed=3), images(1), SCHEDULE, **run)
+    b = train(tiny_model(seed=3), images(1), SCHEDULE, **run)
+    c = train(tiny_model(seed=4), images(1), SCHEDULE, **run)
+    assert torch.equal(flat(a.raw_model), flat(b.raw_model))
+    assert not torch.equal(flat(a.raw_model), flat(c.raw_model))
+    assert a.settings["seed"] == 5
 
 
-def test_corrupt_truncated_and_foreign_files_raise_checkpoint_error(tmp_path):
-    good = tmp_path / "good.pt"
-    train(tiny_model(), images(1), SCHEDULE, steps=1, batch_size=2, checkpoint=good, **FAST)
-    blob = good.read_bytes()
-    cases = {
-        "garbage.pt": b"this is not a checkpoint at all",
-        "truncated.pt": blob[: len(blob) // 2],
-    }
-    for name, content in cases.items():
-        (tmp_path / name).write_bytes(content)
-    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
-    for name in ("garbage.pt", "truncated.pt", "foreign.pt", "missing.pt"):
-        with pytest.raises(CheckpointError):
-            load_checkpoint(tmp_path / name)
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        train(
-            tiny_model(), images(1), SCHEDULE, steps=2, checkpoint=tmp_path / "garbage.pt", **FAST
-        )
+def test_conditional_model_trains_on_labelled_data():
+    model = tiny_model(num_classes=2)
+    x = torch.cat([images(2, seed=0), -images(2, seed=1)])
+    result = train(model, x, SCHEDULE, labels=[0, 0, 1, 1], steps=3, batch_size=4, **FAST)
+    assert result.steps == 3 and all(math.isfinite(v) for v in result.losses)
+    # the class embedding is learned (its weights moved from their initial values)
+    assert not torch.equal(model.class_emb.weight, tiny_model(num_classes=2).class_emb.weight)
 
 
 def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path):
@@ -244,31 +206,20 @@ def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path):
     model.forward = lambda x, t: x * float("nan")  # a net that has blown up
     with pytest.raises(TrainingError, match=r"at step 4.*intact.*lower learning rate"):
         train(
-            model,
-            images(1),
-            SCHEDULE,
-            steps=6,
-            batch_size=2,
-            checkpoint=path,
-            checkpoint_every=1,
-            **FAST,
-        )
+            model, images(1), SCHEDULE, steps=6, batch_size=2, checkpoint=path,
+            checkpoint_every=1, **FAST,
+        )  # fmt: skip
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
-    assert load_checkpoint(path)[1]["step"] == 3
+    assert read_checkpoint(path)["step"] == 3
 
 
 def test_minutes_budget_stops_in_time():
     stamps = []
     budget = 0.02 * 60
     result = train(
-        tiny_model(),
-        images(1),
-        SCHEDULE,
-        minutes=0.02,
-        batch_size=2,
-        callback=lambda step, loss: stamps.append(time.perf_counter()),
-        **FAST,
-    )
+        tiny_model(), images(1), SCHEDULE, minutes=0.02, batch_size=2,
+        callback=lambda step, loss: stamps.append(time.perf_counter()), **FAST,
+    )  # fmt: skip
     assert result.steps >= 1
     # The budget is checked before each step, so the run may overrun it by at most the step
     # that was running (bounded by the longest step seen, or the whole run if only one step),
@@ -277,84 +228,74 @@ def test_minutes_budget_stops_in_time():
     assert result.elapsed < budget + max(gaps) + 0.5
 
 
-class PairDataset(Dataset):
-    """Items are (image, label), as torchvision datasets give them."""
+def test_checkpoints_by_time_as_well_as_steps(tmp_path, monkeypatch):
+    """A checkpoint is written once checkpoint_minutes have passed, long before
+    checkpoint_every steps: a run killed early keeps recent work."""
+    path, seen = tmp_path / "ckpt.pt", []
 
-    def __init__(self, x):
-        self.x = x
+    def look(step, loss):
+        seen.append(read_checkpoint(path)["step"] if path.exists() else None)
 
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], i % 2
+    train(
+        tiny_model(), images(1), SCHEDULE, steps=3, batch_size=2, checkpoint=path,
+        checkpoint_every=500, checkpoint_minutes=1e-9, callback=look, **FAST,
+    )  # fmt: skip
+    assert seen == [1, 2, 3]  # saved after every step: each took longer than 1e-9 minutes
 
 
 @pytest.mark.parametrize(
-    "make",
+    "settings, words",
     [
-        lambda x: x,
-        lambda x: TensorDataset(x),
-        lambda x: PairDataset(x),
-        lambda x: DataLoader(TensorDataset(x), batch_size=2, shuffle=True),
+        (dict(steps=0), "steps must be a positive integer"),
+        (dict(steps=2.5), "steps must be a positive integer"),
+        (dict(minutes=0), "minutes must be a positive number"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(lr=0.0), "lr must be a positive number"),
+        (dict(threads=0), "threads"),
+        (dict(ema_decay=1.0), "ema_decay"),
+        (dict(cond_drop=1.0), "cond_drop"),
+        (dict(lr_schedule="linear"), "lr_schedule"),
+        (dict(seed="zero"), "seed must be an integer"),
     ],
-    ids=["tensor", "tensor-dataset", "pair-dataset", "dataloader"],
 )
-def test_data_forms(make):
-    result = train(tiny_model(), make(images(3)), SCHEDULE, steps=2, batch_size=2, **FAST)
-    assert len(result.losses) == 2 and all(v > 0 for v in result.losses)
+def test_bad_settings_are_refused_not_replaced(settings, words):
+    """A falsy-but-given value (steps=0, lr=0.0) is an error, never the default."""
+    with pytest.raises(ValueError, match=words):
+        train(tiny_model(), images(1), SCHEDULE, **{**FAST, **settings})
 
 
-def test_folder_of_images(tmp_path):
-    from PIL import Image
-
-    pytest.importorskip("diffusion_helpers.images")
-    for i in range(3):
-        pixels = (images(1, size=24, seed=i)[0].permute(1, 2, 0) + 1) * 127.5
-        Image.fromarray(pixels.round().byte().numpy()).save(tmp_path / f"img{i}.png")
-    result = train(tiny_model(), tmp_path, SCHEDULE, steps=2, batch_size=2, **FAST)
-    assert len(result.losses) == 2
-    (tmp_path / "broken.png").write_bytes(b"not a png")
-    from diffusion_helpers.images import ImageLoadError
-
-    with pytest.raises(ImageLoadError, match="broken.png"):
-        train(tiny_model(), tmp_path, SCHEDULE, steps=2, batch_size=2, **FAST)
+def test_unknown_setting_names_the_known_ones():
+    with pytest.raises(TypeError, match=r"unknown settings \['stpes'\].*'steps'"):
+        train(tiny_model(), images(1), SCHEDULE, stpes=3, **FAST)
 
 
-def test_bad_data_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"\[-1, 1\].*x \* 2 - 1"):
-        train(tiny_model(), images(1) * 3, SCHEDULE, steps=1, **FAST)
-    with pytest.raises(ValueError, match="3-channel"):
-        train(tiny_model(), torch.zeros(1, 1, 16, 16), SCHEDULE, steps=1, **FAST)
-    with pytest.raises(ValueError, match="divisible"):
-        train(tiny_model(), torch.zeros(1, 3, 17, 17), SCHEDULE, steps=1, **FAST)
-    with pytest.raises(ValueError, match="data must be"):
-        train(tiny_model(), 42, SCHEDULE, steps=1, **FAST)
+def test_config_object_and_keywords_combine():
+    cfg = TrainConfig(steps=2, batch_size=2, seed=1, progress=False, device="cpu")
+    result = train(tiny_model(), images(1), SCHEDULE, cfg, precision="fp32")
+    assert result.steps == 2 and result.settings["precision"] == "fp32"
+    assert cfg.precision == "auto"  # the caller's config is not changed
+
+
+def test_default_budget_is_decided_in_one_place(monkeypatch):
+    monkeypatch.setenv("DIFFUSION_QUICK", "1")
+    assert default_budget() == (20, None)
+    monkeypatch.setenv("DIFFUSION_QUICK", "0")
+    assert default_budget() == (None, 4.0)
 
 
 def test_threads_are_restored():
     before = torch.get_num_threads()
     seen = []
     train(
-        tiny_model(),
-        images(1),
-        SCHEDULE,
-        steps=1,
-        batch_size=2,
-        threads=2,
-        callback=lambda step, loss: seen.append(torch.get_num_threads()),
-        **FAST,
-    )
+        tiny_model(), images(1), SCHEDULE, steps=1, batch_size=2, threads=2,
+        callback=lambda step, loss: seen.append(torch.get_num_threads()), **FAST,
+    )  # fmt: skip
     assert seen == [2] and torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="threads"):
-        train(tiny_model(), images(1), SCHEDULE, steps=1, threads=0, **FAST)
 
 
-def test_precision_choices():
-    cpu = torch.device("cpu")
-    assert pick_precision("auto", cpu) == ("bf16" if cpu_supports_bf16() else "fp32")
-    assert pick_precision("fp32", cpu) == "fp32"
-    with pytest.raises(ValueError, match="needs a CUDA GPU"):
-        pick_precision("fp16", cpu)
-    with pytest.raises(ValueError, match="precision must be one of"):
-        pick_precision("double", cpu)
+def test_lr_warms_up_then_decays_to_five_percent():
+    assert lr_factor(0.0, 0, "cosine", 50) == pytest.approx(1 / 50)
+    assert lr_factor(0.0, 49, "cosine", 50) == pytest.approx(1.0)
+    assert lr_factor(0.5, 100, "cosine", 50) == pytest.approx(0.05 + 0.95 * 0.5)
+    assert lr_factor(1.0, 1000, "cosine", 50) == pytest.approx(0.05)
+    assert lr_factor(1.0, 1000, "constant", 50) == 1.0

@@ -1,0 +1,38 @@
+"""Small nets and pictures shared by the training, data and checkpoint tests."""
+
+import torch
+
+from diffusion_helpers.schedule import NoiseSchedule
+from diffusion_helpers.unet import UNet, UNetConfig
+
+SCHEDULE = NoiseSchedule(num_steps=1000)
+# Pinned to the CPU in fp32 so results are the same on a machine with a GPU.
+FAST = dict(progress=False, precision="fp32", device="cpu")
+
+
+def tiny_model(seed=0, **overrides):
+    """A 2-level U-Net for 16 px pictures (a few thousand parameters), seeded."""
+    cfg = dict(
+        image_channels=3,
+        base_channels=8,
+        channel_mults=(1, 2),
+        attention_resolutions=(8,),
+        image_size=16,
+        norm_groups=4,
+    )
+    return UNet(UNetConfig(**{**cfg, **overrides}), seed=seed)
+
+
+def images(n=1, size=16, seed=0, channels=3):
+    """Smooth pictures in [-1, 1]: a gradient plus a blob, plus a little seeded noise."""
+    g = torch.Generator().manual_seed(seed)
+    ramp = torch.linspace(-1, 1, size)
+    base = torch.stack([ramp[None, :].expand(size, size), ramp[:, None].expand(size, size)])
+    base = torch.cat([base, base[:1] * base[1:]])[:channels]
+    noise = torch.rand(n, channels, size, size, generator=g)
+    return (base[None].repeat(n, 1, 1, 1) * 0.8 + 0.2 * noise).clamp(-1, 1)
+
+
+def flat(model):
+    """All parameters of a model as one vector."""
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
