@@ -14,20 +14,15 @@ which works even where custom widgets are not enabled.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Optional
 
 import torch
 
 from . import env
-from .images import (
-    DEFAULT_IMAGE,
-    ImageInfo,
-    ImageLoadError,
-    Source,
-    check_load_args,
-    load_image_info,
-)
+from .imagefile import MAX_BYTES, ImageLoadError, check_byte_size
+from .images import DEFAULT_IMAGE, ImageInfo, Source, check_load_args, load_image_info
 
 
 def upload_widget() -> Any:
@@ -51,7 +46,7 @@ def upload_widget() -> Any:
     return ipywidgets.FileUpload(**options)
 
 
-def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
+def uploaded_files(value: Any, max_bytes: int = MAX_BYTES) -> list[tuple[str, bytes]]:
     """(file name, bytes) for every file in an upload ``value``, in any of the formats:
 
     - ipywidgets 8 ``FileUpload.value``: a tuple of dicts with keys name, type, size,
@@ -59,25 +54,45 @@ def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
     - ipywidgets 7 ``FileUpload.value``: {file name: {"metadata": {"name": ...}, "content": bytes}};
     - Colab's ``google.colab.files.upload()``: {file name: bytes}.
 
-    An empty value (nothing uploaded yet) gives [].
+    An empty value (nothing uploaded yet) gives []. Anything else, or a file without bytes or
+    with more than ``max_bytes``, raises ``ImageLoadError``: sizes are checked before copying.
     """
     if value is None:
         return []
-    if isinstance(value, dict):  # ipywidgets 7 or Colab
-        files = []
-        for key, item in value.items():
-            if isinstance(item, dict):
-                name = item.get("metadata", {}).get("name", key)
-                files.append((str(name), bytes(item["content"])))
-            else:
-                files.append((str(key), bytes(item)))
-        return files
+    if isinstance(value, Mapping):  # ipywidgets 7 or Colab: keyed by file name
+        return [upload_item(item, str(key), max_bytes) for key, item in value.items()]
     if isinstance(value, (tuple, list)):  # ipywidgets 8
-        return [(str(item["name"]), bytes(item["content"])) for item in value]
+        return [upload_item(item, "the uploaded file", max_bytes) for item in value]
     raise ImageLoadError(
         f"Cannot read an upload value of type {type(value).__name__}: expected the .value of an "
         "ipywidgets FileUpload (a tuple or dict) or the dict from google.colab.files.upload()."
     )
+
+
+def upload_item(item: Any, name: str, max_bytes: int = MAX_BYTES) -> tuple[str, bytes]:
+    """(name, bytes) of one uploaded file: a dict with "content" (and "name" or "metadata"),
+    or the bytes themselves; ``name`` is used when the item does not say its own."""
+    content = item
+    if isinstance(item, Mapping):
+        metadata = item.get("metadata")  # ipywidgets 7 keeps the name there
+        if isinstance(metadata, Mapping):
+            name = own_name(metadata, name)
+        name, content = own_name(item, name), item.get("content")
+    if not isinstance(content, (bytes, bytearray, memoryview)):  # never bytes(n) of an int n
+        what = "no content" if content is None else f"content of type {type(content).__name__}"
+        raise ImageLoadError(
+            f"Could not load {name}: the upload has {what}, not the file's bytes, so it did not "
+            "arrive whole. Upload the picture again (in Colab: upload_image(dialog=True))."
+        )
+    n_bytes = content.nbytes if isinstance(content, memoryview) else len(content)
+    check_byte_size(n_bytes, name, max_bytes)  # before bytes() copies it
+    return name, bytes(content)
+
+
+def own_name(item: Mapping, name: str) -> str:
+    """``item["name"]`` when it is a non-empty str, else ``name``."""
+    found = item.get("name")
+    return found if isinstance(found, str) and found else name
 
 
 def colab_dialog_files() -> list[tuple[str, bytes]]:
@@ -186,6 +201,8 @@ def dialog_files(verbose: bool = True) -> list[tuple[str, bytes]]:
         return []
     try:
         return colab_dialog_files()
+    except ImageLoadError:  # a file did arrive but is unusable (too large, no bytes): say so
+        raise
     except Exception as err:  # noqa: BLE001 - a cancelled or broken dialog falls back to the default
         if verbose:
             print(f"The Colab upload dialog did not return a file ({err}).")

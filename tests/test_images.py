@@ -1,25 +1,20 @@
-"""Tests for the image loader, the pixel mapping and the upload helpers.
+"""Tests for images.py: pixels to tensors and back (decoding, modes, crop/pad, the pixel
+mapping) and the bundled sample images.
 
-Every test image is drawn here with PIL or numpy (no binary fixtures). Pixel values are checked in
-model space [-1, 1]: white is +1, black -1, and one 8-bit step is 2/255 ~ 0.0078.
+File reading and sniffing are tested in test_imagefile.py, uploads in test_upload.py. Every test
+image is drawn here with PIL or numpy (no binary fixtures). Pixel values are checked in model
+space [-1, 1]: white is +1, black -1, and one 8-bit step is 2/255 ~ 0.0078.
 """
 
 from __future__ import annotations
 
-import datetime
 import io
-import struct
-import sys
-import tracemalloc
-import types
-import zlib
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from diffusion_helpers import env
 from diffusion_helpers import images as images_mod
 from diffusion_helpers.images import (
     DEFAULT_IMAGE,
@@ -30,7 +25,6 @@ from diffusion_helpers.images import (
     to_numpy,
     to_pil,
 )
-from diffusion_helpers.upload import pick_image, upload_image, upload_widget, uploaded_files
 
 STEP = 2 / 255  # one uint8 step in [-1, 1]
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -50,22 +44,6 @@ def check_tensor(x: torch.Tensor, size: int, channels: int = 3) -> None:
 
 def pixel(x: torch.Tensor, row: int, col: int) -> list[float]:
     return x[0, :, row, col].tolist()
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    """One PNG chunk: length, type, data, CRC-32 of type + data (PNG spec section 5.3)."""
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def fake_png(width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims width x height RGB pixels but whose IDAT holds no pixel data."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", zlib.compress(b""))
-        + png_chunk(b"IEND", b"")
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,55 +318,8 @@ def test_round_trip_after_resize_matches_block_means():
 
 
 # ---------------------------------------------------------------------------------------------
-# Pictures that cannot be loaded
+# Pictures that cannot be decoded
 # ---------------------------------------------------------------------------------------------
-
-
-def test_missing_file(tmp_path):
-    with pytest.raises(ImageLoadError, match="File not found") as err:
-        load_image(tmp_path / "nope.jpg")
-    assert "nope.jpg" in str(err.value)
-
-
-def test_directory(tmp_path):
-    Image.new("RGB", (8, 8)).save(tmp_path / "inside.png")
-    with pytest.raises(ImageLoadError, match="folder") as err:
-        load_image(tmp_path)
-    assert "inside.png" in str(err.value)  # suggests a picture in it
-
-
-def test_empty_file(tmp_path):
-    path = tmp_path / "empty.png"
-    path.write_bytes(b"")
-    with pytest.raises(ImageLoadError, match="empty"):
-        load_image(path)
-    with pytest.raises(ImageLoadError, match="the uploaded bytes.*empty"):
-        load_image(b"")
-
-
-@pytest.mark.parametrize(
-    "data, words",
-    [
-        (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n", "PDF"),
-        (b"<!DOCTYPE html>\n<html><head><title>cat</title></head></html>", "HTML"),
-        (b"<?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg'></svg>", "SVG"),
-        (b"my cat photo, see attachment\nthanks!\n", "plain text"),
-        (b"PK\x03\x04" + bytes(40), "ZIP"),
-        (b"\x00\x00\x00\x18ftypmp42" + bytes(40), "video"),
-        (np.random.default_rng(2).integers(0, 256, 1000, dtype=np.uint8).tobytes(), "not an image"),
-    ],
-)
-def test_not_an_image(data, words):
-    with pytest.raises(ImageLoadError, match=words) as err:
-        load_image(data)
-    assert "the uploaded bytes" in str(err.value)
-
-
-def test_named_file_is_named_in_the_message(tmp_path):
-    path = tmp_path / "report.pdf"
-    path.write_bytes(b"%PDF-1.7\n")
-    with pytest.raises(ImageLoadError, match="report.pdf: it is a PDF"):
-        load_image(path)
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
@@ -397,85 +328,6 @@ def test_truncated(fmt):
     data = encode(Image.fromarray(rgb), fmt)
     with pytest.raises(ImageLoadError, match=f"{fmt} image.*truncated or corrupt"):
         load_image(data[: len(data) // 2])
-
-
-def test_heic_without_pillow_heif(monkeypatch):
-    monkeypatch.setattr(images_mod, "enable_heif", lambda: False)
-    data = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(100)
-    with pytest.raises(ImageLoadError, match="HEIC") as err:
-        load_image(data)
-    assert "pillow-heif" in str(err.value) and "JPEG" in str(err.value)
-
-
-def test_broken_heic_with_a_heif_plugin(monkeypatch):
-    monkeypatch.setattr(images_mod, "enable_heif", lambda: True)  # as if pillow-heif were there
-    with pytest.raises(ImageLoadError, match="HEIC/AVIF photo that could not be decoded"):
-        load_image(b"\x00\x00\x00\x18ftypheic" + bytes(100))
-
-
-def test_avif_without_support(monkeypatch):
-    monkeypatch.setattr(images_mod, "has_feature", lambda feature: False)
-    with pytest.raises(ImageLoadError, match="AVIF"):
-        load_image(b"\x00\x00\x00\x1cftypavif" + bytes(100))
-
-
-def test_over_the_byte_limit(tmp_path):
-    data = encode(Image.new("RGB", (64, 64), RED))
-    path = tmp_path / "big.png"
-    path.write_bytes(data)
-    for source in (data, path, io.BytesIO(data)):
-        with pytest.raises(ImageLoadError, match="over the limit.*max_bytes=50"):
-            load_image(source, max_bytes=50)
-    assert load_image(data, size=8, max_bytes=len(data)).shape == (1, 3, 8, 8)
-
-
-@pytest.mark.parametrize(
-    "width, height, pixels",
-    [
-        (100_000, 100_000, "10,000,000,000 pixels"),  # beyond Pillow's own bomb limit
-        (9_000, 9_000, "81,000,000 pixels"),  # under Pillow's limit, over ours (64 MP)
-    ],
-)
-def test_decompression_bomb_refused_from_the_header(width, height, pixels):
-    data = fake_png(width, height)
-    assert len(data) < 100  # a tiny file that claims a huge picture
-    tracemalloc.start()
-    try:
-        with pytest.raises(ImageLoadError, match="too large") as err:
-            load_image(data)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert pixels in str(err.value) and "64,000,000" in str(err.value)
-    # Decoding would need width * height * 3 bytes (243 MB for the smaller one); refusing from
-    # the header stays far below. 10 MB leaves room for Pillow's and pytest's bookkeeping.
-    assert peak < 10_000_000 < width * height * 3
-
-
-def test_max_pixels_keyword():
-    with pytest.raises(ImageLoadError, match="max_pixels=100"):
-        load_image(Image.new("RGB", (20, 20)), max_pixels=100)
-
-
-@pytest.mark.parametrize(
-    "source",
-    [Image.new("RGB", (0, 10)), np.zeros((10, 0, 3), np.uint8)],
-    ids=["pil", "array"],
-)
-def test_zero_sized(source):
-    with pytest.raises(ImageLoadError, match="no pixels"):
-        load_image(source)
-
-
-def test_zero_width_png_header():
-    with pytest.raises(ImageLoadError, match="PNG image.*corrupt"):
-        load_image(fake_png(0, 10))
-
-
-def test_extreme_aspect_ratio():
-    with pytest.raises(ImageLoadError, match="aspect ratio of 21:1"):
-        load_image(Image.new("RGB", (2100, 100)))
-    assert load_image(Image.new("RGB", (1900, 100)), size=8).shape == (1, 3, 8, 8)  # 19:1 ok
 
 
 @pytest.mark.parametrize(
@@ -496,18 +348,21 @@ def test_bad_arrays(array, words):
     assert "the given array" in str(err.value)
 
 
-@pytest.mark.parametrize(
-    "source, words",
-    [
-        ([1, 2, 3], "list"),
-        (torch.zeros(1, 3, 8, 8), "tensor"),
-        ("https://example.com/cat.jpg", "web address"),
-        (io.StringIO("text"), "binary mode"),
-    ],
-)
-def test_unsupported_sources(source, words):
-    with pytest.raises(ImageLoadError, match=words):
-        load_image(source)
+def test_tensor_is_not_a_source():
+    with pytest.raises(ImageLoadError, match="tensor"):
+        load_image(torch.zeros(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("size", [16, 15])
+def test_pad_keeps_the_picture_centred_on_white(size):
+    # 30x10 blue on white bars: ImageOps.pad shrinks it to size x round(size / 3) and centres it.
+    x = load_image(Image.new("RGB", (30, 10), BLUE), size=size, crop="pad")
+    check_tensor(x, size)
+    rows = (x[0, 0] < 0).all(dim=1)  # rows where red is off everywhere: the blue picture
+    height = round(size / 3)
+    top = round((size - height) / 2)
+    assert rows.nonzero().ravel().tolist() == list(range(top, top + height))
+    assert torch.all(x[0, :, :top] == 1.0) and torch.all(x[0, :, top + height :] == 1.0)
 
 
 @pytest.mark.parametrize(
@@ -526,10 +381,6 @@ def test_bad_arguments_raise_value_error_early(kwargs, name):
     with pytest.raises(ValueError, match=name) as err:
         load_image("/no/such/file.png", **kwargs)  # checked before the file is looked at
     assert type(err.value) is ValueError
-
-
-def test_image_load_error_is_a_value_error():
-    assert issubclass(ImageLoadError, ValueError)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,120 +404,3 @@ def test_missing_sample_folder(monkeypatch, tmp_path):
     monkeypatch.setattr(images_mod, "IMAGES_DIR", tmp_path / "gone")
     with pytest.raises(FileNotFoundError, match="pip install -e"):
         sample_image_path()
-
-
-# ---------------------------------------------------------------------------------------------
-# Uploads
-# ---------------------------------------------------------------------------------------------
-
-
-def colour_png(color: tuple[int, int, int]) -> bytes:
-    return encode(Image.new("RGB", (20, 10), color))
-
-
-def v8_value(name: str, data: bytes) -> tuple[dict, ...]:
-    """What ipywidgets 8 puts in FileUpload.value after one upload."""
-    modified = datetime.datetime(2024, 5, 1, tzinfo=datetime.timezone.utc)
-    return (
-        {
-            "name": name,
-            "type": "image/png",
-            "size": len(data),
-            "content": memoryview(data),
-            "last_modified": modified,
-        },
-    )
-
-
-def v7_value(name: str, data: bytes) -> dict:
-    """What ipywidgets 7 puts in FileUpload.value after one upload."""
-    metadata = {"name": name, "type": "image/png", "size": len(data), "lastModified": 0}
-    return {name: {"metadata": metadata, "content": data}}
-
-
-def test_unattended_upload_uses_the_default(capsys):
-    colab_loaded = "google.colab" in sys.modules
-    x, info = pick_image(size=16)
-    assert torch.equal(x, load_image(DEFAULT_IMAGE, size=16))
-    assert info.name == DEFAULT_IMAGE.name
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1  # one line
-    assert "No picture uploaded" in out and "scene.png" in out
-    assert "re-run this cell" in out and 'load_image("path/to/photo.jpg")' in out
-    assert ("google.colab" in sys.modules) == colab_loaded  # nothing imported google.colab
-    assert torch.equal(upload_image(upload_widget(), size=16), x)  # an empty button: same
-
-
-def test_upload_quiet_and_custom_default(capsys):
-    x = upload_image(size=8, default=Image.new("RGB", (8, 8), BLUE), verbose=False)
-    assert pixel(x, 0, 0) == [-1.0, -1.0, 1.0]
-    assert capsys.readouterr().out == ""
-
-
-def test_uploaded_files_parses_every_format():
-    data = colour_png(GREEN)
-    expected = [("green.png", data)]
-    assert uploaded_files(v8_value("green.png", data)) == expected
-    assert uploaded_files(v7_value("green.png", data)) == expected
-    assert uploaded_files({"green.png": data}) == expected  # google.colab.files.upload()
-    assert uploaded_files(()) == [] and uploaded_files({}) == [] and uploaded_files(None) == []
-    with pytest.raises(ImageLoadError, match="upload value"):
-        uploaded_files(42)
-
-
-@pytest.mark.parametrize("make_value", [v7_value, v8_value])
-def test_upload_image_from_widget_values(make_value, capsys):
-    widget = types.SimpleNamespace(value=make_value("green.png", colour_png(GREEN)))
-    x = upload_image(widget, size=8)
-    assert torch.all(x[0, 1] == 1.0) and torch.all(x[0, [0, 2]] == -1.0)
-    assert capsys.readouterr().out == "Loaded green.png (20x10 RGB -> 8x8).\n"
-
-
-def test_upload_image_from_a_real_file_upload_widget():
-    widget = upload_widget()
-    widget.value = v8_value("red.png", colour_png(RED))
-    x = upload_image(widget, size=8, verbose=False)
-    assert torch.all(x[0, 0] == 1.0) and torch.all(x[0, 1:] == -1.0)
-
-
-def test_bad_upload_names_the_file():
-    widget = types.SimpleNamespace(value=v8_value("notes.pdf", b"%PDF-1.5\n"))
-    with pytest.raises(ImageLoadError, match="notes.pdf: it is a PDF"):
-        upload_image(widget)
-    with pytest.raises(ValueError, match="widget"):
-        upload_image(widget=42)
-
-
-def test_colab_dialog(monkeypatch, capsys):
-    colab = types.ModuleType("google.colab")
-    colab.files = types.SimpleNamespace(upload=lambda: {"blue.png": colour_png(BLUE)})
-    monkeypatch.setitem(sys.modules, "google.colab", colab)
-    monkeypatch.setattr(env, "in_colab", lambda: True)
-    x = upload_image(dialog=True, size=8)
-    assert torch.all(x[0, 2] == 1.0) and torch.all(x[0, :2] == -1.0)
-    assert "Loaded blue.png" in capsys.readouterr().out
-
-
-def test_dialog_outside_colab_falls_back(monkeypatch, capsys):
-    monkeypatch.setattr(env, "in_colab", lambda: False)
-    x = upload_image(dialog=True, size=8)
-    assert torch.equal(x, load_image(DEFAULT_IMAGE, size=8))
-    out = capsys.readouterr().out
-    assert "only in Colab" in out and "No picture uploaded" in out
-
-
-def test_path_comes_before_the_upload(tmp_path, capsys):
-    path = tmp_path / "mine.png"
-    path.write_bytes(colour_png(BLUE))
-    widget = types.SimpleNamespace(value=v8_value("green.png", colour_png(GREEN)))
-    x, info = pick_image(widget, path=path, size=8)
-    assert torch.all(x[0, 2] == 1.0) and torch.all(x[0, :2] == -1.0)  # blue: the path
-    assert info.name == str(path) and info.original_size == (20, 10)
-    assert capsys.readouterr().out == f"Loaded {path} (20x10 RGB -> 8x8).\n"
-
-
-def test_several_uploads_use_the_first(capsys):
-    value = v8_value("red.png", colour_png(RED)) + v8_value("green.png", colour_png(GREEN))
-    x = upload_image(types.SimpleNamespace(value=value), size=8)
-    assert torch.all(x[0, 0] == 1.0) and torch.all(x[0, 1:] == -1.0)
-    assert "the first of 2 files" in capsys.readouterr().out
