@@ -1,40 +1,71 @@
-"""The tutorial's pictures: matplotlib figures, a reverse-process animation and a GIF.
+"""The tutorial's static figures: images, the noising grid, schedules, losses, noise guesses.
 
-Every function returns what it drew (a ``Figure``, a ``FuncAnimation``, a string or a path);
-nothing only saves to disk. Figures are built with ``matplotlib.figure.Figure``, not pyplot, so
-nothing piles up in pyplot's figure list and everything works headless (Agg). Every picture
-goes through :func:`.images.to_numpy`, the one mapping from [-1, 1] to pixels. The interactive
-sliders live in :mod:`.widgets`.
+Every function returns the ``matplotlib.figure.Figure`` it drew; nothing only saves to disk.
+Figures are built with ``Figure``, not pyplot, so nothing piles up in pyplot's figure list and
+everything works headless (Agg). Every picture goes through :func:`.images.to_numpy`, the one
+mapping from [-1, 1] to pixels. Pictures over time (the reverse-process animation and GIF) live
+in :mod:`.animation` and the interactive sliders in :mod:`.widgets`; the animation names are
+re-exported here, so ``viz.animate``, ``viz.save_gif`` and the rest still work.
+
+Importing this module has one side effect, on purpose: inside IPython (Jupyter, Colab) it
+registers :func:`figure_png` as the PNG formatter for ``Figure`` (see
+:func:`_show_figures_inline`), so that a cell ending in ``dh.plot_...(...)`` shows the figure.
+Outside IPython it does nothing. It runs at import, not from a function the learner calls,
+because a notebook that forgot the call would show ``<Figure size ...>`` instead of a picture.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 import torch
-from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
-from PIL import Image
 
+from .animation import (
+    ANIMATION_HEIGHT_PX,
+    DEFAULT_MAX_FRAMES,
+    EMBED_BUDGET_BYTES,
+    animate,
+    animation_html,
+    check_frames,
+    frame_indices,
+    imshow_pixels,
+    save_gif,
+    side_by_side,
+)
 from .forward import add_noise, add_noise_chain, check_image
-from .images import to_numpy, to_pil
-from .sampling import Frame
+from .images import to_numpy
 from .schedule import NoiseSchedule
+
+__all__ = [
+    # static figures, defined here
+    "figure_png",
+    "plot_chain_vs_closed_form",
+    "plot_loss_by_timestep",
+    "plot_losses",
+    "plot_noise_prediction",
+    "plot_noising_grid",
+    "plot_pixel_values",
+    "plot_schedules",
+    "show_images",
+    "NOISE_RANGE",
+    # pictures over time and their helpers, defined in .animation and re-exported
+    "animate",
+    "animation_html",
+    "check_frames",
+    "frame_indices",
+    "save_gif",
+    "side_by_side",
+    "ANIMATION_HEIGHT_PX",
+    "DEFAULT_MAX_FRAMES",
+    "EMBED_BUDGET_BYTES",
+]
 
 # Noise eps ~ N(0, 1) is shown as eps / NOISE_RANGE in [-1, 1]: +-2 sigma spans black to white.
 NOISE_RANGE = 2.0
-# Frames in an animation or GIF: enough to look smooth.
-DEFAULT_MAX_FRAMES = 60
-# An animation embedded by to_jshtml stores every frame as a base64 PNG, and PNGs of noise
-# barely compress. Frames are capped so that the animation stays under this budget, half of
-# matplotlib's 20 MB animation.embed_limit, judged by the size of its first (noisiest) frame.
-EMBED_BUDGET_BYTES = 10_000_000
-# Default on-screen height of one image in an animation: 64 px images are drawn 2x, 32 px 4x.
-ANIMATION_HEIGHT_PX = 128
 
 
 def show_images(
@@ -56,7 +87,7 @@ def show_images(
     for i, ax in enumerate(axes):
         ax.set_axis_off()
         if i < len(batch):
-            _imshow(ax, to_numpy(batch[i]))
+            imshow_pixels(ax, to_numpy(batch[i]))
             if titles is not None:
                 ax.set_title(titles[i], fontsize=10)
     return fig
@@ -89,13 +120,14 @@ def plot_noising_grid(
     for r, (name, pictures) in enumerate(rows):
         for c, (t, x_t) in enumerate(zip(ts, pictures)):
             ax = axes[r, c]
-            _imshow(ax, to_numpy(x_t))
+            imshow_pixels(ax, to_numpy(x_t))
             ax.set_xticks([])
             ax.set_yticks([])
             abar = float(schedule.alpha_bars[t])
             ax.set_title(f"t = {t}\nᾱ_t = {abar:.4f}", fontsize=9)
             if c == 0:
                 ax.set_ylabel(name, fontsize=9)
+    fig.supxlabel("timestep t", fontsize=9)
     return fig
 
 
@@ -110,15 +142,16 @@ def plot_schedules(
     fig = Figure(figsize=(13, 3.6), layout="constrained")
     axes = fig.subplots(1, 3)
     panels = [
-        ("betas", "β_t, noise added at step t (log scale)"),
-        ("alpha_bars", "ᾱ_t (signal left: x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε)"),
-        ("log_snr", "log-SNR(t) = log(ᾱ_t / (1-ᾱ_t))"),
+        ("betas", "β_t, noise added at step t (log scale)", "β_t"),
+        ("alpha_bars", "ᾱ_t (signal left: x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε)", "ᾱ_t"),
+        ("log_snr", "log-SNR(t) = log(ᾱ_t / (1-ᾱ_t))", "log-SNR(t)"),
     ]
-    for ax, (attr, title) in zip(axes, panels):
+    for ax, (attr, title, ylabel) in zip(axes, panels):
         for name, s in schedules.items():
             ax.plot(np.arange(s.num_steps), getattr(s, attr).numpy(), label=name)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("t")
+        ax.set_xlabel("timestep t")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].set_yscale("log")  # the cosine schedule's betas jump to 0.999 at the very end
     axes[0].legend(fontsize=9)
@@ -131,7 +164,7 @@ def plot_pixel_values(image: torch.Tensor, bins: int = 32) -> Figure:
     x = _as_batch(image, "image")[:1]
     fig = Figure(figsize=(9, 3), layout="constrained")
     ax_img, ax_hist = fig.subplots(1, 2, width_ratios=[1, 2.2])
-    _imshow(ax_img, to_numpy(x))
+    imshow_pixels(ax_img, to_numpy(x))
     ax_img.set_title(f"{x.shape[-1]}x{x.shape[-2]} pixels", fontsize=10)
     ax_img.set_axis_off()
     colours = ["tab:red", "tab:green", "tab:blue"] if x.shape[1] == 3 else ["0.3"]
@@ -178,13 +211,15 @@ def plot_chain_vs_closed_form(
         (schedule.sqrt_alpha_bars, slope, "picture left: slope of mean(x_t) vs x_0", "√ᾱ_t"),
         (schedule.sqrt_one_minus_alpha_bars, spread, "noise: std of x_t", "√(1-ᾱ_t)"),
     ]
-    for ax, (curve, measured, title, name) in zip(axes, theory):
+    ylabels = ["weight of x_0 in x_t", "std of the noise in x_t"]
+    for ax, (curve, measured, title, name), ylabel in zip(axes, theory, ylabels):
         ax.plot(steps, curve.numpy(), color="tab:blue", label=f"closed form q(x_t | x_0): {name}")
         ax.plot(
             ts, measured.numpy(), "o", color="tab:orange", label=f"step-by-step chain, {n} runs"
         )
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("t")
+        ax.set_xlabel("timestep t")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return fig
@@ -283,100 +318,11 @@ def plot_noise_prediction(
             (diff / NOISE_RANGE, f"difference, MSE = {mse:.3f}"),
         ]
         for ax, (picture, title) in zip(axes[row], panels):
-            _imshow(ax, to_numpy(picture))
+            imshow_pixels(ax, to_numpy(picture))
             ax.set_title(title, fontsize=9)
             ax.set_axis_off()
     fig.suptitle("noise shown as ε/2: black is -2σ, white is +2σ", fontsize=9)
     return fig
-
-
-def frame_indices(count: int, max_frames: int) -> list[int]:
-    """At most ``max_frames`` indices into ``count`` frames, first and last kept, spaced more
-    densely towards the end: the reverse process changes little while x_t is still mostly
-    noise and most in its last few hundred steps (the linear schedule's abar_t is below 0.05
-    for t > 600), so evenly spaced frames would spend half an animation on pure noise."""
-    if max_frames < 2:
-        raise ValueError(
-            f"max_frames must be >= 2 (the first and the last frame), got {max_frames}."
-        )
-    if count <= max_frames:
-        return list(range(count))
-    u = np.linspace(0.0, 1.0, max_frames)
-    return sorted(set(((count - 1) * (1 - (1 - u) ** 2)).round().astype(int).tolist()))
-
-
-def animate(
-    frames: Sequence[Frame],
-    max_frames: int = DEFAULT_MAX_FRAMES,
-    show_x0: bool = True,
-    interval_ms: int = 100,
-    scale: Optional[int] = None,
-) -> FuncAnimation:
-    """Animate the reverse process: x_t (and the predicted x_0 below it) over the frames.
-
-    Keeps at most ``max_frames`` frames, evenly spaced with the first and the last
-    (:func:`frame_indices`), and fewer if the animation embedded by ``to_jshtml`` could pass
-    ``EMBED_BUDGET_BYTES`` (half of matplotlib's 20 MB ``animation.embed_limit``). Each image
-    pixel is drawn as ``scale`` x ``scale`` screen pixels (default: the largest that keeps an
-    image at most ``ANIMATION_HEIGHT_PX`` high). In a notebook, show it with
-    ``IPython.display.HTML(animation_html(frames))``.
-    """
-    count = check_frames(frames)
-    rows = [("x_t", lambda f: f.x_t)] + ([("pred. x_0", lambda f: f.x0_pred)] * show_x0)
-    fig, shown, title = _animation_figure([pick(frames[0]) for _, pick in rows], scale)
-    # The first frame, x_T, is pure noise, which PNG barely compresses: the largest frame.
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    frame_bytes = len(buffer.getvalue()) * 4 / 3  # base64 in the HTML
-    most = min(max_frames, max(2, int(EMBED_BUDGET_BYTES // frame_bytes)))
-    picked = [frames[i] for i in frame_indices(count, most)]
-
-    def update(k: int) -> list:
-        for artist, (_, pick) in zip(shown, rows):
-            artist.set_data(to_numpy(side_by_side(pick(picked[k]))))
-        title.set_text(_frame_label(picked, k))
-        return [*shown, title]
-
-    update(0)
-    return FuncAnimation(fig, update, frames=len(picked), interval=interval_ms, blit=False)
-
-
-def animation_html(frames: Sequence[Frame], **kwargs: object) -> str:
-    """The :func:`animate` animation as HTML/JS, for ``IPython.display.HTML(...)``."""
-    return animate(frames, **kwargs).to_jshtml()
-
-
-def save_gif(
-    frames: Sequence[Frame],
-    path: Union[str, Path],
-    duration_ms: int = 80,
-    scale: int = 3,
-    max_frames: int = DEFAULT_MAX_FRAMES,
-    hold_last_ms: int = 1500,
-) -> Path:
-    """Write the reverse process (x_t of each frame, images side by side) as a looping GIF.
-
-    Frames are subsampled with :func:`frame_indices`, upscaled ``scale`` times with NEAREST
-    (pixels stay sharp), and the last (the finished images) is held for ``hold_last_ms``.
-    Pillow merges consecutive frames that are identical in pixels, so a run whose last steps
-    change nothing visible gives fewer GIF frames.
-    """
-    if not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"scale must be an integer >= 1, got {scale!r}.")
-    picked = [frames[i] for i in frame_indices(check_frames(frames), max_frames)]
-    pictures = []
-    for frame in picked:
-        picture = to_pil(side_by_side(frame.x_t))
-        pictures.append(
-            picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-        )
-    durations = [duration_ms] * (len(pictures) - 1) + [hold_last_ms]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pictures[0].save(
-        path, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0
-    )
-    return path
 
 
 def _as_batch(images: Union[torch.Tensor, Sequence[torch.Tensor]], name: str) -> torch.Tensor:
@@ -389,64 +335,6 @@ def _as_batch(images: Union[torch.Tensor, Sequence[torch.Tensor]], name: str) ->
     return images.detach().cpu()
 
 
-def side_by_side(batch: torch.Tensor, pad: int = 1) -> torch.Tensor:
-    """Images [n, C, H, W] in one row: one image [C, H, n W + (n-1) pad], white gaps."""
-    n, c, h, _ = batch.shape
-    gap = torch.ones(c, h, pad, dtype=batch.dtype)  # white in [-1, 1]
-    pieces = [p for x in batch for p in (x, gap)][:-1] if n > 1 else [batch[0]]
-    return torch.cat(pieces, dim=-1)
-
-
-def _imshow(ax: object, pixels: np.ndarray) -> object:
-    """Show uint8 pixels [H, W, 3] or [H, W] (grey) without resampling blur."""
-    grey = pixels.ndim == 2
-    return ax.imshow(
-        pixels, cmap="gray" if grey else None, vmin=0, vmax=255, interpolation="nearest"
-    )
-
-
-def check_frames(frames: Sequence[Frame]) -> int:
-    """Raise ``ValueError`` unless ``frames`` is a non-empty list of Frame; return its length."""
-    if not frames or not all(isinstance(f, Frame) for f in frames):
-        raise ValueError(
-            "frames must be a non-empty list of Frame: run sample(..., every=10) and pass "
-            "result.frames."
-        )
-    return len(frames)
-
-
-def _animation_figure(
-    batches: Sequence[torch.Tensor], scale: Optional[int]
-) -> tuple[Figure, list, object]:
-    """A figure sized in whole pixels with one row per batch (the images side by side), each
-    image pixel drawn as scale x scale screen pixels; returns (figure, image artists, title)."""
-    names = ["x_t", "pred. x_0"]
-    h, w = to_numpy(side_by_side(batches[0])).shape[:2]
-    scale = scale or max(1, ANIMATION_HEIGHT_PX // h)
-    left, top, gap, dpi = 24, 26, 6, 100  # pixels for the row labels, the title, between rows
-    width_px = max(left + w * scale + 4, 200)  # room for the title under small images
-    height_px = top + len(batches) * (h * scale + gap)
-    fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
-    shown = []
-    for r, batch in enumerate(batches):
-        bottom = height_px - top - (r + 1) * h * scale - r * gap
-        ax = fig.add_axes(
-            [left / width_px, bottom / height_px, w * scale / width_px, h * scale / height_px]
-        )
-        shown.append(_imshow(ax, to_numpy(side_by_side(batch))))
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_ylabel(names[r], fontsize=9)
-    title = fig.text(0.5, 1 - 4 / height_px, "", ha="center", va="top", fontsize=10)
-    return fig, shown, title
-
-
-def _frame_label(frames: Sequence[Frame], k: int) -> str:
-    """The title of frame k: "t = 250", or "t = 0 · final image" for the last frame."""
-    final = " · final image" if k == len(frames) - 1 else ""
-    return f"t = {frames[k].t}{final}"
-
-
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     """The figure as PNG bytes, cropped to what was drawn."""
     buffer = io.BytesIO()
@@ -455,11 +343,16 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
 
 
 def _show_figures_inline() -> None:
-    """Let Jupyter and Colab show a returned ``Figure`` as a picture.
+    """Let Jupyter and Colab show a returned ``Figure`` as a picture; called once, at import.
 
     The figures here are built without pyplot, so IPython's matplotlib integration (which
-    starts when pyplot is imported) may never run; registering the PNG formatter for
-    ``Figure`` makes ``dh.plot_...(...)`` at the end of a cell display the figure either way.
+    starts when pyplot is imported) may never run, and a cell ending in ``dh.plot_...(...)``
+    would print ``<Figure size ...>``. Registering :func:`figure_png` as the ``image/png``
+    formatter for ``Figure`` in the running IPython shell makes it display the figure either
+    way. It replaces any PNG formatter for ``Figure`` registered before this import (importing
+    pyplot later with the inline backend registers IPython's own again); outside IPython, or
+    without IPython installed, it does nothing. It runs at import (the last line of this
+    module) so that no notebook can forget it; calling it again is harmless.
     """
     try:
         from IPython import get_ipython

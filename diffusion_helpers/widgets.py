@@ -4,11 +4,16 @@ Each returns an ``ipywidgets.VBox``. The pictures are PNG bytes in ``ipywidgets.
 :func:`.images.to_pil` and upscaled with NEAREST so single pixels stay visible. A ``Play`` widget
 drives each slider through ``widgets.link`` (a Python-side link, which works in Colab), and
 every update happens in a Python ``observe`` callback on the slider's value.
+
+Every widget fits a notebook column ``WIDGET_WIDTH_PX`` wide at any batch size: a batch is
+shown as a near-square grid (:func:`grid_columns`), and the pictures of one row of panels
+shrink together until they fit (:func:`display_scale`).
 """
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from typing import Callable
 
@@ -17,11 +22,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .animation import check_frames, image_grid
 from .forward import add_noise, add_noise_step, check_image
 from .images import to_numpy, to_pil
 from .sampling import Frame
 from .schedule import NoiseSchedule
-from .viz import check_frames, side_by_side
 
 # Play speed: about 100 frames per sweep, 10 frames a second.
 PLAY_FRAMES = 100
@@ -29,6 +34,11 @@ PLAY_INTERVAL_MS = 100
 # Steps of the chain converted to pixels at once (one to_numpy call per chunk is much faster than
 # one per step; 100 steps of a 64 px image are 5 MB of floats).
 CHAIN_CHUNK = 100
+# The width every widget fits in: a narrow notebook output column (Colab or Jupyter in a laptop
+# window beside a side panel). The panels of one row, their margins included, stay within it.
+WIDGET_WIDTH_PX = 800
+# ipywidgets' CSS gives every widget a margin of --jp-widgets-margin (2 px) on each side.
+WIDGET_MARGIN_PX = 4
 
 
 def forward_slider(
@@ -45,7 +55,9 @@ def forward_slider(
     Args:
         x0: the image, [C, H, W] or [1, C, H, W] in [-1, 1].
         seed: seeds both the fixed eps and the chain's noise.
-        display_size: the side of the shown pictures in pixels.
+        display_size: the largest side of a shown picture in screen pixels; see
+            :func:`display_scale` for how it is reached and how both pictures fit
+            ``WIDGET_WIDTH_PX``.
     """
     x0 = _one_image(x0, "x0")
     T = schedule.num_steps
@@ -67,26 +79,48 @@ def forward_slider(
         ("closed form q(x_t | x_0)", closed_form),
         ("step by step q(x_t | x_{t-1})", lambda t: Image.fromarray(chain[t])),
     ]
-    return _explorer(T, "t", views, label, display_size)
+    return _explorer(T, "t", views, label, display_size, image_side=max(x0.shape[-2:]))
 
 
 def reverse_explorer(frames: Sequence[Frame], display_size: int = 192) -> widgets.VBox:
     """A slider over captured frames of :func:`.sampling.sample` (``every=...``): x_t beside the
     model's predicted x_0 at that step, with a label "step k/K · t = ...".
 
-    The images of the batch are shown side by side; ``display_size`` is the height in pixels.
+    The n images of the batch are shown in a near-square grid of :func:`grid_columns` (n)
+    columns (8 images: 3, 3 and 2). ``display_size`` is the largest side of one image in
+    screen pixels; both grids shrink together so that they fit ``WIDGET_WIDTH_PX`` side by
+    side (:func:`display_scale`).
     """
     K = check_frames(frames)
+    n, _, h, w = frames[0].x_t.shape
+    ncols = grid_columns(n)
 
     def label(k: int) -> str:
         final = " (final image)" if k == K - 1 else ""
         return f"step {k + 1}/{K} · t = {frames[k].t}{final}"
 
     views = [
-        ("x_t (what the sampler holds)", lambda k: to_pil(side_by_side(frames[k].x_t))),
-        ("predicted x_0 at this step", lambda k: to_pil(side_by_side(frames[k].x0_pred))),
+        ("x_t (what the sampler holds)", lambda k: to_pil(image_grid(frames[k].x_t, ncols))),
+        ("predicted x_0 at this step", lambda k: to_pil(image_grid(frames[k].x0_pred, ncols))),
     ]
-    return _explorer(K, "frame", views, label, display_size)
+    return _explorer(K, "frame", views, label, display_size, image_side=max(h, w))
+
+
+def grid_columns(n: int) -> int:
+    """Columns of a near-square grid of n images: ceil(sqrt(n)) (4 -> 2, 8 -> 3, 16 -> 4)."""
+    return math.ceil(math.sqrt(n))
+
+
+def display_scale(image_side: int, picture_width: int, display_size: int, max_width: int) -> float:
+    """How much to scale a picture (one image, or a grid of images ``image_side`` px each) so
+    that one image is at most ``display_size`` px and the picture at most ``max_width`` px wide.
+
+    An upscale is rounded down to a whole number, so every image pixel becomes the same number
+    of screen pixels (NEAREST at 2.5x would draw pixels alternately 2 and 3 wide); a picture
+    that must shrink is shrunk exactly.
+    """
+    factor = min(display_size / image_side, max_width / picture_width)
+    return float(math.floor(factor)) if factor >= 1 else factor
 
 
 def _explorer(
@@ -95,8 +129,13 @@ def _explorer(
     views: Sequence[tuple[str, Callable[[int], Image.Image]]],
     label: Callable[[int], str],
     display_size: int,
+    image_side: int,
 ) -> widgets.VBox:
-    """Slider + Play over 0..count-1, one captioned Image per view, and an HTML label."""
+    """Slider + Play over 0..count-1, one captioned Image per view, and an HTML label.
+
+    The views sit side by side and share ``WIDGET_WIDTH_PX`` equally, margins included; each is
+    scaled by :func:`display_scale` once, from its first picture (pictures keep their size).
+    """
     if not isinstance(display_size, int) or display_size < 1:
         raise ValueError(f"display_size must be an integer >= 1, got {display_size!r}.")
     slider = widgets.IntSlider(value=0, min=0, max=count - 1, description=description)
@@ -106,14 +145,18 @@ def _explorer(
     widgets.link((play, "value"), (slider, "value"))
     text = widgets.HTML()
     images = [widgets.Image(format="png") for _ in views]
+    max_width = WIDGET_WIDTH_PX // len(views) - WIDGET_MARGIN_PX
+    sizes = []
+    for _, picture in views:
+        first = picture(0)
+        factor = display_scale(image_side, first.width, display_size, max_width)
+        sizes.append((max(1, round(first.width * factor)), max(1, round(first.height * factor))))
 
     def update(change: dict) -> None:
         k = int(change["new"])
-        for image, (_, picture) in zip(images, views):
-            shown = picture(k)
-            width = max(1, round(shown.width * display_size / shown.height))
-            image.value = _png(shown, width, display_size)
-            image.width, image.height = str(width), str(display_size)  # no squeezing by the page
+        for image, (_, picture), (width, height) in zip(images, views, sizes):
+            image.value = _png(picture(k), width, height)
+            image.width, image.height = str(width), str(height)  # no squeezing by the page
         text.value = label(k)
 
     slider.observe(update, names="value")
@@ -150,7 +193,10 @@ def _one_image(x: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _png(picture: Image.Image, width: int, height: int) -> bytes:
-    """PNG bytes of ``picture`` scaled (NEAREST, so pixels stay crisp) to width x height."""
+    """PNG bytes of ``picture`` scaled to width x height: enlarged with NEAREST, so pixels stay
+    crisp, and shrunk with BOX (each screen pixel the mean of the image pixels it covers), so
+    no row, column or 1 px gap of the grid is dropped."""
+    resample = Image.NEAREST if width >= picture.width else Image.BOX
     buffer = io.BytesIO()
-    picture.resize((width, height), Image.NEAREST).save(buffer, format="PNG")
+    picture.resize((width, height), resample).save(buffer, format="PNG")
     return buffer.getvalue()

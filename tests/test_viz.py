@@ -1,8 +1,7 @@
-"""Tests of the pictures: every figure, animation, GIF and widget, headless under Agg."""
+"""Tests of the static figures of viz.py, headless under Agg (animation and widgets have their
+own test files)."""
 
-import io
 import math
-import warnings
 
 import matplotlib
 
@@ -11,14 +10,12 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+from IPython.core.formatters import PNGFormatter  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
-from diffusion_helpers import viz, widgets  # noqa: E402
+from diffusion_helpers import animation, viz  # noqa: E402
 from diffusion_helpers.images import to_numpy  # noqa: E402
-from diffusion_helpers.sampling import Frame  # noqa: E402
 from diffusion_helpers.schedule import NoiseSchedule  # noqa: E402
-
-EMBED_LIMIT_BYTES = 20 * 1024 * 1024  # matplotlib's default animation.embed_limit (20 MB)
 
 
 @pytest.fixture(scope="module")
@@ -31,20 +28,6 @@ def image():
     """A 16 px RGB picture with structure: a horizontal ramp in red, vertical in green."""
     ramp = torch.linspace(-1, 1, 16)
     return torch.stack([ramp.expand(16, 16), ramp[:, None].expand(16, 16), -ramp.expand(16, 16)])
-
-
-def synthetic_frames(count, n=2, size=16, seed=0):
-    """Frames from T-1 down to 0 whose x_t are pure noise (the worst case for PNG size)."""
-    gen = torch.Generator().manual_seed(seed)
-    ts = np.linspace(count - 1, 0, count).round().astype(int)
-    return [
-        Frame(int(t), torch.randn(n, 3, size, size, generator=gen), torch.zeros(n, 3, size, size))
-        for t in ts
-    ]
-
-
-def png_pixels(data):
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 # ---------------------------------------------------------------- figures
@@ -136,97 +119,58 @@ def test_noise_prediction_panels(image, schedule):
         viz.plot_noise_prediction(x_t, eps, pred, [5])
 
 
-# ---------------------------------------------------------------- animation and GIF
+def data_axes(fig):
+    """The axes of a figure that plot data (lines, bars or histograms), not pictures."""
+    return [ax for ax in fig.axes if (ax.lines or ax.patches) and not ax.images]
 
 
-@pytest.mark.parametrize("count,most", [(5, 10), (1000, 60), (61, 60), (1000, 2)])
-def test_frame_indices_keep_ends(count, most):
-    idx = viz.frame_indices(count, most)
-    assert idx[0] == 0 and idx[-1] == count - 1
-    assert len(idx) <= min(count, most) and idx == sorted(set(idx))
-    if count > most > 4:  # denser where the picture appears: at the end of the run
-        gaps = np.diff(idx)
-        assert gaps[-len(gaps) // 4 :].mean() < gaps[: len(gaps) // 4].mean()
+def test_every_plot_has_axis_labels(image, schedule):
+    gen = torch.Generator().manual_seed(0)
+    ts = torch.randint(0, 50, (200,), generator=gen)
+    figures = {
+        "schedules": viz.plot_schedules([schedule, NoiseSchedule(50, "cosine")]),
+        "pixel_values": viz.plot_pixel_values(image),
+        "chain_vs_closed_form": viz.plot_chain_vs_closed_form(image, schedule, n=64),
+        "losses": viz.plot_losses([1.0, 0.5, 0.2]),
+        "loss_by_timestep": viz.plot_loss_by_timestep(ts, torch.rand(200, generator=gen), 50),
+    }
+    for name, fig in figures.items():
+        axes = data_axes(fig)
+        assert axes, name
+        for ax in axes:
+            assert ax.get_xlabel() and ax.get_ylabel(), f"{name}: {ax.get_title()!r}"
+    # The noising grid is pictures: the columns are timesteps, the rows name the process.
+    grid = viz.plot_noising_grid(image, schedule, [0, 49], gen, chain=True)
+    assert grid.get_supxlabel() == "timestep t"
+    assert [ax.get_ylabel() for ax in grid.axes[::2]] == [
+        "closed form\nq(x_t | x_0)",
+        "step by step\nq(x_t | x_{t-1})",
+    ]
 
 
-def test_animation_of_1000_frames_stays_under_embed_limit():
-    frames = synthetic_frames(1000, n=4, size=32)  # all noise: PNGs barely compress
-    anim = viz.animate(frames)
-    used = len(list(anim.new_frame_seq()))
-    assert 2 <= used <= viz.DEFAULT_MAX_FRAMES
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # matplotlib warns (and drops frames) past the limit
-        html = anim.to_jshtml()
-    assert html.count("data:image/png;base64") == used
-    assert len(html) < EMBED_LIMIT_BYTES
-    print(f"{used} frames, {len(html) / 1e6:.1f} MB")
-    assert len(anim._fig.axes) == 2  # x_t and the predicted x_0
-    small = viz.animate(frames[:3], show_x0=False)
-    assert small.to_jshtml().count("data:image/png;base64") == 3
-    assert len(small._fig.axes) == 1
+def test_animation_names_still_import_from_viz():
+    moved = ["animate", "animation_html", "save_gif", "frame_indices", "check_frames"]
+    moved += ["side_by_side", "DEFAULT_MAX_FRAMES", "EMBED_BUDGET_BYTES", "ANIMATION_HEIGHT_PX"]
+    for name in moved:
+        assert getattr(viz, name) is getattr(animation, name), name
+        assert name in viz.__all__
+    assert all(hasattr(viz, name) for name in viz.__all__)
 
 
-def test_save_gif_frames_loop_and_size(tmp_path):
-    frames = synthetic_frames(25, n=2, size=8)
-    path = viz.save_gif(frames, tmp_path / "sub" / "reverse.gif", scale=3, max_frames=10)
-    with Image.open(path) as gif:
-        assert gif.format == "GIF"
-        assert gif.n_frames == len(viz.frame_indices(25, 10))  # one GIF frame per picked frame
-        assert gif.info["loop"] == 0
-        assert gif.size == ((2 * 8 + 1) * 3, 8 * 3)  # two images and a 1 px gap, upscaled 3x
-        gif.seek(gif.n_frames - 1)
-        assert gif.info["duration"] == 1500  # the finished images are held longer
+def test_figures_show_inline_in_ipython(monkeypatch):
+    """Importing viz registers figure_png for Figure in the running IPython shell."""
+    import IPython
 
+    png = PNGFormatter()
 
-def test_frames_must_be_frames(tmp_path):
-    with pytest.raises(ValueError, match="every"):
-        viz.save_gif([], tmp_path / "x.gif")
-    with pytest.raises(ValueError, match="every"):
-        widgets.reverse_explorer([torch.zeros(1, 3, 8, 8)])
+    class Shell:  # the part of an IPython shell that _show_figures_inline uses
+        display_formatter = type("Formatters", (), {"formatters": {"image/png": png}})()
 
-
-# ---------------------------------------------------------------- widgets
-
-
-def parts(box):
-    """(play, slider, label, [image widgets]) of a widget made by widgets._explorer."""
-    (play, slider), label, panels = box.children[0].children, box.children[1], box.children[2]
-    return play, slider, label, [panel.children[1] for panel in panels.children]
-
-
-def test_forward_slider_moves_pictures_and_label(image, schedule):
-    box = widgets.forward_slider(image, schedule, seed=0, display_size=64)
-    play, slider, label, (closed, chain) = parts(box)
-    assert slider.description == "t" and slider.max == play.max == schedule.num_steps - 1
-    assert png_pixels(closed.value).shape == (64, 64, 3)
-    # At t = 0 both pictures are the clean image up to noise of std 0.01 (1.3 grey levels);
-    # the 16 px image is shown 4x with NEAREST, so every 4th pixel is one image pixel.
-    clean = to_numpy(image).astype(float)
-    for picture in (closed, chain):
-        assert np.abs(png_pixels(picture.value)[::4, ::4] - clean).mean() < 5
-    before = (closed.value, chain.value, label.value)
-    slider.value = 30
-    assert closed.value != before[0] and chain.value != before[1] and label.value != before[2]
-    abar = float(schedule.alpha_bars[30])
-    assert label.value.startswith(f"t = 30 · ᾱ_t = {abar:.4f}")
-    assert f"√(1-ᾱ_t) = {math.sqrt(1 - abar):.2f}" in label.value
-    play.value = 45  # the Play widget drives the slider, and the slider the pictures
-    assert slider.value == 45 and label.value.startswith("t = 45 ")
-
-
-def test_forward_slider_refuses_a_batch(image, schedule):
-    with pytest.raises(ValueError, match="one image"):
-        widgets.forward_slider(torch.stack([image, image]), schedule)
-
-
-def test_reverse_explorer_steps_through_frames():
-    frames = synthetic_frames(5, n=2, size=8)
-    box = widgets.reverse_explorer(frames, display_size=32)
-    play, slider, label, (x_t, x0_pred) = parts(box)
-    assert slider.max == play.max == 4
-    assert label.value == f"step 1/5 · t = {frames[0].t}"
-    assert png_pixels(x_t.value).shape == (32, (2 * 8 + 1) * 4, 3)  # two images side by side
-    before = x_t.value
-    slider.value = 4
-    assert x_t.value != before
-    assert label.value == "step 5/5 · t = 0 (final image)"
+    fig = Figure(figsize=(1, 1))
+    fig.subplots().plot([0, 1])
+    assert png(fig) is None  # nothing registered: IPython would print <Figure size ...>
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell())
+    viz._show_figures_inline()
+    assert png(fig).startswith(b"\x89PNG")
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)
+    viz._show_figures_inline()  # outside IPython: nothing to do, no error
