@@ -1,14 +1,28 @@
 """diffusion_helpers: the tested code behind a hands-on DDPM tutorial (Ho et al. 2020).
 
-The schedule, the forward and reverse process, the image loader, the U-Net, training, sampling
-and the pictures live in separate modules that meet only through plain tensors.
+The schedule, the forward and reverse process, the image loader, the datasets, the U-Net,
+training, sampling, editing, evaluation and the pictures live in separate modules that meet
+only through plain tensors (the README's package table lists them in the order data flows).
 """
 
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, export_weights, load_checkpoint, load_for_sampling
+from .datasets import DATASET_NAMES, ImageDataset, load_dataset
 from .env import describe_device, in_colab, pick_device, quick_mode
+from .evaluate import (
+    DigitClassifier,
+    class_accuracy,
+    diversity,
+    features,
+    frechet_distance,
+    memorisation_ratio,
+    nearest_neighbours,
+    plot_nearest_neighbours,
+    train_classifier,
+)
 from .forward import add_noise, add_noise_chain, add_noise_step
 from .images import (
     DEFAULT_IMAGE,
+    IMAGE_SUFFIXES,
     ImageInfo,
     ImageLoadError,
     load_image,
@@ -17,14 +31,16 @@ from .images import (
     to_numpy,
     to_pil,
 )
+from .interrupts import Interrupted
 from .reverse import ddim_step, predict_x0, q_posterior, reverse_step
 from .sampling import Frame, SampleResult, ddim_timesteps, psnr, sample
 from .schedule import NoiseSchedule, make_betas
-from .train import TrainingError, TrainResult, train
+from .train import TrainConfig, TrainingError, TrainResult, train
 from .tutorial import (
     STORED_IMAGE_SIZE,
     TutorialSettings,
     checkpoint_path,
+    dataset_settings,
     fresh_checkpoint_path,
     load_tutorial_model,
     my_image,
@@ -60,22 +76,37 @@ __all__ = [
     "animation_html",
     "checkpoint_path",
     "CheckpointError",
+    "class_accuracy",
+    "DATASET_NAMES",
+    "dataset_settings",
     "ddim_step",
     "ddim_timesteps",
     "DEFAULT_IMAGE",
     "describe_device",
+    "DigitClassifier",
+    "diversity",
+    "export_weights",
+    "features",
     "forward_slider",
     "Frame",
+    "frechet_distance",
     "fresh_checkpoint_path",
+    "IMAGE_SUFFIXES",
+    "ImageDataset",
     "ImageInfo",
     "ImageLoadError",
     "in_colab",
+    "Interrupted",
     "load_checkpoint",
+    "load_dataset",
+    "load_for_sampling",
     "load_image",
     "load_image_info",
     "load_tutorial_model",
     "make_betas",
+    "memorisation_ratio",
     "my_image",
+    "nearest_neighbours",
     "noise_prediction_examples",
     "NoiseSchedule",
     "pick_device",
@@ -83,6 +114,7 @@ __all__ = [
     "plot_chain_vs_closed_form",
     "plot_loss_by_timestep",
     "plot_losses",
+    "plot_nearest_neighbours",
     "plot_noise_prediction",
     "plot_noising_grid",
     "plot_pixel_values",
@@ -104,6 +136,8 @@ __all__ = [
     "to_numpy",
     "to_pil",
     "train",
+    "train_classifier",
+    "TrainConfig",
     "TrainingError",
     "TrainResult",
     "TutorialSettings",

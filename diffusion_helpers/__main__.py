@@ -1,7 +1,9 @@
 """Command line: ``python -m diffusion_helpers demo|train|sample``.
 
-Every failure a user can cause (a bad option, an unreadable image, a missing checkpoint) ends
-with one line on stderr and exit status 2; nothing else is caught.
+Every failure a user can cause (a bad option, an unreadable image, a missing checkpoint, an
+output that cannot be written) ends with one line on stderr and exit status 2, before any
+work is done where it can be known then; nothing else is caught. Ctrl-C exits with 130 and
+SIGTERM with 143, after saying truthfully what was kept.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 from . import demo
+from .interrupts import EXIT_STATUS, Interrupted, stop_signals
+from .sampling import METHODS
 from .train import TrainingError
 
 
@@ -66,11 +70,28 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--out", type=Path, default=Path("demo_output"), help="output folder (default: demo_output)"
     )
+    d.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint in --out (default: start afresh, keeping it as "
+        "unet.previous.pt)",
+    )
     common(d)
 
-    t = sub.add_parser("train", help="train a U-Net on a picture or a folder of pictures")
+    t = sub.add_parser(
+        "train", help="train a U-Net on a picture, a folder of pictures or a named dataset"
+    )
     t.add_argument(
-        "--image", type=Path, help="a picture or a folder of pictures (default: the bundled sample)"
+        "--data",
+        "--image",
+        dest="data",
+        help="a picture, a folder of pictures (subfolders = classes), or digits, mnist, "
+        "fashion_mnist, cifar10 (default: the bundled sample picture)",
+    )
+    t.add_argument(
+        "--no-labels",
+        action="store_true",
+        help="train an unconditional model even when the data has classes",
     )
     t.add_argument(
         "--out",
@@ -98,11 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("samples"), help="output folder (default: samples)"
     )
     s.add_argument("-n", type=positive_int, default=8, help="number of pictures (default: 8)")
+    s.add_argument("--method", choices=METHODS, default="ddpm", help="sampler (default: ddpm)")
     s.add_argument(
-        "--method", choices=("ddpm", "ddim"), default="ddpm", help="sampler (default: ddpm)"
+        "--steps",
+        "--ddim-steps",
+        dest="steps",
+        type=positive_int,
+        help="steps for ddim (default 50) or dpm_solver (default 20); ddpm takes all T",
     )
     s.add_argument(
-        "--ddim-steps", type=positive_int, default=50, help="steps for --method ddim (default: 50)"
+        "--label", type=int, help="the class to draw, for a class-conditional model (e.g. 7)"
+    )
+    s.add_argument(
+        "--guidance",
+        type=float,
+        help="classifier-free guidance scale w (0: unconditional, 1: plain conditional)",
     )
     s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     s.add_argument("--device", help="cpu, cuda or mps (default: the fastest available)")
@@ -113,41 +144,69 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command in ("demo", "train"):  # `sample` trains nothing: no size or budget
-            budget = dict(size=args.size, minutes=args.minutes, steps=args.steps)
-        if args.command == "demo":
-            demo.run_demo(args.image, args.out, seed=args.seed, device=args.device, **budget)
-        elif args.command == "train":
-            demo.run_train(
-                args.image,
-                args.out,
-                seed=args.seed,
-                device=args.device,
-                preset=args.preset,
-                export=args.export,
-                **budget,
-            )
-        else:
-            demo.run_sample(
-                args.checkpoint,
-                args.out,
-                n=args.n,
-                method=args.method,
-                ddim_steps=args.ddim_steps,
-                seed=args.seed,
-                device=args.device,
-            )
+        with stop_signals():  # SIGTERM, like Ctrl-C, ends in a message and an exit status
+            run(args)
     except (ValueError, FileNotFoundError, TrainingError) as err:
         # ImageLoadError, CheckpointError, TrainingError and argument checks carry a full message.
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            "\nstopped: any checkpoint written so far is intact and will be resumed.",
-            file=sys.stderr,
-        )
-        return 130
+    except KeyboardInterrupt as err:
+        name = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
+        print(f"\nstopped by {name}: {after_stop(args)}", file=sys.stderr)
+        return EXIT_STATUS[name]
     return 0
+
+
+def run(args: argparse.Namespace) -> None:
+    """Dispatch one parsed command."""
+    if args.command == "demo":
+        demo.run_demo(
+            args.image,
+            args.out,
+            size=args.size,
+            minutes=args.minutes,
+            steps=args.steps,
+            seed=args.seed,
+            device=args.device,
+            resume=args.resume,
+        )
+    elif args.command == "train":
+        demo.run_train(
+            args.data,
+            args.out,
+            size=args.size,
+            minutes=args.minutes,
+            steps=args.steps,
+            seed=args.seed,
+            device=args.device,
+            preset=args.preset,
+            export=args.export,
+            use_labels=not args.no_labels,
+        )
+    else:
+        demo.run_sample(
+            args.checkpoint,
+            args.out,
+            n=args.n,
+            method=args.method,
+            steps=args.steps,
+            seed=args.seed,
+            device=args.device,
+            label=args.label,
+            guidance=args.guidance,
+        )
+
+
+def after_stop(args: argparse.Namespace) -> str:
+    """What is on disk after an interrupt, truthfully, for each command."""
+    if args.command == "sample":
+        return "sampling was cut short; no new pictures were written."
+    path = args.out / "unet.pt" if args.command == "demo" else args.out
+    again = (
+        "add --resume to continue" if args.command == "demo" else "run the same command to continue"
+    )
+    skipped = " --export was skipped." if getattr(args, "export", None) else ""
+    return f"{demo.checkpoint_summary(path)}; {again}.{skipped}"
 
 
 if __name__ == "__main__":

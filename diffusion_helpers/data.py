@@ -25,6 +25,7 @@ from .unet import UNet
 RANGE_SLACK = 1e-3
 # Natural photos look right mirrored; a single memorised picture, digits and letters do not.
 FLIP_BY_KIND = {"picture": False, "tensor": False, "dataset": False, "folder": True}
+PHOTO_DATASETS = ("cifar10",)  # named datasets of photos (flipped by default, like folders)
 
 
 @dataclass
@@ -73,7 +74,9 @@ def as_training_data(
     if isinstance(getattr(data, "images", None), torch.Tensor):  # an ImageDataset
         if labels is None:
             labels = getattr(data, "labels", None) if cfg.num_classes is not None else None
-        kind = "folder" if kind == "folder" else "dataset"
+        name = str(getattr(data, "source", ""))
+        photos = name in PHOTO_DATASETS or (kind == "folder" or Path(name).is_dir())
+        kind = "folder" if photos else "dataset"
         data = data.images
     if isinstance(data, torch.Tensor):
         images = data.unsqueeze(0) if data.dim() == 3 else data

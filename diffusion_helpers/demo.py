@@ -1,7 +1,9 @@
 """The whole tutorial, headless: what ``python -m diffusion_helpers demo|train|sample`` runs.
 
-Each function writes its pictures to a folder and prints one line per file, so a person can
-open them; the notebooks show the same pictures inline.
+Each function checks every output place before any work starts, writes its pictures to a
+folder and prints one line per file, so a person can open them; the notebooks show the same
+pictures inline. An interrupted run raises :class:`.interrupts.Interrupted` after saying what
+was kept, so the command line can exit with 130 (Ctrl-C) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import torch
 from matplotlib.figure import Figure
 
 from . import tutorial, viz
-from .checkpoint import export_weights, load_for_sampling
+from .checkpoint import export_weights, load_for_sampling, read_checkpoint
+from .datasets import DATASET_NAMES, load_dataset
 from .images import load_image_info, sample_image_path
+from .interrupts import Interrupted
+from .outputs import check_checkpoint_target, check_export_target, check_output_folder
 from .sampling import psnr, sample
 from .schedule import NoiseSchedule
-from .train import train
+from .train import TrainResult, train
 from .unet import UNet
 
 FORWARD_STEPS = [0, 50, 100, 200, 300, 500, 700, 999]  # where the forward grid looks (T = 1000)
@@ -33,16 +38,26 @@ def run_demo(
     steps: Optional[int] = None,
     seed: int = 0,
     device: Optional[str] = None,
+    resume: bool = False,
 ) -> dict:
     """Forward grid, schedule plot, training, reverse GIF and final samples with PSNR, in ``out``.
 
+    A checkpoint already in ``out`` is moved aside to ``unet.previous.pt`` and training starts
+    afresh, unless ``resume`` (then the run continues from it, and says so).
     Returns a summary dict (paths, PSNR, times) that the tests read.
     """
     cfg = tutorial.settings(device)
     size = size or cfg.image_size
+    check_output_folder(out, "demo's pictures")
+    checkpoint = out / "unet.pt"
+    check_checkpoint_target(checkpoint)
     x0, info = load_image_info(image if image is not None else sample_image_path(), size=size)
-    model = UNet.preset(cfg.preset, image_channels=x0.shape[1], image_size=size)  # checks size
-    out.mkdir(parents=True, exist_ok=True)
+    model = UNet.preset(cfg.preset, image_channels=x0.shape[1], image_size=size, seed=seed)
+    if checkpoint.exists() and not resume:
+        previous = checkpoint.replace(out / "unet.previous.pt")
+        print(
+            f"Starting afresh; the earlier checkpoint is kept as {previous} (--resume continues)."
+        )
     print(f"Picture: {info.describe()}")
     schedule = NoiseSchedule(cfg.num_steps)
     g = torch.Generator().manual_seed(seed)
@@ -64,26 +79,13 @@ def run_demo(
         f"Training a {cfg.preset} U-Net ({model.num_parameters() / 1e6:.2f} M parameters) "
         f"on {cfg.device.type}..."
     )
-    result = train(
-        model,
-        x0,
-        schedule,
-        minutes=_budget(minutes, steps, cfg),
-        steps=_steps(minutes, steps, cfg),
-        device=cfg.device,
-        seed=seed,
-        checkpoint=out / "unet.pt",
-    )
+    result = _train(model, x0, schedule, cfg, minutes, steps, seed, checkpoint)
     written["loss"] = _save(viz.plot_losses(result.losses), out / "loss.png")
-    written["checkpoint"] = out / "unet.pt"
+    written["checkpoint"] = checkpoint
 
     start = time.perf_counter()
     run = sample(
-        result.model,
-        schedule,
-        n=cfg.num_samples,
-        seed=seed,
-        every=max(1, schedule.num_steps // 100),
+        result.model, schedule, n=cfg.num_samples, seed=seed, every=max(1, cfg.num_steps // 100)
     )
     sample_seconds = time.perf_counter() - start
     scores = psnr(run.images, x0, mirror=True)
@@ -96,8 +98,8 @@ def run_demo(
     for name, path in written.items():
         print(f"  {name:<13} {path}")
     print(
-        f"Trained {result.steps} steps in {result.elapsed:.0f} s; sampled {cfg.num_samples} "
-        f"pictures in {sample_seconds:.0f} s; mean PSNR {scores.mean():.1f} dB."
+        f"{_trained(result)}; sampled {cfg.num_samples} pictures in {sample_seconds:.0f} s; "
+        f"mean PSNR {scores.mean():.1f} dB."
     )
     print(f"Everything is in {out.resolve()}")
     return {
@@ -110,7 +112,7 @@ def run_demo(
 
 
 def run_train(
-    image: Optional[Path],
+    data: Optional[str],
     out: Path,
     *,
     size: Optional[int] = None,
@@ -120,26 +122,41 @@ def run_train(
     device: Optional[str] = None,
     preset: Optional[str] = None,
     export: Optional[Path] = None,
+    use_labels: bool = True,
 ) -> Path:
-    """Train on a picture (or a folder of pictures) and write the checkpoint ``out``; with
-    ``export``, also a small float16 copy of the EMA weights for sampling only."""
-    cfg = tutorial.settings(device)
+    """Train on a picture (default: the bundled sample), a folder of pictures, or a named
+    dataset ("digits", "mnist", ...), into the checkpoint ``out`` (resumed if it is ours).
+
+    A labelled dataset trains a class-conditional net unless ``use_labels`` is False. With
+    ``export``, also write a small float16 copy of the EMA weights for sampling, unless the run
+    was interrupted (then nothing is exported and :class:`.interrupts.Interrupted` is raised).
+    """
+    source = data if data is not None else str(sample_image_path())
+    named = source.lower() in DATASET_NAMES
+    cfg = tutorial.dataset_settings(device) if named or Path(source).is_dir() else None
+    cfg = cfg or tutorial.settings(device)
     size = size or cfg.image_size
-    source = image if image is not None else sample_image_path()
-    data = source if Path(source).is_dir() else load_image_info(source, size=size)[0]
-    model = UNet.preset(preset or cfg.preset, image_size=size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result = train(
-        model,
-        data,
-        NoiseSchedule(cfg.num_steps),
-        minutes=_budget(minutes, steps, cfg),
-        steps=_steps(minutes, steps, cfg),
-        device=cfg.device,
+    check_checkpoint_target(out)
+    if export is not None:
+        check_export_target(export, out)
+    if named or Path(source).is_dir():
+        dataset = load_dataset(source, size)
+        print(dataset.describe())
+        images, labels = dataset.images, dataset.labels if use_labels else None
+        classes = len(dataset.classes) if labels is not None else None
+    else:
+        images, labels, classes = load_image_info(source, size=size)[0], None, None
+    model = UNet.preset(
+        preset or cfg.preset,
+        image_channels=images.shape[1],
+        image_size=size,
+        num_classes=classes,
         seed=seed,
-        checkpoint=out,
     )
-    print(f"Trained {result.steps} steps in {result.elapsed:.0f} s; checkpoint: {out}")
+    result = _train(
+        model, images, NoiseSchedule(cfg.num_steps), cfg, minutes, steps, seed, out, labels
+    )
+    print(f"{_trained(result)}; checkpoint: {out}")
     if export is not None:
         small = export_weights(out, export)
         print(f"Sampling-only copy: {small} ({small.stat().st_size / 1e6:.1f} MB)")
@@ -152,30 +169,92 @@ def run_sample(
     *,
     n: int = 8,
     method: str = "ddpm",
-    ddim_steps: int = 50,
+    steps: Optional[int] = None,
     seed: int = 0,
     device: Optional[str] = None,
+    label: Optional[int] = None,
+    guidance: Optional[float] = None,
 ) -> dict:
-    """Sample ``n`` pictures from a checkpoint (default: the shipped one) into ``out``."""
+    """Sample ``n`` pictures from a checkpoint (default: the shipped one) into ``out``. A
+    class-conditional model draws the class ``label``, or one of each class in turn."""
+    check_output_folder(out, "samples")
     path = checkpoint if checkpoint is not None else tutorial.PRETRAINED
     model, schedule, _ = load_for_sampling(path, tutorial.settings(device).device)
+    classes = model.config.num_classes
+    labels = label if label is not None or classes is None else torch.arange(n) % classes
     run = sample(
         model,
         schedule,
         n=n,
         method=method,
-        steps=ddim_steps if method == "ddim" else None,
+        steps=steps,
         seed=seed,
         every=max(1, schedule.num_steps // 100),
+        labels=labels,
+        guidance_scale=guidance,
     )
-    out.mkdir(parents=True, exist_ok=True)
+    titles = None
+    if classes is not None:
+        names = torch.as_tensor(labels).expand(n).tolist() if label is not None else labels.tolist()
+        titles = [f"class {c}" for c in names]
     written = {
-        "samples": _save(viz.show_images(run.images), out / "samples.png"),
+        "samples": _save(viz.show_images(run.images, titles=titles), out / "samples.png"),
         "reverse_gif": viz.save_gif(run.frames, out / "reverse.gif"),
     }
     for name, p in written.items():
         print(f"  {name:<13} {p}")
     return written
+
+
+def checkpoint_summary(path: Path) -> str:
+    """One line on what a checkpoint on disk holds now (for messages after an interrupt)."""
+    if not path.exists():
+        return f"no checkpoint was written at {path}"
+    try:
+        return f"{path} holds {read_checkpoint(path)['step']} training steps"
+    except ValueError:
+        return f"{path} could not be read back"
+
+
+def _train(
+    model: UNet,
+    data: torch.Tensor,
+    schedule: NoiseSchedule,
+    cfg: tutorial.TutorialSettings,
+    minutes: Optional[float],
+    steps: Optional[int],
+    seed: int,
+    checkpoint: Path,
+    labels: Optional[torch.Tensor] = None,
+) -> TrainResult:
+    """train() with the command line's budget: given steps/minutes, else the settings' own."""
+    if minutes is None and steps is None:
+        minutes, steps = cfg.train_minutes, cfg.train_steps
+    result = train(
+        model,
+        data,
+        schedule,
+        labels=labels,
+        minutes=minutes,
+        steps=steps,
+        device=cfg.device,
+        seed=seed,
+        checkpoint=checkpoint,
+    )
+    if result.interrupted:  # train() said what it kept; nothing more is made of a stopped run
+        raise Interrupted(result.interrupted)
+    return result
+
+
+def _trained(result: TrainResult) -> str:
+    """'Trained N steps in S s' for this run, and where a resumed run started."""
+    this_run = result.steps - result.resumed_from
+    resumed = (
+        f" (resumed at step {result.resumed_from}, now {result.steps})"
+        if result.resumed_from
+        else ""
+    )
+    return f"Trained {this_run} steps in {result.elapsed:.0f} s{resumed}"
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -186,19 +265,3 @@ def _save(fig: Figure, path: Path) -> Path:
 def _forward_steps(schedule: NoiseSchedule) -> list[int]:
     T = schedule.num_steps
     return sorted({min(T - 1, round(t * T / 1000)) for t in FORWARD_STEPS})
-
-
-def _budget(
-    minutes: Optional[float], steps: Optional[int], cfg: tutorial.TutorialSettings
-) -> Optional[float]:
-    if minutes is not None:
-        return minutes
-    return None if steps is not None or cfg.train_steps is not None else cfg.train_minutes
-
-
-def _steps(
-    minutes: Optional[float], steps: Optional[int], cfg: tutorial.TutorialSettings
-) -> Optional[int]:
-    if steps is not None:
-        return steps
-    return None if minutes is not None else cfg.train_steps

@@ -165,6 +165,7 @@ class TrainResult:
             ``RECORD_STEPS`` steps (1-D tensors of equal length), for a loss-vs-t plot.
         steps: steps done in total; elapsed: seconds of this call; images_per_second: in this call.
         settings: the batch size, learning rate, precision, ... actually used.
+        resumed_from: the step this call started at (0 unless it resumed a checkpoint).
         interrupted: ``"SIGINT"`` when Ctrl-C stopped the run early, else None.
         checkpoint: where the checkpoint was last written (None if nowhere).
     """
@@ -178,6 +179,7 @@ class TrainResult:
     elapsed: float
     images_per_second: float
     settings: dict = field(default_factory=dict)
+    resumed_from: int = 0
     interrupted: Optional[str] = None
     checkpoint: Optional[Path] = None
 
@@ -421,6 +423,7 @@ def train(
             elapsed=elapsed,
             images_per_second=(progress.step - first_step) * batch_size / max(elapsed, 1e-9),
             settings=settings,
+            resumed_from=first_step,
             interrupted=interrupted,
             checkpoint=saver.saved,
         )

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -60,8 +61,9 @@ def test_bad_image_gives_one_line_and_exit_2(tmp_path, capsys):
 def test_missing_image_and_impossible_size(tmp_path, capsys):
     assert main(["demo", "--image", str(tmp_path / "nope.jpg"), "--out", str(tmp_path)]) == 2
     assert "nope.jpg" in capsys.readouterr().err
-    # 30 px cannot be halved twice by the tiny U-Net's three levels.
-    assert main(["demo", "--size", "30", "--out", str(tmp_path / "o")]) == 2
+    # 30 px cannot be halved twice by the tiny U-Net's three levels (the CPU's preset: the
+    # device is pinned, since a GPU picks the small preset and other valid sides).
+    assert main(["demo", "--size", "30", "--device", "cpu", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "30" in err and "divisible" in err and "28 or 32" in err
 
@@ -80,6 +82,17 @@ def test_demo_writes_every_picture(tmp_path):
         assert gif.n_frames > 10 and gif.info.get("loop") == 0
     assert (tmp_path / "demo" / "unet.pt").stat().st_size > 0
     assert "mean PSNR" in out.stdout and str(tmp_path / "demo") in out.stdout
+    assert "Trained 40 steps in" in out.stdout  # quick mode's budget, this run's own count
+    # again into the same folder: afresh by default (the old model kept), or --resume
+    again = run_cli(
+        "demo", "--image", str(picture), "--out", str(tmp_path / "demo"), "--steps", "2"
+    )
+    assert again.returncode == 0 and "Starting afresh" in again.stdout
+    assert (tmp_path / "demo" / "unet.previous.pt").exists()
+    resumed = run_cli(
+        "demo", "--image", str(picture), "--out", str(tmp_path / "demo"), "--steps", "3", "--resume"
+    )
+    assert resumed.returncode == 0 and "resumed at step 2, now 3" in resumed.stdout
 
 
 @pytest.mark.slow
@@ -97,17 +110,70 @@ def test_train_export_then_sample(tmp_path):
         # float16 keeps 11 significant bits: relative error at most 2^-11.
         torch.testing.assert_close(b, a.half().float(), rtol=0, atol=0)
     out = run_cli(
-        "sample",
-        "--checkpoint",
-        str(small),
-        "-n",
-        "2",
-        "--method",
-        "ddim",
-        "--ddim-steps",
-        "5",
-        "--out",
-        str(tmp_path / "s"),
-    )
+        "sample", "--checkpoint", str(small), "-n", "2", "--method", "ddim", "--ddim-steps", "5",
+        "--out", str(tmp_path / "s"),
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "s" / "samples.png").exists() and (tmp_path / "s" / "reverse.gif").exists()
+    # the same checkpoint again: it resumes; the sampling-only copy cannot and is refused
+    out = run_cli("train", "--steps", "4", "--out", str(ckpt))
+    assert out.returncode == 0 and "resumed at step 3, now 4" in out.stdout, out.stdout
+    out = run_cli("train", "--steps", "5", "--out", str(small))
+    assert out.returncode == 2 and "sampling-only copy" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "make, args, words",
+    [
+        (None, ["--export", "{out}"], "is the training checkpoint itself"),
+        ("photo", ["--export", "{tmp}/photo.jpg"], "not a diffusion_helpers checkpoint"),
+        (None, ["--export", "{tmp}"], "is a folder"),
+        ("photo", ["--out", "{tmp}/photo.jpg"], "Refusing to overwrite"),
+        ("photo", ["--out", "{tmp}/photo.jpg/unet.pt"], "is a file"),
+        (None, ["--out", "/proc/unet.pt"], "cannot write the checkpoint"),
+    ],
+)
+def test_train_outputs_are_checked_before_training(tmp_path, capsys, make, args, words):
+    photo = tmp_path / "photo.jpg"
+    if make:
+        photo.write_bytes(b"\xff\xd8\xff my photo")
+    out = tmp_path / "unet.pt"
+    args = [a.format(out=out, tmp=tmp_path) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(out)]
+    started = time.perf_counter()
+    assert main(["train", "--steps", "1000", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err
+    assert time.perf_counter() - started < 60  # refused up front, not after 1000 steps
+    assert not out.exists() or "--export" in args
+    if make:
+        assert photo.read_bytes() == b"\xff\xd8\xff my photo"
+
+
+def test_sample_outputs_and_labels_are_checked(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert main(["sample", "--out", str(tmp_path / "taken"), "-n", "1"]) == 2
+    assert "is a file" in capsys.readouterr().err
+    # the shipped model is unconditional: asking for a class is a one-line error
+    assert main(["sample", "--label", "3", "-n", "1", "--out", str(tmp_path / "s")]) == 2
+    assert "labels" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_on_digits_then_sample_a_class(tmp_path):
+    ckpt = tmp_path / "digits.pt"
+    out = run_cli(
+        "train", "--data", "digits", "--steps", "3", "--device", "cpu", "--out", str(ckpt)
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "digits: 1,797 images" in out.stdout
+    from diffusion_helpers.checkpoint import read_checkpoint
+
+    assert read_checkpoint(ckpt)["model_config"]["num_classes"] == 10
+    out = run_cli(
+        "sample", "--checkpoint", str(ckpt), "--label", "7", "--guidance", "2", "-n", "2",
+        "--method", "dpm_solver", "--steps", "5", "--device", "cpu", "--out", str(tmp_path / "s"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "s" / "samples.png").exists()

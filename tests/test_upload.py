@@ -93,8 +93,19 @@ def test_upload_image_from_widget_values(make_value, capsys):
 
 
 def test_upload_image_from_a_real_file_upload_widget():
+    """A real FileUpload, filled as the browser fills it: ipywidgets 8 sets ``value``; 7.x
+    (Colab's) syncs ``metadata`` and ``data`` and then bumps a counter that builds ``value``."""
+    import ipywidgets
+
     widget = upload_widget()
-    widget.value = v8_value("red.png", colour_png(RED))
+    data = colour_png(RED)
+    if int(ipywidgets.__version__.split(".")[0]) >= 8:
+        widget.value = v8_value("red.png", data)
+    else:
+        widget.set_trait("metadata", [{"name": "red.png", "type": "image/png", "size": len(data)}])
+        widget.set_trait("data", [data])
+        widget.set_trait("_counter", widget._counter + 1)
+        assert set(widget.value) == {"red.png"}
     x = upload_image(widget, size=8, verbose=False)
     assert torch.all(x[0, 0] == 1.0) and torch.all(x[0, 1:] == -1.0)
 

@@ -1,0 +1,69 @@
+"""Interruptions keep the work (interrupts.py, and train/CLI in real processes): SIGTERM and
+Ctrl-C save, exit 143 / 130, skip --export, and say truthfully what is on disk."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from diffusion_helpers.checkpoint import read_checkpoint
+from diffusion_helpers.interrupts import EXIT_STATUS, Interrupted, finish_first, stop_signals
+
+
+def test_sigterm_becomes_an_exception_inside_the_block():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as info:
+        with stop_signals():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs at the next bytecode; this is never finished
+    assert info.value.signal_name == "SIGTERM" and isinstance(info.value, KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_second_interrupt_during_a_save_waits_for_it():
+    with finish_first() as late:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        finished = True  # the "save" was not cut short
+    assert finished and late == ["SIGINT", "SIGTERM"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def start_training(tmp_path, *extra):
+    """`train` in quick mode with a long step budget, in its own process; returns once it
+    trains (its lock file exists), with the process and the checkpoint path."""
+    out = tmp_path / "unet.pt"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diffusion_helpers", "train", "--steps", "100000", "--size",
+         "16", "--device", "cpu", "--out", str(out), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "DIFFUSION_QUICK": "1", "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "unet.pt.lock").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "training did not start within 2 minutes"
+        time.sleep(0.1)
+    time.sleep(1.5)  # a few steps, far fewer than the 500 of the first step-based checkpoint
+    return proc, out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_training_saves_exits_non_zero_and_skips_export(tmp_path, sig):
+    proc, out = start_training(tmp_path, "--export", str(tmp_path / "small.pt"))
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    name = signal.Signals(sig).name
+    assert proc.returncode == EXIT_STATUS[name], stderr[-2000:]
+    steps = read_checkpoint(out)["step"]
+    assert 0 < steps < 500  # saved on the signal, not at a scheduled checkpoint
+    assert f"Stopped by {name} at step {steps}" in stdout
+    assert f"holds {steps} training steps" in stderr and "--export was skipped" in stderr
+    assert not (tmp_path / "small.pt").exists()
+    assert not (tmp_path / "unet.pt.lock").exists()
+    assert not list(tmp_path.glob("*.tmp"))
