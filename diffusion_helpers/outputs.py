@@ -149,5 +149,8 @@ class CheckpointLock:
 
     def __exit__(self, *exc: object) -> None:  # noqa: D105
         if self.owned:
-            self.path.unlink(missing_ok=True)
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError:  # its folder is gone or read-only now: nothing left to release
+                pass
             self.owned = False

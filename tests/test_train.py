@@ -299,3 +299,28 @@ def test_lr_warms_up_then_decays_to_five_percent():
     assert lr_factor(0.5, 100, "cosine", 50) == pytest.approx(0.05 + 0.95 * 0.5)
     assert lr_factor(1.0, 1000, "cosine", 50) == pytest.approx(0.05)
     assert lr_factor(1.0, 1000, "constant", 50) == 1.0
+
+
+def test_a_folder_lost_during_training_still_keeps_the_model(tmp_path, capsys):
+    """The checkpoint's folder vanishes mid-run (a Drive disconnect, a clean-up): the final
+    save goes to the rescue path, and the message says where."""
+    import shutil
+
+    folder = tmp_path / "work"
+    path = folder / "unet.pt"
+
+    def lose_the_folder(step, loss):
+        if step == 2:
+            shutil.rmtree(folder)
+            folder.write_text("now a file, not a folder")
+
+    result = train(
+        tiny_model(), images(1), SCHEDULE, steps=3, batch_size=2, checkpoint=path,
+        callback=lose_the_folder, **FAST,
+    )  # fmt: skip
+    try:
+        assert result.checkpoint is not None and result.checkpoint != path
+        assert read_checkpoint(result.checkpoint)["step"] == 3
+        assert f"saved to {result.checkpoint}" in capsys.readouterr().out
+    finally:
+        result.checkpoint.unlink(missing_ok=True)
