@@ -1,17 +1,28 @@
-"""DDPM (all T steps) against DDIM (50 steps) on the same trained model: time and quality.
+"""The samplers side by side on one trained model: seconds and PSNR of DDPM, DDIM, DPM-Solver++.
 
-Trains the default model of this machine (``tutorial.settings``: the tiny U-Net on the 32 px
-default picture on a CPU) for the default budget, or loads ``--checkpoint``; then samples the
-same number of images with each method from the same seed (DDIM twice: eta = 0, the
-deterministic sampler, and eta = 1, which adds DDPM-like noise) and prints the wall time of
-each, the DDPM / DDIM time ratio, and the PSNR of the samples against the training picture.
+By default loads the shipped memorised model (``diffusion_helpers/data/pretrained_tiny.pt``: the
+tiny U-Net trained on ``images/scene.png`` at 32 px, T = 1000) and its picture; ``--checkpoint``
+loads another, ``--minutes`` trains one here first (``tutorial.settings``). Then it samples the
+same number of images from the same seed with each method:
 
-    python bench/sample_speed.py                        # train (default budget), then compare
-    python bench/sample_speed.py --minutes 2 --n 8
+    DDPM (all T steps), DDIM-50 with eta = 0 (deterministic) and eta = 1 (DDPM-like noise),
+    DPM-Solver++(2M) with 10, 20 and 50 steps,
+
+and prints the wall time of each and the PSNR of the samples against the picture (the nearer
+of it and its mirror image: training flips pictures), mean and min over the images.
+
+    OMP_NUM_THREADS=1 python bench/sample_speed.py          # shipped model, 8 images, seed 0
+    OMP_NUM_THREADS=1 python bench/sample_speed.py --inpaint --n 4   # RePaint settings instead
     python bench/sample_speed.py --checkpoint outputs/unet.pt
-    python bench/sample_speed.py --save /tmp/unet.pt     # keep the trained model
+    python bench/sample_speed.py --minutes 2 --save /tmp/unet.pt   # train here, keep the model
 
-The CPU is often shared: the load average is printed so that times can be judged.
+``--inpaint`` instead fills the centre square (a quarter of the picture; ``--fill right``: the
+right half) of the picture itself with RePaint (DDPM; ``--method``, ``--steps``) at several
+resample/jump settings (``--repaint 1,1 2,10``) and prints the PSNR of the filled part: the
+memorised model knows what belongs there.
+
+The CPU is often shared: the CPU, the torch thread count and the load average are printed so
+that times can be judged.
 """
 
 from __future__ import annotations
@@ -24,34 +35,51 @@ from pathlib import Path
 import torch
 
 from diffusion_helpers import tutorial
-from diffusion_helpers.checkpoint import load_model
-from diffusion_helpers.images import DEFAULT_IMAGE, load_image
+from diffusion_helpers.checkpoint import load_for_sampling
+from diffusion_helpers.editing import inpaint
+from diffusion_helpers.images import load_image, sample_image_path
 from diffusion_helpers.sampling import psnr, sample
 from diffusion_helpers.schedule import NoiseSchedule
 from diffusion_helpers.train import train
 from diffusion_helpers.unet import UNet
 
+SHIPPED = (
+    Path(__file__).resolve().parent.parent / "diffusion_helpers" / "data" / "pretrained_tiny.pt"
+)
 
-def get_model(args, cfg, schedule):
-    """The trained model and the picture it learned (trained here unless --checkpoint)."""
-    if args.checkpoint:
-        model = load_model(args.checkpoint, device=cfg.device)
-        x0 = load_image(
-            args.image, size=model.config.image_size, channels=model.config.image_channels
-        )
+
+def describe_cpu() -> str:
+    """The CPU's model name and its widest vector unit, from /proc/cpuinfo (Linux)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return f"unknown CPU ({os.cpu_count()} cores)"
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
+                 if ln.startswith("model name")), "unknown CPU")  # fmt: skip
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines()
+                      if ln.startswith("flags")), []))  # fmt: skip
+    unit = "AVX-512 BF16" if "avx512_bf16" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{name}, {unit}, {os.cpu_count()} cores"
+
+
+def get_model(args, cfg):
+    """(model, schedule, picture): loaded from a checkpoint, or trained here with --minutes."""
+    if args.minutes is None:
+        model, schedule, _ = load_for_sampling(args.checkpoint, device=cfg.device)
+        x0 = load_image(args.image, size=model.config.image_size,
+                        channels=model.config.image_channels)  # fmt: skip
         print(f"Loaded {args.checkpoint} ({model.num_parameters() / 1e6:.2f} M parameters).")
-        return model, x0
+        return model, schedule, x0
+    schedule = NoiseSchedule(cfg.num_steps)
     x0 = load_image(args.image, size=cfg.image_size)
     model = UNet.preset(cfg.preset, image_channels=x0.shape[1], image_size=cfg.image_size)
-    minutes = args.minutes if args.minutes is not None else cfg.train_minutes
-    steps = None if args.minutes is not None else cfg.train_steps
     print(f"Training the {cfg.preset} U-Net ({model.num_parameters() / 1e6:.2f} M parameters) "
-          f"on {cfg.image_size} px for {minutes} min / {steps} steps on {cfg.device.type}...")  # fmt: skip
-    result = train(model, x0, schedule, minutes=minutes, steps=steps, device=cfg.device,
+          f"on {cfg.image_size} px for {args.minutes} min on {cfg.device.type}...")  # fmt: skip
+    result = train(model, x0, schedule, minutes=args.minutes, steps=None, device=cfg.device,
                    seed=args.seed, checkpoint=args.save, progress=False)  # fmt: skip
     print(f"  {result.steps} steps in {result.elapsed:.0f} s, final loss ~ "
           f"{sum(result.losses[-50:]) / len(result.losses[-50:]):.4f}")  # fmt: skip
-    return result.model, x0
+    return result.model, schedule, x0
 
 
 def timed_sample(model, schedule, args, **kwargs):
@@ -60,40 +88,105 @@ def timed_sample(model, schedule, args, **kwargs):
     return run.images, time.perf_counter() - start  # .images is on the CPU: the GPU has synced
 
 
+def masked_psnr(images, reference, fill):
+    """PSNR in dB of each image against the reference over the pixels where ``fill`` is True."""
+    x = ((images.double() + 1) / 2).clamp(0, 1)
+    ref = ((reference.double() + 1) / 2).clamp(0, 1).expand_as(x)
+    where = fill.expand_as(x)
+    mse = torch.stack([((a - b)[w] ** 2).mean() for a, b, w in zip(x, ref, where)])
+    return 10 * torch.log10(1.0 / mse)
+
+
+def inpaint_table(model, schedule, x0, args):
+    """RePaint on the picture's centre square at several settings: seconds and PSNR."""
+    size = x0.shape[-1]
+    mask = torch.ones(1, 1, size, size)
+    if args.fill == "centre":
+        mask[..., size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 0
+    else:
+        mask[..., size // 2 :] = 0  # the right half
+    fill = mask == 0
+    image = x0.expand(args.n, -1, -1, -1)
+    flat = image.clone()
+    flat[fill.expand_as(flat)] = 0.0  # grey: what a fill that knows nothing scores
+    steps = f"{args.method}-{args.steps or 'default'}"
+    print(f"\nRePaint ({steps}, T = {schedule.num_steps}), {args.n} images of {size} px, seed "
+          f"{args.seed}, {args.fill} filled; torch threads {torch.get_num_threads()}")  # fmt: skip
+    print(f"{'resample':>9}{'jump':>6}{'seconds':>9}{'PSNR mean':>11}{'min':>7}  kept exact")
+    db = masked_psnr(flat, x0, fill)
+    print(f"{'grey fill':>15}{'':>9}{db.mean():>11.2f}{db.min():>7.2f}")
+    for resample, jump in args.repaint:
+        start = time.perf_counter()
+        run = inpaint(
+            model,
+            schedule,
+            image,
+            mask,
+            resample=resample,
+            jump=jump,
+            method=args.method,
+            steps=args.steps,
+            seed=args.seed,
+            progress=False,
+        )
+        seconds = time.perf_counter() - start
+        db = masked_psnr(run.images, x0, fill)
+        kept = torch.equal(run.images[~fill.expand_as(image)], image[~fill.expand_as(image)])
+        print(f"{resample:>9}{jump:>6}{seconds:>9.1f}{db.mean():>11.2f}{db.min():>7.2f}  {kept}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", type=float, default=None, help="training budget")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="skip training: load this")
+    parser.add_argument("--checkpoint", type=Path, default=SHIPPED, help="the model to load")
+    parser.add_argument("--minutes", type=float, default=None, help="train here instead")
     parser.add_argument("--save", type=Path, default=None, help="keep the trained model here")
-    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
+    parser.add_argument("--image", type=Path, default=sample_image_path())
     parser.add_argument("--n", type=int, default=8, help="images per method")
-    parser.add_argument("--ddim-steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--inpaint", action="store_true", help="the RePaint table instead")
+    parser.add_argument("--repaint", type=lambda v: tuple(int(k) for k in v.split(",")),
+                        nargs="+", default=[(1, 1), (2, 10), (4, 10)],
+                        help="resample,jump pairs for --inpaint")  # fmt: skip
+    parser.add_argument(
+        "--fill",
+        choices=("centre", "right"),
+        default="centre",
+        help="--inpaint: fill the centre square (a quarter) or the right half",
+    )
+    parser.add_argument("--method", default="ddpm", help="--inpaint: the sampler")
+    parser.add_argument("--steps", type=int, default=None, help="--inpaint: its steps")
     args = parser.parse_args()
 
     cfg = tutorial.settings(args.device)
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-          f"({os.cpu_count()} cores); torch threads {torch.get_num_threads()}")  # fmt: skip
-    schedule = NoiseSchedule(cfg.num_steps)
-    model, x0 = get_model(args, cfg, schedule)
+    print(f"CPU: {describe_cpu()}; torch threads {torch.get_num_threads()}")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    model, schedule, x0 = get_model(args, cfg)
     sample(model, schedule, n=args.n, method="ddim", steps=2, progress=False)  # warm-up
+    if args.inpaint:
+        inpaint_table(model, schedule, x0, args)
+        print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return
 
-    runs = [("DDPM", schedule.num_steps, *timed_sample(model, schedule, args, method="ddpm"))]
-    for eta in (0.0, 1.0):  # deterministic DDIM, and DDIM with DDPM-like noise
-        images, seconds = timed_sample(
-            model, schedule, args, method="ddim", steps=args.ddim_steps, eta=eta
-        )
-        runs.append((f"DDIM eta={eta:g}", args.ddim_steps, images, seconds))
+    T = schedule.num_steps
+    plan = [("DDPM", T, {"method": "ddpm"})]
+    plan += [(f"DDIM eta={eta:g}", 50, {"method": "ddim", "steps": 50, "eta": eta})
+             for eta in (0.0, 1.0)]  # fmt: skip
+    plan += [("DPM-Solver++", k, {"method": "dpm_solver", "steps": k}) for k in (10, 20, 50)]
+    runs = []
+    for name, steps, kwargs in plan:
+        images, seconds = timed_sample(model, schedule, args, **kwargs)
+        runs.append((name, steps, images, seconds))
     print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"\n{args.n} images of {x0.shape[-1]} px, T = {schedule.num_steps}, on {cfg.device}")
-    print(f"{'method':<12}{'steps':>7}{'seconds':>10}{'PSNR mean':>11}{'min':>7}{'max':>7}")
+    print(
+        f"\n{args.n} images of {x0.shape[-1]} px, T = {T}, seed {args.seed}, on {cfg.device}, "
+        f"torch threads {torch.get_num_threads()}; PSNR against the picture or its mirror"
+    )
+    print(f"{'method':<14}{'steps':>6}{'seconds':>9}{'PSNR mean':>11}{'min':>7}{'max':>7}")
     for name, steps, images, seconds in runs:
-        db = psnr(images, x0)
-        print(
-            f"{name:<12}{steps:>7}{seconds:>10.2f}{db.mean():>11.2f}{db.min():>7.2f}{db.max():>7.2f}"
-        )
-    print(f"DDPM / DDIM time: {runs[0][3] / runs[1][3]:.1f}x")
+        db = psnr(images, x0, mirror=True)
+        print(f"{name:<14}{steps:>6}{seconds:>9.2f}{db.mean():>11.2f}{db.min():>7.2f}"
+              f"{db.max():>7.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """The reverse step: Algorithm 2, the posterior route through x0_hat, and DDIM."""
 
+import inspect
+import math
+
 import pytest
 import torch
 
@@ -10,7 +13,9 @@ from diffusion_helpers import (
     predict_x0,
     q_posterior,
     reverse_step,
+    sample,
 )
+from diffusion_helpers.reverse import CLIP_X0, dpm_solver_2m_step
 
 T = 1000
 
@@ -37,7 +42,7 @@ def test_algorithm2_equals_the_posterior_mean_route(setup, variance):
     s, x0, t, x_t, eps, z = setup
     # A wrong-but-plausible noise prediction, so the identity is not trivial.
     eps_hat = 0.7 * eps + 0.3 * z
-    alg2 = reverse_step(x_t, t, eps_hat, s, noise=z, variance=variance)
+    alg2 = reverse_step(x_t, t, eps_hat, s, noise=z, variance=variance, clip=False)
     mean, _ = q_posterior(predict_x0(x_t, t, eps_hat, s), x_t, t, s)
     sigma_sq = s.posterior_variance if variance == "posterior" else s.betas
     sigma = sigma_sq[t].sqrt().reshape(-1, 1, 1, 1)
@@ -91,35 +96,41 @@ def test_noise_scale_is_sigma_t(setup, variance, attr):
     torch.testing.assert_close(sigma, getattr(s, attr)[t].sqrt(), rtol=1e-9, atol=0)
 
 
-def test_ddim_eta1_on_consecutive_steps_is_ddpm(setup):
+@pytest.mark.parametrize("clip", [False, True])
+def test_ddim_eta1_on_consecutive_steps_is_ddpm(setup, clip):
     """sigma = sqrt((1-abar_{t-1})/(1-abar_t)) sqrt(1 - alpha_t) = sqrt(beta_tilde_t), and the
-    mean reduces to mu_tilde: DDIM with eta = 1 is DDPM's posterior step (Song et al. sec. 4.1)."""
+    mean reduces to mu_tilde: DDIM with eta = 1 is DDPM's posterior step (Song et al. sec. 4.1).
+    With clip both steps use mu_tilde(x_t, clipped x0_hat), so the identity holds again."""
     s, _, t, x_t, eps, z = setup
     eps_hat = 0.7 * eps + 0.3 * z
-    a = ddim_step(x_t, t, t - 1, eps_hat, s, eta=1.0, noise=z)
-    b = ddim_step(x_t, t, t - 1, eps_hat, s, eta=1.0, noise=torch.zeros_like(z))
+    if clip:  # make sure the clip really bites at some step
+        assert float(predict_x0(x_t, t, eps_hat, s).abs().max()) > 1
+    a = ddim_step(x_t, t, t - 1, eps_hat, s, eta=1.0, noise=z, clip=clip)
+    b = ddim_step(x_t, t, t - 1, eps_hat, s, eta=1.0, noise=torch.zeros_like(z), clip=clip)
     sigma = ((a - b) / z).mean(dim=(1, 2, 3))
     torch.testing.assert_close(sigma, s.posterior_variance[t].sqrt(), rtol=1e-9, atol=0)
-    torch.testing.assert_close(a, reverse_step(x_t, t, eps_hat, s, noise=z), rtol=0, atol=1e-9)
+    ddpm = reverse_step(x_t, t, eps_hat, s, noise=z, clip=clip)
+    torch.testing.assert_close(a, ddpm, rtol=0, atol=1e-9)
 
 
 def test_ddim_eta0_is_deterministic_and_lands_on_x0(setup):
     s, x0, t, x_t, eps, _ = setup
-    a = ddim_step(x_t, t, t - 1, eps, s, eta=0.0, generator=torch.Generator().manual_seed(1))
-    b = ddim_step(x_t, t, t - 1, eps, s, eta=0.0, generator=torch.Generator().manual_seed(2))
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+    a = ddim_step(x_t, t, t - 1, eps, s, eta=0.0, generator=g1, clip=False)
+    b = ddim_step(x_t, t, t - 1, eps, s, eta=0.0, generator=g2, clip=False)
     assert torch.equal(a, b)
     # With the true noise, the step to t_prev stays on the same line: x_prev = q(x_prev | x0, eps).
     expected, _ = add_noise(x0[1:], t[1:] - 1, s, noise=eps[1:])
     torch.testing.assert_close(a[1:], expected, rtol=0, atol=1e-9)
     # t_prev = -1 is the last step, to x_0 itself.
-    torch.testing.assert_close(ddim_step(x_t, t, -1, eps, s), x0, rtol=0, atol=1e-9)
+    torch.testing.assert_close(ddim_step(x_t, t, -1, eps, s, clip=False), x0, rtol=0, atol=1e-9)
 
 
 def test_ddim_skips_steps(setup):
     s, x0, _, _, _, _ = setup
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3), dtype=x0.dtype)
     x_t, _ = add_noise(x0, 900, s, noise=eps)
-    jumped = ddim_step(x_t, 900, 300, eps, s)
+    jumped = ddim_step(x_t, 900, 300, eps, s, clip=False)
     expected, _ = add_noise(x0, 300, s, noise=eps)
     torch.testing.assert_close(jumped, expected, rtol=0, atol=1e-9)
 
@@ -140,11 +151,108 @@ def test_ddim_clipping_rederives_the_noise():
     torch.testing.assert_close(got, torch.full_like(x_t, want), rtol=0, atol=1e-12)
 
 
+# ---------------------------------------------------------------- DPM-Solver++(2M)
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_dpm_solver_first_order_is_ddim_eta0(setup, clip):
+    """Lu et al. 2022, sec. 4: first-order DPM-Solver++ is DDIM. Both write x_prev as
+    sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev) eps_hat, with eps_hat from x_t and x0_hat."""
+    s, _, t, x_t, eps, z = setup
+    eps_hat = 0.7 * eps + 0.3 * z  # wrong on purpose: x0_hat leaves [-1, 1] at large t
+    for t_prev in (t - 1, t // 2 - 1, -1):
+        got, x0_hat = dpm_solver_2m_step(x_t, t, t_prev, eps_hat, s, clip=clip)
+        want = ddim_step(x_t, t, t_prev, eps_hat, s, eta=0.0, clip=clip)
+        # float64 throughout; both are sums of two O(1) terms: 1e-9 is rounding with margin.
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-9)
+        x0_want = predict_x0(x_t, t, eps_hat, s)
+        torch.testing.assert_close(x0_hat, x0_want.clamp(-1, 1) if clip else x0_want)
+
+
+def test_dpm_solver_second_order_matches_the_formula(setup):
+    """One 2M step against Algorithm 2 of Lu et al. written out with float64 scalars."""
+    s, _, _, _, _, z = setup
+    gen = torch.Generator().manual_seed(5)
+    x_t = torch.randn(z.shape, generator=gen, dtype=torch.float64)
+    eps_hat = torch.randn(z.shape, generator=gen, dtype=torch.float64)
+    x0_last = torch.randn(z.shape, generator=gen, dtype=torch.float64)
+    t_last, t, t_prev = 700, 500, 250
+    got, x0_hat = dpm_solver_2m_step(x_t, t, t_prev, eps_hat, s, (t_last, x0_last), clip=False)
+
+    def alpha_sigma_lam(step):
+        ab = float(s.alpha_bars[step])
+        return ab**0.5, (1 - ab) ** 0.5, math.log(ab**0.5 / (1 - ab) ** 0.5)
+
+    a_t, s_t, lam_t = alpha_sigma_lam(t)
+    a_p, s_p, lam_p = alpha_sigma_lam(t_prev)
+    lam_last = alpha_sigma_lam(t_last)[2]
+    h, h_last = lam_p - lam_t, lam_t - lam_last
+    r = h_last / h
+    x0 = (x_t - s_t * eps_hat) / a_t
+    d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * x0_last
+    want = s_p / s_t * x_t - a_p * (math.exp(-h) - 1) * d
+    torch.testing.assert_close(x0_hat, x0, rtol=0, atol=1e-9)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-9)
+    # The second-order term matters here: the first-order step lands elsewhere.
+    first, _ = dpm_solver_2m_step(x_t, t, t_prev, eps_hat, s, clip=False)
+    assert (first - got).abs().max() > 0.1
+
+
+def test_dpm_solver_with_the_true_noise_stays_on_q(setup):
+    """With the true noise every data prediction is x_0, so D = x_0 and each step lands on
+    q(x_prev | x_0, eps) (eq. 4 with the same eps): the solver is exact for a perfect model."""
+    s, x0, _, _, _, _ = setup
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(4), dtype=x0.dtype)
+    x_t, _ = add_noise(x0, 600, s, noise=eps)
+    previous = (800, x0)
+    x_prev, x0_hat = dpm_solver_2m_step(x_t, 600, 300, eps, s, previous, clip=False)
+    torch.testing.assert_close(x0_hat, x0, rtol=0, atol=1e-9)
+    torch.testing.assert_close(x_prev, add_noise(x0, 300, s, noise=eps)[0], rtol=0, atol=1e-9)
+
+
+def test_dpm_solver_final_step_is_first_order(setup):
+    """To t_prev = -1 (sigma = 0, h infinite) the step returns x0_hat whatever came before."""
+    s, x0, _, _, eps, z = setup
+    t = torch.tensor([1, 10, 500, 990])
+    x_t, _ = add_noise(x0, t, s, noise=eps)
+    eps_hat = 0.7 * eps + 0.3 * z
+    got, x0_hat = dpm_solver_2m_step(x_t, t, -1, eps_hat, s, (t + 1, z), clip=True)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, x0_hat, rtol=0, atol=1e-12)
+
+
+def test_dpm_solver_per_image_timesteps_equal_one_at_a_time(setup):
+    s, x0, _, _, eps, z = setup
+    t = torch.tensor([1, 10, 500, 980])
+    x_t, _ = add_noise(x0, t, s, noise=eps)
+    t_prev = torch.tensor([0, 5, 250, -1])
+    previous = (t + 10, z)
+    batch, _ = dpm_solver_2m_step(x_t, t, t_prev, eps, s, previous)
+    for i in range(len(t)):
+        one, _ = dpm_solver_2m_step(
+            x_t[i : i + 1],
+            int(t[i]),
+            int(t_prev[i]),
+            eps[i : i + 1],
+            s,
+            (int(t[i]) + 10, z[i : i + 1]),
+        )
+        torch.testing.assert_close(batch[i : i + 1], one, rtol=0, atol=1e-12)
+
+
+def test_one_clip_default_for_every_sampler():
+    """Hand-run steps and `sample` run the same math unless told otherwise."""
+    for fn in (reverse_step, ddim_step, dpm_solver_2m_step, sample):
+        assert inspect.signature(fn).parameters["clip"].default is CLIP_X0, fn.__name__
+    assert CLIP_X0 is True
+
+
 def test_float32_inputs_stay_float32():
     s = NoiseSchedule(T)
     x = torch.zeros(2, 3, 4, 4)
     assert reverse_step(x, 5, x, s).dtype == torch.float32
     assert ddim_step(x, 5, 2, x, s).dtype == torch.float32
+    assert all(y.dtype == torch.float32 for y in dpm_solver_2m_step(x, 5, 2, x, s, (7, x)))
 
 
 @pytest.mark.parametrize(
@@ -159,6 +267,9 @@ def test_float32_inputs_stay_float32():
         (lambda s, x: ddim_step(x, 5, 5, x, s), "t_prev"),
         (lambda s, x: ddim_step(x, 5, -2, x, s), "t_prev"),
         (lambda s, x: ddim_step(x, 5, 2, x, s, eta=-1), "eta"),
+        (lambda s, x: dpm_solver_2m_step(x, 5, 5, x, s), "t_prev"),
+        (lambda s, x: dpm_solver_2m_step(x, 5, 2, x, s, (5, x)), "t_last"),
+        (lambda s, x: dpm_solver_2m_step(x, 5, 2, x, s, (9, x[:1])), "previous"),
     ],
 )
 def test_bad_arguments(call, word):

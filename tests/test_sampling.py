@@ -1,19 +1,33 @@
-"""Tests of the samplers (DDPM Algorithm 2, DDIM) and of PSNR, without any training.
+"""Tests of the samplers (DDPM Algorithm 2, DDIM, DPM-Solver++(2M)), of classifier-free
+guidance and of PSNR, without any training.
 
-Two stand-in models: a tiny untrained conv net taking (x, t) for determinism and bookkeeping,
-and an oracle that returns the true noise of a known x_0, for which the reverse process must
-give back x_0.
+Stand-in models: a tiny untrained conv net taking (x, t) for determinism and bookkeeping, an
+oracle that returns the true noise of a known x_0 (for which the reverse process must give back
+x_0), and a fake conditional model taking (x, t, labels) that records its calls.
 """
 
+import copy
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import pytest
 import torch
 from torch import nn
 
+from diffusion_helpers import sampling
+from diffusion_helpers.forward import add_noise
+from diffusion_helpers.guidance import DEFAULT_GUIDANCE, guided_noise
 from diffusion_helpers.reverse import ddim_step
-from diffusion_helpers.sampling import Frame, SampleResult, ddim_timesteps, psnr, sample
+from diffusion_helpers.sampling import (
+    Frame,
+    SampleResult,
+    ddim_timesteps,
+    forward_jump,
+    psnr,
+    reverse_process,
+    sample,
+)
 from diffusion_helpers.schedule import NoiseSchedule
 
 SIZE, CHANNELS = 8, 3
@@ -23,6 +37,7 @@ SIZE, CHANNELS = 8, 3
 class TinyConfig:
     image_size: int = SIZE
     image_channels: int = CHANNELS
+    num_classes: Optional[int] = None
 
 
 class TinyNet(nn.Module):
@@ -39,6 +54,26 @@ class TinyNet(nn.Module):
     def forward(self, x, t):
         self.seen_training.append(self.training)
         return self.conv(x) + self.emb(t).reshape(-1, 1, 1, 1)
+
+
+class FakeConditional(nn.Module):
+    """A conditional eps model: eps(x, t, y) = (y + 1) * 0.1 x + (y + 1), per image, with
+    y = NUM_CLASSES the null label. Only elementwise ops, so a batch of 2n images gives the
+    same numbers as two calls of n. Records (batch size, t, labels) of every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(0.1))
+        self.config = TinyConfig(num_classes=NUM_CLASSES)
+        self.calls: list[tuple[int, list[int], list[int]]] = []
+
+    def forward(self, x, t, labels):
+        self.calls.append((x.shape[0], t.tolist(), labels.tolist()))
+        y = (labels + 1).to(x.dtype).reshape(-1, 1, 1, 1)
+        return y * self.scale * x + y
+
+
+NUM_CLASSES = 3
 
 
 def make_oracle(x0: torch.Tensor, schedule: NoiseSchedule):
@@ -92,7 +127,7 @@ def test_ddim_timesteps_rejects_bad_steps(steps):
 # ---------------------------------------------------------------- determinism
 
 
-@pytest.mark.parametrize("method", ["ddpm", "ddim"])
+@pytest.mark.parametrize("method", ["ddpm", "ddim", "dpm_solver"])
 def test_same_seed_same_images_other_seed_other_images(schedule, method):
     net = TinyNet(schedule.num_steps)
     a = run(net, schedule, method=method, steps=None if method == "ddpm" else 10, seed=3)
@@ -117,7 +152,8 @@ def test_ddim_eta0_depends_only_on_x_T(schedule):
     ts = ddim_timesteps(schedule.num_steps, 7)
     with torch.no_grad():
         for t, t_prev in zip(ts[:-1], ts[1:]):
-            x = ddim_step(x, t, t_prev, net(x, torch.full((2,), t)), schedule, eta=0.0)
+            eps = net(x, torch.full((2,), t))
+            x = ddim_step(x, t, t_prev, eps, schedule, eta=0.0, clip=False)
     # Same operations in the same order on the same x_T: equal up to float32 rounding.
     torch.testing.assert_close(result.images, x.clamp(-1, 1), atol=1e-6, rtol=0)
     noisy = run(net, schedule, method="ddim", steps=7, eta=1.0, seed=11, clip=False)
@@ -146,7 +182,8 @@ def test_shape_from_model_config_and_result_types(schedule):
 
 
 @pytest.mark.parametrize(
-    "method,steps,every", [("ddpm", None, 7), ("ddim", 10, 3), ("ddim", 10, 1)]
+    "method,steps,every",
+    [("ddpm", None, 7), ("ddim", 10, 3), ("ddim", 10, 1), ("dpm_solver", 10, 4)],
 )
 def test_frames_every_k_include_both_ends(schedule, method, steps, every):
     result = run(TinyNet(schedule.num_steps), schedule, method=method, steps=steps, every=every)
@@ -171,7 +208,7 @@ def test_first_frame_is_x_T(schedule):
 # ---------------------------------------------------------------- oracle
 
 
-@pytest.mark.parametrize("method", ["ddpm", "ddim"])
+@pytest.mark.parametrize("method", ["ddpm", "ddim", "dpm_solver"])
 @pytest.mark.parametrize("clip", [True, False])
 def test_oracle_recovers_x0(x0, method, clip):
     schedule = NoiseSchedule(1000)
@@ -211,6 +248,13 @@ def test_oracle_ddpm_intermediate_x_t_follow_q(x0):
         ({"method": "euler"}, "method"),
         ({"method": "ddpm", "steps": 10}, "steps"),
         ({"method": "ddim", "steps": 51}, "steps"),
+        ({"method": "ddim", "steps": 0}, "steps"),  # given, so refused, never "the default"
+        ({"method": "dpm_solver", "steps": 0}, "steps"),
+        ({"method": "ddpm", "steps": 0}, "steps"),
+        ({"method": "dpm_solver", "eta": 1.0}, "eta"),
+        ({"method": "dpm_solver", "variance": "beta"}, "variance"),
+        ({"labels": 0}, "labels"),  # TinyNet is unconditional
+        ({"guidance_scale": 2.0}, "guidance_scale"),
         ({"n": 0}, "n "),
         ({"method": "ddim", "eta": -0.5}, "eta"),
         ({"method": "ddpm", "eta": 1.0}, "eta"),
@@ -230,6 +274,221 @@ def test_bad_arguments_raise_early(schedule, kwargs, word):
 def test_missing_image_size_without_config(schedule, x0):
     with pytest.raises(ValueError, match="image_size"):
         run(make_oracle(x0, schedule), schedule, channels=3)
+
+
+def test_a_given_zero_is_refused_not_replaced(schedule):
+    """image_channels=0 in a config is an error, not a cue to look at another field."""
+    net = TinyNet(schedule.num_steps)
+    net.config = TinyConfig(image_channels=0)
+    net.config.channels = 3
+    with pytest.raises(ValueError, match="channels"):
+        run(net, schedule, method="ddim", steps=2)
+    with pytest.raises(ValueError, match="image_size"):
+        run(TinyNet(schedule.num_steps), schedule, image_size=0)
+
+
+# ---------------------------------------------------------------- DPM-Solver++(2M)
+
+
+def test_dpm_solver_default_steps_and_timesteps(schedule):
+    result = run(TinyNet(schedule.num_steps), schedule, method="dpm_solver", seed=0)
+    assert result.timesteps == ddim_timesteps(schedule.num_steps, 20)[:-1]
+    assert result.method == "dpm_solver"
+
+
+def test_dpm_solver_oracle_10_steps_returns_x0(x0):
+    """A perfect model makes every data prediction x_0, so each 2M step lands exactly on
+    q(x_prev | x_0, eps) and the last on x_0: the error is float32 rounding. 10 steps visit
+    t = 999 ... 0; we measured 3.5e-6 and allow 1e-4 (as for DDIM above)."""
+    schedule = NoiseSchedule(1000)
+    for clip in (True, False):
+        result = run(make_oracle(x0, schedule), schedule, n=3, image_size=16, channels=CHANNELS,
+                     method="dpm_solver", steps=10, clip=clip, seed=0)  # fmt: skip
+        assert (result.images - x0).abs().max() < 1e-4
+
+
+def reference_dpm_solver_2m(model, schedule, x, timesteps, clip):
+    """DPM-Solver++(2M), Lu et al. 2022 Algorithm 2, written independently in float64 with
+    alpha, sigma, lambda as Python floats; the last step (to sigma = 0) is first order."""
+    x0_last, lam_last = None, None
+    for t, t_prev in zip(timesteps[:-1], timesteps[1:]):
+        ab = float(schedule.alpha_bars[t])
+        alpha, sigma = math.sqrt(ab), math.sqrt(1 - ab)
+        lam = math.log(alpha / sigma)
+        eps = model(x, torch.full((x.shape[0],), t))
+        x0 = (x - sigma * eps) / alpha
+        x0 = x0.clamp(-1, 1) if clip else x0
+        if t_prev == -1:
+            return x0  # sigma_prev = 0, exp(-h) = 0: x_prev = alpha_prev D = x0
+        ab_p = float(schedule.alpha_bars[t_prev])
+        alpha_p, sigma_p = math.sqrt(ab_p), math.sqrt(1 - ab_p)
+        h = math.log(alpha_p / sigma_p) - lam
+        if x0_last is None:
+            d = x0
+        else:
+            r = (lam - lam_last) / h
+            d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * x0_last
+        x = sigma_p / sigma * x - alpha_p * (math.exp(-h) - 1) * d
+        x0_last, lam_last = x0, lam
+    raise AssertionError("timesteps must end with -1")
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_dpm_solver_equals_a_float64_reimplementation(schedule, clip):
+    net = TinyNet(schedule.num_steps)
+    result = run(net, schedule, method="dpm_solver", steps=6, clip=clip, seed=2)
+    x_T = torch.randn(2, CHANNELS, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+    ts = ddim_timesteps(schedule.num_steps, 6)
+    with torch.no_grad():
+        want = reference_dpm_solver_2m(
+            copy.deepcopy(net).double(), schedule, x_T.double(), ts, clip
+        )
+    # float32 against float64 over 6 steps of an O(1) net: we measured 5e-7; 1e-5 allows for
+    # other CPUs' float32 kernels and still catches any wrong coefficient (those move pixels
+    # by > 1e-2: the first-order solver, DDIM, differs from it by 0.2).
+    torch.testing.assert_close(result.images, want.clamp(-1, 1).float(), rtol=0, atol=1e-5)
+    first_order = run(net, schedule, method="ddim", steps=6, clip=clip, seed=2)
+    assert (first_order.images - result.images).abs().max() > 1e-2
+
+
+# ---------------------------------------------------------------- classifier-free guidance
+
+
+def test_guided_noise_combines_in_one_pass():
+    """eps = eps_u + w (eps_c - eps_u) from one call of 2n images [x, x], [t, t], [y, null]."""
+    net = FakeConditional()
+    x = torch.randn(2, CHANNELS, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([5, 5])
+    y, null = torch.tensor([0, 2]), torch.full((2,), NUM_CLASSES)
+    with torch.no_grad():
+        got = guided_noise(net, x, t, y, null, 2.5)
+        eps_c, eps_u = net(x, t, y), net(x, t, null)
+    assert net.calls[0] == (4, [5, 5, 5, 5], [0, 2, NUM_CLASSES, NUM_CLASSES])
+    assert torch.equal(got, eps_u + 2.5 * (eps_c - eps_u))
+    # And by hand at x = 0: eps_c = y + 1, eps_u = NUM_CLASSES + 1 = 4.
+    with torch.no_grad():
+        at_zero = guided_noise(net, torch.zeros_like(x), t, y, null, 2.5)
+    want = torch.tensor([4 + 2.5 * (1 - 4), 4 + 2.5 * (3 - 4)]).reshape(2, 1, 1, 1)
+    assert torch.equal(at_zero, want.expand_as(x))
+
+
+@pytest.mark.parametrize("method", ["ddpm", "ddim", "dpm_solver"])
+def test_guided_sampling_one_call_per_step_batch_2n(method):
+    schedule = NoiseSchedule(50)
+    net = FakeConditional()
+    steps = None if method == "ddpm" else 4
+    result = run(
+        net,
+        schedule,
+        n=2,
+        method=method,
+        steps=steps,
+        seed=0,
+        labels=torch.tensor([1, 0]),
+        guidance_scale=2.0,
+    )
+    assert len(net.calls) == len(result.timesteps)  # one forward pass per step
+    for (batch, t, labels), t_visited in zip(net.calls, result.timesteps):
+        assert batch == 4 and t == [t_visited] * 4
+        assert labels == [1, 0, NUM_CLASSES, NUM_CLASSES]
+
+
+def test_guidance_scale_one_and_zero_take_one_pass_of_n():
+    schedule = NoiseSchedule(50)
+    net = FakeConditional()
+    run(net, schedule, method="ddim", steps=3, seed=0, labels=2, guidance_scale=1.0)
+    assert net.calls and all(c[0] == 2 and c[2] == [2, 2] for c in net.calls)  # conditional
+    net.calls.clear()
+    run(net, schedule, method="ddim", steps=3, seed=0, labels=2, guidance_scale=0)
+    assert net.calls and all(c[0] == 2 and c[2] == [NUM_CLASSES] * 2 for c in net.calls)
+    net.calls.clear()
+    run(net, schedule, method="ddim", steps=3, seed=0)  # no labels: the null class
+    assert net.calls and all(c[0] == 2 and c[2] == [NUM_CLASSES] * 2 for c in net.calls)
+
+
+def test_guidance_scale_zero_one_and_default_give_the_right_images():
+    schedule = NoiseSchedule(50)
+    net = FakeConditional()
+    kw = {"method": "ddim", "steps": 3, "seed": 4}
+    uncond = run(net, schedule, **kw).images
+    assert torch.equal(run(net, schedule, labels=1, guidance_scale=0.0, **kw).images, uncond)
+    cond = run(net, schedule, labels=1, guidance_scale=1.0, **kw).images
+    assert not torch.allclose(cond, uncond)
+    default = run(net, schedule, labels=1, **kw).images
+    explicit = run(net, schedule, labels=1, guidance_scale=DEFAULT_GUIDANCE, **kw).images
+    assert torch.equal(default, explicit) and not torch.allclose(default, cond)
+
+
+@pytest.mark.parametrize(
+    "kwargs,word",
+    [
+        ({"labels": NUM_CLASSES}, "labels"),  # the null class is not a class to ask for
+        ({"labels": -1}, "labels"),
+        ({"labels": torch.tensor([0, 1, 2])}, "labels"),  # 3 labels for 2 images
+        ({"labels": torch.tensor([0.0, 1.0])}, "labels"),
+        ({"labels": True}, "labels"),
+        ({"guidance_scale": 3.0}, "guidance_scale"),  # no labels
+        ({"labels": 1, "guidance_scale": -1.0}, "guidance_scale"),
+        ({"labels": 1, "guidance_scale": float("nan")}, "guidance_scale"),
+    ],
+)
+def test_bad_labels_raise_before_the_model_runs(kwargs, word):
+    net = FakeConditional()
+    with pytest.raises(ValueError, match=word):
+        run(net, NoiseSchedule(50), method="ddim", steps=2, **kwargs)
+    assert net.calls == []
+
+
+# ---------------------------------------------------------------- the shared loop
+
+
+def test_sampling_runs_on_the_threads_pick_threads_gives(schedule, monkeypatch):
+    seen = []
+    net = TinyNet(schedule.num_steps)
+    forward = net.forward
+    monkeypatch.setattr(
+        net, "forward", lambda x, t: seen.append(torch.get_num_threads()) or forward(x, t)
+    )
+    monkeypatch.setattr(sampling, "pick_threads", lambda threads, device: 1)
+    before = torch.get_num_threads()
+    run(net, schedule, method="ddim", steps=3, seed=0)
+    assert seen == [1, 1, 1] and torch.get_num_threads() == before
+
+
+def test_forward_jump_samples_q_between_two_steps(x0):
+    """x_s ~ q(x_s | x_0), then a jump to t gives x_t ~ q(x_t | x_0) = N(sqrt(abar_t) x_0,
+    (1 - abar_t) I): the z-scores must be standard normal."""
+    schedule = NoiseSchedule(1000)
+    gen = torch.Generator().manual_seed(3)
+    x0s = x0.expand(8, -1, -1, -1)
+    for s_, t in ((-1, 400), (100, 110), (300, 900)):
+        x_s = x0s if s_ == -1 else add_noise(x0s, s_, schedule, generator=gen)[0]
+        x_t = forward_jump(x_s, s_, t, schedule, gen)
+        abar = float(schedule.alpha_bars[t])
+        z = (x_t - abar**0.5 * x0s) / (1 - abar) ** 0.5
+        # 6144 values: std of the mean 0.013, of the std ~0.009; 0.05 is > 3.5 sigma for both.
+        assert abs(z.mean().item()) < 0.05 and abs(z.std().item() - 1) < 0.05, (s_, t)
+
+
+def test_reverse_process_with_jumps_and_after_step(x0):
+    """A RePaint-like schedule that rises twice still ends on x_0 for the oracle, and
+    after_step sees every t_prev of a falling pair, in order."""
+    schedule = NoiseSchedule(1000)
+    x = torch.randn(2, CHANNELS, 16, 16, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def after_step(x, t_prev):
+        seen.append(t_prev)
+        return x
+
+    ts = [999, 600, 300, 600, 300, 100, 400, 100, 0, -1]
+    for method in ("ddim", "dpm_solver"):
+        seen.clear()
+        result = reverse_process(make_oracle(x0, schedule), schedule, x, ts, method=method,
+                                 generator=torch.Generator().manual_seed(1), progress=False,
+                                 after_step=after_step)  # fmt: skip
+        assert (result.images - x0).abs().max() < 1e-4
+        assert seen == [600, 300, 300, 100, 100, 0, -1]
 
 
 # ---------------------------------------------------------------- psnr
