@@ -34,8 +34,13 @@ from tqdm.auto import tqdm
 
 from .env import cpu_threads, pick_threads
 from .forward import check_image, draw_noise
-from .guidance import DEFAULT_GUIDANCE  # noqa: F401  (sample's default w, named here too)
-from .guidance import Labels, check_labels, guided_noise, resolve_labels
+from .guidance import (
+    DEFAULT_GUIDANCE,  # noqa: F401  (sample's default w, named here too)
+    Labels,
+    check_labels,
+    guided_noise,
+    resolve_labels,
+)
 from .reverse import (
     CLIP_X0,
     VARIANCES,
