@@ -7,6 +7,7 @@ only through plain tensors (the README's package table lists them in the order d
 
 from .checkpoint import CheckpointError, export_weights, load_checkpoint, load_for_sampling
 from .datasets import DATASET_NAMES, ImageDataset, load_dataset
+from .editing import edit, inpaint
 from .env import describe_device, in_colab, pick_device, quick_mode
 from .evaluate import (
     DigitClassifier,
@@ -20,6 +21,7 @@ from .evaluate import (
     train_classifier,
 )
 from .forward import add_noise, add_noise_chain, add_noise_step
+from .guidance import DEFAULT_GUIDANCE
 from .images import (
     DEFAULT_IMAGE,
     IMAGE_SUFFIXES,
@@ -32,8 +34,8 @@ from .images import (
     to_pil,
 )
 from .interrupts import Interrupted
-from .reverse import ddim_step, predict_x0, q_posterior, reverse_step
-from .sampling import Frame, SampleResult, ddim_timesteps, psnr, sample
+from .reverse import CLIP_X0, ddim_step, dpm_solver_2m_step, predict_x0, q_posterior, reverse_step
+from .sampling import Frame, SampleResult, ddim_timesteps, psnr, reverse_process, sample
 from .schedule import NoiseSchedule, make_betas
 from .train import TrainConfig, TrainingError, TrainResult, train
 from .tutorial import (
@@ -77,14 +79,18 @@ __all__ = [
     "checkpoint_path",
     "CheckpointError",
     "class_accuracy",
+    "CLIP_X0",
     "DATASET_NAMES",
     "dataset_settings",
     "ddim_step",
     "ddim_timesteps",
+    "DEFAULT_GUIDANCE",
     "DEFAULT_IMAGE",
     "describe_device",
     "DigitClassifier",
     "diversity",
+    "dpm_solver_2m_step",
+    "edit",
     "export_weights",
     "features",
     "forward_slider",
@@ -96,6 +102,7 @@ __all__ = [
     "ImageInfo",
     "ImageLoadError",
     "in_colab",
+    "inpaint",
     "Interrupted",
     "load_checkpoint",
     "load_dataset",
@@ -124,6 +131,7 @@ __all__ = [
     "q_posterior",
     "quick_mode",
     "reverse_explorer",
+    "reverse_process",
     "reverse_step",
     "sample",
     "sample_image_path",
