@@ -7,6 +7,7 @@ only through plain tensors (the README's package table lists them in the order d
 
 from .checkpoint import CheckpointError, export_weights, load_checkpoint, load_for_sampling
 from .datasets import DATASET_NAMES, ImageDataset, load_dataset
+from .distributed import is_main_process
 from .editing import edit, inpaint
 from .env import describe_device, in_colab, pick_device, quick_mode
 from .evaluate import (
@@ -104,6 +105,7 @@ __all__ = [
     "in_colab",
     "inpaint",
     "Interrupted",
+    "is_main_process",
     "load_checkpoint",
     "load_dataset",
     "load_for_sampling",

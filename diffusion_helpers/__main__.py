@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 from . import demo
+from .distributed import is_main_process
 from .interrupts import EXIT_STATUS, Interrupted, stop_signals
 from .sampling import METHODS
 from .train import TrainingError
@@ -152,7 +153,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     except KeyboardInterrupt as err:
         name = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
-        print(f"\nstopped by {name}: {after_stop(args)}", file=sys.stderr)
+        if is_main_process():  # under torchrun, one message for all the processes
+            print(f"\nstopped by {name}: {after_stop(args)}", file=sys.stderr)
         return EXIT_STATUS[name]
     return 0
 

@@ -359,3 +359,14 @@ class Checkpointer:
             f" (could not write {self.path}: {trouble}; saved to {self.saved})" if trouble else ""
         )
         return note + (" (a second interrupt waited for the save to finish)" if late else "")
+
+
+def stop_report(signal_name: str, progress: Progress, first_step: int, saver: Checkpointer) -> str:
+    """One true line on what an interrupted run kept, and where."""
+    if saver.path is None:
+        kept = "kept in memory (no checkpoint path was given)"
+    elif progress.step == first_step:
+        kept = f"unchanged in {saver.path}" if saver.path.exists() else "not saved (no step done)"
+    else:
+        kept = f"saved in {saver.saved}"
+    return f"Stopped by {signal_name} at step {progress.step}; the model so far is {kept}."

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from . import tutorial, viz
 from .checkpoint import export_weights, load_for_sampling, read_checkpoint
 from .datasets import DATASET_NAMES, load_dataset
+from .distributed import is_main_process
 from .images import load_image_info, sample_image_path
 from .interrupts import Interrupted
 from .outputs import check_checkpoint_target, check_export_target, check_output_folder
@@ -130,7 +131,9 @@ def run_train(
     A labelled dataset trains a class-conditional net unless ``use_labels`` is False. With
     ``export``, also write a small float16 copy of the EMA weights for sampling, unless the run
     was interrupted (then nothing is exported and :class:`.interrupts.Interrupted` is raised).
+    Under ``torchrun`` every process trains; only the first prints and exports.
     """
+    main = is_main_process()
     source = data if data is not None else str(sample_image_path())
     named = source.lower() in DATASET_NAMES
     cfg = tutorial.dataset_settings(device) if named or Path(source).is_dir() else None
@@ -140,24 +143,25 @@ def run_train(
     if export is not None:
         check_export_target(export, out)
     if named or Path(source).is_dir():
-        dataset = load_dataset(source, size)
-        print(dataset.describe())
-        images, labels = dataset.images, dataset.labels if use_labels else None
-        classes = len(dataset.classes) if labels is not None else None
+        data = load_dataset(source, size)  # the dataset itself: train() flips folders of photos
+        if main:
+            print(data.describe())
+        channels = data.images.shape[1]
+        classes = len(data.classes) if use_labels and data.labels is not None else None
     else:
-        images, labels, classes = load_image_info(source, size=size)[0], None, None
+        data = load_image_info(source, size=size)[0]
+        channels, classes = data.shape[1], None
     model = UNet.preset(
         preset or cfg.preset,
-        image_channels=images.shape[1],
+        image_channels=channels,
         image_size=size,
         num_classes=classes,
         seed=seed,
     )
-    result = _train(
-        model, images, NoiseSchedule(cfg.num_steps), cfg, minutes, steps, seed, out, labels
-    )
-    print(f"{_trained(result)}; checkpoint: {out}")
-    if export is not None:
+    result = _train(model, data, NoiseSchedule(cfg.num_steps), cfg, minutes, steps, seed, out)
+    if main:
+        print(f"{_trained(result)}; checkpoint: {out}")
+    if export is not None and main:
         small = export_weights(out, export)
         print(f"Sampling-only copy: {small} ({small.stat().st_size / 1e6:.1f} MB)")
     return out
@@ -218,14 +222,13 @@ def checkpoint_summary(path: Path) -> str:
 
 def _train(
     model: UNet,
-    data: torch.Tensor,
+    data: object,
     schedule: NoiseSchedule,
     cfg: tutorial.TutorialSettings,
     minutes: Optional[float],
     steps: Optional[int],
     seed: int,
     checkpoint: Path,
-    labels: Optional[torch.Tensor] = None,
 ) -> TrainResult:
     """train() with the command line's budget: given steps/minutes, else the settings' own."""
     if minutes is None and steps is None:
@@ -234,7 +237,6 @@ def _train(
         model,
         data,
         schedule,
-        labels=labels,
         minutes=minutes,
         steps=steps,
         device=cfg.device,

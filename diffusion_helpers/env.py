@@ -106,7 +106,7 @@ def pick_memory_format(memory_format: str, device: torch.device) -> torch.memory
     return torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
 
 
-def pick_threads(threads: Optional[int], device: torch.device) -> int:
+def pick_threads(threads: Optional[int], device: torch.device, most: Optional[int] = None) -> int:
     """CPU threads for training and sampling: ``threads`` if given; on a CPU, as many as there
     are cores that other programs leave free (:func:`busy_cores_of_others`), at least 1 and at
     most torch's current setting; elsewhere torch's current setting.
@@ -120,7 +120,7 @@ def pick_threads(threads: Optional[int], device: torch.device) -> int:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive integer, got {threads!r}.")
         return threads
-    current = torch.get_num_threads()
+    current = most if most is not None else torch.get_num_threads()
     if device.type != "cpu":
         return current
     others = busy_cores_of_others()
@@ -171,6 +171,30 @@ def _machine_busy_seconds() -> Optional[float]:
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     guest = sum(fields[8:10])  # already counted in user and nice
     return (sum(fields) - idle - guest) / os.sysconf("SC_CLK_TCK")
+
+
+class ThreadGuard:
+    """Torch's CPU threads for a long run (training): chosen by :func:`pick_threads` on entry
+    and chosen again every ``every`` seconds (:meth:`update`), as other programs start and stop;
+    restored on exit. Only a ``threads=None`` run on the CPU is re-chosen."""
+
+    def __init__(self, threads: Optional[int], device: torch.device, every: float = 30.0) -> None:
+        self.given, self.device, self.every = threads, device, every
+        self.previous = self.most = torch.get_num_threads()
+        self.last = time.monotonic()
+
+    def __enter__(self) -> ThreadGuard:  # noqa: D105
+        torch.set_num_threads(pick_threads(self.given, self.device, self.most))
+        return self
+
+    def update(self) -> None:
+        """Choose again if ``every`` seconds have passed since the last choice."""
+        if self.given is None and time.monotonic() - self.last > self.every:
+            torch.set_num_threads(pick_threads(None, self.device, self.most))
+            self.last = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:  # noqa: D105
+        torch.set_num_threads(self.previous)
 
 
 @contextlib.contextmanager

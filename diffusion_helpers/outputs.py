@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional, Union
 
@@ -154,3 +155,11 @@ class CheckpointLock:
             except OSError:  # its folder is gone or read-only now: nothing left to release
                 pass
             self.owned = False
+
+
+def claim_checkpoint(path: Union[str, Path], stack: ExitStack) -> tuple[Path, bool]:
+    """Check the checkpoint target, lock it for the run in ``stack``, and say whether it exists
+    (then the run resumes from it)."""
+    path = check_checkpoint_target(path)
+    stack.enter_context(CheckpointLock(path))
+    return path, path.exists()

@@ -31,6 +31,9 @@ Random draws: every draw of training comes from one CPU generator seeded with ``
 this order per step: the image indices, the flips (if any), t, eps, the dropped labels (if
 conditional). The initial weights are the model's: build it with ``UNet.preset(..., seed=)``
 for a run that is reproducible end to end.
+
+Several processes (``torchrun --nproc_per_node=N``): the same function; each process draws
+the whole batch and trains on its rows, DDP averages the gradients. See :mod:`.distributed`.
 """
 
 from __future__ import annotations
@@ -50,21 +53,22 @@ from .checkpoint import (
     Checkpointer,
     Progress,
     resume_training,
+    stop_report,
     training_state,
 )
 from .data import as_training_data, default_batch_size, default_lr
+from .distributed import join
 from .env import (
-    cpu_threads,
+    ThreadGuard,
     make_grad_scaler,
     pick_device,
     pick_memory_format,
     pick_precision,
-    pick_threads,
     quick_mode,
 )
 from .forward import add_noise
-from .interrupts import Interrupted, stop_signals
-from .outputs import CheckpointLock, check_checkpoint_target
+from .interrupts import Interrupted
+from .outputs import claim_checkpoint
 from .schedule import NoiseSchedule
 from .unet import UNet
 
@@ -87,7 +91,8 @@ class TrainConfig:
     Attributes:
         steps, minutes: stop after this many steps in total (resumed ones included) or this
             many minutes of this call, whichever comes first; neither: :func:`default_budget`.
-        batch_size, lr: see :func:`.data.default_batch_size` and :func:`.data.default_lr`.
+        batch_size, lr: see :func:`.data.default_batch_size` and :func:`.data.default_lr`;
+            under torchrun the batch is global (split over the processes) and lr unchanged.
         warmup_steps: steps of the linear learning-rate warm-up (1 = none).
         lr_schedule: ``"cosine"`` (decay to 5% over the budget) or ``"constant"``.
         grad_clip: the gradient-norm cap, or None for no clipping.
@@ -167,7 +172,7 @@ class TrainResult:
         settings: the batch size, learning rate, precision, ... actually used.
         resumed_from: the step this call started at (0 unless it resumed a checkpoint).
         interrupted: ``"SIGINT"`` when Ctrl-C stopped the run early, else None.
-        checkpoint: where the checkpoint was last written (None if nowhere).
+        checkpoint: where the checkpoint was last written (None if nowhere, or not process 0).
     """
 
     model: UNet
@@ -228,14 +233,23 @@ def training_loss(
     precision: str,
     labels: Optional[torch.Tensor] = None,
     cond_drop: float = 0.0,
+    part: tuple[int, int] = (0, 1),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Algorithm 1, lines 2-5 for one batch. Returns (mean loss, t [B], per-image loss [B])."""
-    B = x0.shape[0]
-    t = torch.randint(0, schedule.num_steps, (B,), generator=generator)  # t ~ U{0..T-1}
-    x_t, eps = add_noise(x0, t.to(x0.device), schedule, generator=generator)  # eq. 4
+    """Algorithm 1, lines 2-5 for one batch. Returns (mean loss, t [B], per-image loss [B]).
+
+    ``part = (rank, world)``: ``x0`` [B, ...] holds rows rank::world of a batch of world * B;
+    t, eps and the dropped labels are drawn for that whole batch and this process keeps its
+    rows, so ``world`` processes together use exactly the draws of one.
+    """
+    rank, world = part
+    B, mine = x0.shape[0] * world, slice(rank, None, world)
+    t = torch.randint(0, schedule.num_steps, (B,), generator=generator)[mine]  # t ~ U{0..T-1}
+    shape, device = (B, *x0.shape[1:]), generator.device  # eps ~ N(0, I), on the generator's
+    eps = torch.randn(shape, generator=generator, device=device, dtype=x0.dtype)[mine]
+    x_t, eps = add_noise(x0, t.to(x0.device), schedule, noise=eps.to(x0.device))  # eq. 4
     args = (x_t, t.to(x0.device))
     if labels is not None:  # classifier-free guidance: some images learn "no class"
-        drop = (torch.rand(B, generator=generator) < cond_drop).to(labels.device)
+        drop = (torch.rand(B, generator=generator)[mine] < cond_drop).to(labels.device)
         args += (torch.where(drop, model.config.num_classes, labels),)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     autocast = torch.autocast(x0.device.type, dtype=dtype) if dtype is not None else nullcontext()
@@ -266,15 +280,13 @@ def optimizer_step(
         optimizer.step()
 
 
-def stop_report(signal_name: str, progress: Progress, first_step: int, saver: Checkpointer) -> str:
-    """One true line on what an interrupted run kept, and where."""
-    if saver.path is None:
-        kept = "kept in memory (no checkpoint path was given)"
-    elif progress.step == first_step:
-        kept = f"unchanged in {saver.path}" if saver.path.exists() else "not saved (no step done)"
-    else:
-        kept = f"saved in {saver.saved}"
-    return f"Stopped by {signal_name} at step {progress.step}; the model so far is {kept}."
+def diverged(value: float, step: int, path: Optional[Path], lr: float) -> TrainingError:
+    """The error for a non-finite loss: where it happened, what is kept, what to try."""
+    where = f"the checkpoint {path} (step {step}) is intact. " if path else ""
+    return TrainingError(
+        f"the loss became {value} at step {step + 1}: training diverged. {where}"
+        f"Try a lower learning rate (lr={lr:.2g} now, e.g. lr={lr / 4:.2g})."
+    )
 
 
 def train(
@@ -295,40 +307,38 @@ def train(
         config, overrides: a :class:`TrainConfig`, and/or its fields as keywords
             (``train(model, x0, schedule, minutes=2, seed=0)``).
         labels: class labels [N] for a conditional model, when ``data`` carries none.
-        callback: called as ``callback(step, loss)`` after every step.
+        callback: called as ``callback(step, loss)`` after every step (on every process).
     Ctrl-C stops early and returns what was learned (``result.interrupted == "SIGINT"``);
-    SIGTERM saves the checkpoint, then raises :class:`.interrupts.Interrupted`.
+    SIGTERM saves the checkpoint, then raises :class:`.interrupts.Interrupted`. Under torchrun
+    every process runs this; they stop together (see :mod:`.distributed`).
     Raises:
         TrainingError: on a non-finite loss (names the step; the checkpoint is left intact).
         ValueError: on bad settings or data, before any work is done.
     """
     cfg = make_config(config, overrides)
-    dev = pick_device(cfg.device)
-    precision = pick_precision(cfg.precision, dev)
-    fmt = pick_memory_format(cfg.memory_format, dev)
-    path = check_checkpoint_target(cfg.checkpoint) if cfg.checkpoint is not None else None
     with ExitStack() as stack:
-        stack.enter_context(cpu_threads(pick_threads(cfg.threads, dev)))
+        team = stack.enter_context(join(pick_device(cfg.device)))  # one process, or torchrun's
+        dev = team.device
+        precision = pick_precision(cfg.precision, dev)
+        fmt = pick_memory_format(cfg.memory_format, dev)
+        path, resume = None, False
+        if cfg.checkpoint is not None:  # process 0 checks and locks it; its verdict holds for all
+            path, resume = team.on_main(lambda: claim_checkpoint(cfg.checkpoint, stack))
+        threads = stack.enter_context(ThreadGuard(cfg.threads, dev))
         source = as_training_data(data, model, dev, labels)
-        batch_size = cfg.batch_size or default_batch_size(model.config.image_size, dev)
+        default = default_batch_size(model.config.image_size, dev)
+        batch_size = team.batch_size(cfg.batch_size, default)  # global: split over processes
         lr = cfg.lr or default_lr(model, batch_size)
         flip = source.flip if cfg.flip is None else cfg.flip
         seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
-        settings = dict(
-            batch_size=batch_size,
-            lr=lr,
-            precision=precision,
-            flip=flip,
-            seed=seed,
-            memory_format=str(fmt),
-            device=str(dev),
-            threads=torch.get_num_threads(),
-            ema_decay=cfg.ema_decay,
-            lr_schedule=cfg.lr_schedule,
-            data=source.kind,
-        )
+        seed = team.on_main(lambda: seed)  # a fresh random seed is process 0's
+        settings = dict(batch_size=batch_size, lr=lr, precision=precision, flip=flip, seed=seed)
+        settings.update(memory_format=str(fmt), device=str(dev), threads=torch.get_num_threads(),
+                        ema_decay=cfg.ema_decay, lr_schedule=cfg.lr_schedule, data=source.kind,
+                        processes=team.world_size)  # fmt: skip
 
         model.to(dev, memory_format=fmt).train()
+        net = team.wrap(model)  # DDP on several processes: copies process 0's weights to all
         ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
         # DDPM trained without weight decay; AdamW with 0 is Adam, named so the choice is visible.
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
@@ -336,15 +346,11 @@ def train(
         generator = torch.Generator().manual_seed(seed)  # every draw of training (CPU)
         torch.manual_seed(seed)  # dropout uses the global generator
         progress = Progress()
-        if path is not None:
-            stack.enter_context(CheckpointLock(path))
-            if path.exists():
-                resumed = resume_training(
-                    path, model, ema, optimizer, scaler, schedule, generator, dev
-                )
-                progress = Progress(**resumed)
+        if resume:  # every process reads the checkpoint
+            resumed = resume_training(path, model, ema, optimizer, scaler, schedule, generator, dev)
+            progress = Progress(**resumed)
         saver = Checkpointer(
-            path,
+            path if team.is_main else None,  # only process 0 writes
             cfg.checkpoint_every,
             cfg.checkpoint_minutes,
             lambda: training_state(
@@ -356,40 +362,38 @@ def train(
 
         steps, budget_s = cfg.steps, (cfg.minutes * 60 if cfg.minutes else math.inf)
         first_step, interrupted = progress.step, None
-        bar = tqdm(
-            total=steps, initial=first_step, disable=not cfg.progress, desc="training", unit="step"
-        )
+        show = cfg.progress and team.is_main  # one bar, on process 0
+        bar = tqdm(total=steps, initial=first_step, disable=not show, desc="training", unit="step")
         start = time.perf_counter()
         # a run of few steps warms up over its first fifth rather than spending itself on warm-up
         warmup = min(cfg.warmup_steps, max(1, steps // 5)) if steps else cfg.warmup_steps
-        stack.enter_context(stop_signals())
+        stack.enter_context(team.stop_signals())
         try:
-            while (
-                steps is None or progress.step < steps
-            ) and time.perf_counter() - start < budget_s:
+            while steps is None or progress.step < steps:
                 step = progress.step
-                spent = max(
-                    step / steps if steps else 0.0, (time.perf_counter() - start) / budget_s
-                )
+                threads.update()  # other programs come and go: leave their cores to them
+                # process 0's clock and any process's Ctrl-C, the same on every process
+                elapsed, interrupted = team.agree(time.perf_counter() - start)
+                if interrupted or elapsed >= budget_s:
+                    break
+                spent = max(step / steps if steps else 0.0, elapsed / budget_s)
                 for group in optimizer.param_groups:
                     group["lr"] = lr * lr_factor(spent, step, cfg.lr_schedule, warmup)
+                team.seed_dropout(seed, step)
                 idx = torch.randint(0, source.size, (batch_size,), generator=generator)
-                x0, y = source.batch(idx)  # x_0 ~ q(x_0)
+                x0, y = source.batch(team.rows(idx))  # x_0 ~ q(x_0): this process's rows
                 if flip:
-                    mirror = torch.rand(batch_size, generator=generator) < 0.5
+                    mirror = team.rows(torch.rand(batch_size, generator=generator) < 0.5)
                     x0 = torch.where(mirror.to(dev)[:, None, None, None], x0.flip(-1), x0)
                 x0 = x0.contiguous(memory_format=fmt)
                 loss, t, per_image = training_loss(
-                    model, x0, schedule, generator, precision, y, cfg.cond_drop
+                    net, x0, schedule, generator, precision, y, cfg.cond_drop, team.part
                 )
-                value = float(loss.detach())
+                t, per_image = team.gather(t, per_image)  # the whole batch's, on every process
+                value = float(per_image.mean())
                 if not math.isfinite(value):
-                    where = f"the checkpoint {path} (step {step}) is intact. " if path else ""
-                    raise TrainingError(
-                        f"the loss became {value} at step {step + 1}: training diverged. {where}"
-                        f"Try a lower learning rate (lr={lr:.2g} now, e.g. lr={lr / 4:.2g})."
-                    )
-                optimizer_step(loss, model, optimizer, scaler, cfg.grad_clip)
+                    raise diverged(value, step, path, lr)
+                optimizer_step(loss, model, optimizer, scaler, cfg.grad_clip)  # DDP: mean gradient
                 if ema is not None:
                     ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
                 progress.add(value, t, per_image)
@@ -405,11 +409,12 @@ def train(
             interrupted = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
         bar.close()
         elapsed = time.perf_counter() - start
-        note = saver.save() if path is not None and progress.step > first_step else ""
+        note = saver.save() if saver.path is not None and progress.step > first_step else ""
+        team.barrier()  # the checkpoint is complete before any process goes on
         if interrupted:
-            print(stop_report(interrupted, progress, first_step, saver) + note)
+            team.print(stop_report(interrupted, progress, first_step, saver) + note)
         elif note:
-            print(f"Checkpoint at step {progress.step}{note}")
+            team.print(f"Checkpoint at step {progress.step}{note}")
         if interrupted == "SIGTERM":
             raise Interrupted("SIGTERM")
         model.eval()

@@ -34,8 +34,12 @@ def test_a_second_interrupt_during_a_save_waits_for_it():
 
 
 def start_training(tmp_path, *extra):
-    """`train` in quick mode with a long step budget, in its own process; returns once it
-    trains (its lock file exists), with the process and the checkpoint path."""
+    """`train` in quick mode with a long step budget, in its own process; returns once it has
+    done a few steps (its progress bar says so), with the process, the checkpoint path and a
+    function that returns everything it wrote to stderr."""
+    import re
+    import threading
+
     out = tmp_path / "unet.pt"
     proc = subprocess.Popen(
         [sys.executable, "-m", "diffusion_helpers", "train", "--steps", "100000", "--size",
@@ -43,21 +47,24 @@ def start_training(tmp_path, *extra):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "DIFFUSION_QUICK": "1", "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "unet.pt.lock").exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "training did not start within 2 minutes"
+    chunks = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read(1), "")))
+    reader.start()
+    deadline = time.monotonic() + 180
+    while not re.search(r" ([3-9]|\d\d+)/100000", "".join(chunks)):
+        assert proc.poll() is None, "".join(chunks)[-2000:]
+        assert time.monotonic() < deadline, "training did not reach step 3 within 3 minutes"
         time.sleep(0.1)
-    time.sleep(1.5)  # a few steps, far fewer than the 500 of the first step-based checkpoint
-    return proc, out
+    return proc, out, lambda: (reader.join(timeout=60), "".join(chunks))[1]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_training_saves_exits_non_zero_and_skips_export(tmp_path, sig):
-    proc, out = start_training(tmp_path, "--export", str(tmp_path / "small.pt"))
+    proc, out, stderr_text = start_training(tmp_path, "--export", str(tmp_path / "small.pt"))
     proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=120)
+    proc.wait(timeout=120)
+    stdout, stderr = proc.stdout.read(), stderr_text()
     name = signal.Signals(sig).name
     assert proc.returncode == EXIT_STATUS[name], stderr[-2000:]
     steps = read_checkpoint(out)["step"]
