@@ -253,3 +253,20 @@ def _check_t_prev(t_prev: Timesteps, t: torch.Tensor) -> torch.Tensor:
             "DDIM steps go backwards in time, and t_prev = -1 is the final step to x_0."
         )
     return prev
+
+
+class NoiseFromX0(torch.nn.Module):
+    """A net trained to predict x_0 (``train(..., prediction="x0")``), seen as a noise
+    predictor so every sampler can use it: eps = (x_t - sqrt(abar_t) x0_theta) / sqrt(1 - abar_t),
+    eq. 4 solved for the noise. ``config`` and the parameters are the wrapped net's."""
+
+    def __init__(self, net: torch.nn.Module, schedule: NoiseSchedule) -> None:
+        super().__init__()
+        self.net, self.schedule = net, schedule
+        self.config = getattr(net, "config", None)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *labels: torch.Tensor) -> torch.Tensor:
+        """eps implied by the wrapped net's x_0 at (x_t, t)."""
+        x0 = self.net(x_t, t, *labels)
+        abar = self.schedule.gather(self.schedule.alpha_bars, t, x_t)
+        return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()

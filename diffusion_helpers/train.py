@@ -14,18 +14,13 @@ non-finite loss. A class-conditional net (``num_classes``) also sees its labels,
 the "no class" label for a fraction ``cond_drop`` of images (classifier-free guidance, Ho &
 Salimans 2022).
 
-Default settings (``None`` in :class:`TrainConfig`), chosen by measurement (one 32 px picture,
-tiny preset, PSNR of 1000-step DDPM samples; sweeps on a GPU at the step counts a 2-core CPU
-reaches); see :func:`.data.default_batch_size` and :func:`.data.default_lr`:
-    budget:     DEFAULT_MINUTES when neither ``steps`` nor ``minutes`` is given (20 steps in
-                quick mode): :func:`default_budget`, the one place the default is decided.
-    warm-up:    50 steps, or a fifth of a short run in steps (50 beat 20 steps at batch 16 and
-                32); then a cosine decay to 5% (a constant rate ended 13 dB lower at 560 steps).
-    ema_decay:  0.9999 cap with the warm-up decay_k = min(cap, (1 + k) / (10 + k)): the EMA
-                averages over about the last 1/9 of the steps so far, so it suits a 4-minute
-                run and a day-long run alike.
-Images are drawn uniformly with replacement, so the same call trains one picture or a
-dataset of thousands; only the budget needs to grow with the data.
+Defaults (``None`` in :class:`TrainConfig`) were measured on one 32 px picture with the tiny
+preset (PSNR of DDPM samples): the budget is :func:`default_budget`; batch size and rate are
+:func:`.data.default_batch_size` and :func:`.data.default_lr`; a 50-step warm-up (a fifth of a
+short run) beat 20 steps, and a cosine decay to 5% beat a constant rate by 13 dB at 560 steps;
+the EMA decay min(0.9999, (1 + k) / (10 + k)) averages the last ~1/9 of the steps so far, which
+suits a 4-minute run and a day-long one alike. Images are drawn uniformly with replacement, so
+one call trains one picture or thousands; only the budget grows with the data.
 
 Random draws: every draw of training comes from one CPU generator seeded with ``seed``, in
 this order per step: the image indices, the flips (if any), t, eps, the dropped labels (if
@@ -100,6 +95,8 @@ class TrainConfig:
         flip: mirror each drawn image left-right with probability 1/2; None: on for folders
             of photos, off for one picture, tensors and datasets such as digits.
         cond_drop: for a conditional net, the fraction of labels replaced by "no class".
+        prediction: what the net learns to output: ``"eps"`` (the noise, DDPM's choice) or
+            ``"x0"`` (the clean picture; sample through :class:`.reverse.NoiseFromX0`).
         precision: ``"auto"`` (:func:`.env.pick_precision`), ``"fp32"``, ``"bf16"``, ``"fp16"``.
         memory_format: ``"auto"``, ``"contiguous"`` or ``"channels_last"``.
         device: where to train (None: the fastest available). threads: CPU threads.
@@ -120,6 +117,7 @@ class TrainConfig:
     ema_decay: float = 0.9999
     flip: Optional[bool] = None
     cond_drop: float = COND_DROP
+    prediction: Literal["eps", "x0"] = "eps"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
     device: Optional[Union[str, torch.device]] = None
@@ -152,6 +150,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}.")
         if not 0.0 <= self.cond_drop < 1.0:
             raise ValueError(f"cond_drop must be in [0, 1), got {self.cond_drop}.")
+        if self.prediction not in ("eps", "x0"):
+            raise ValueError(f"prediction must be 'eps' or 'x0', got {self.prediction!r}.")
         if self.seed is not None and (
             isinstance(self.seed, bool) or not isinstance(self.seed, int)
         ):
@@ -234,8 +234,12 @@ def training_loss(
     labels: Optional[torch.Tensor] = None,
     cond_drop: float = 0.0,
     part: tuple[int, int] = (0, 1),
+    prediction: str = "eps",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Algorithm 1, lines 2-5 for one batch. Returns (mean loss, t [B], per-image loss [B]).
+
+    ``prediction="x0"`` compares the net's output with x_0 instead of eps: the same x_t, the
+    loss ||x_0 - x0_theta||^2 (eps-loss = abar / (1 - abar) x0-loss: a different weighting of t).
 
     ``part = (rank, world)``: ``x0`` [B, ...] holds rows rank::world of a batch of world * B;
     t, eps and the dropped labels are drawn for that whole batch and this process keeps its
@@ -255,7 +259,8 @@ def training_loss(
     autocast = torch.autocast(x0.device.type, dtype=dtype) if dtype is not None else nullcontext()
     with autocast:
         predicted = model(*args)
-    per_image = (predicted.float() - eps).pow(2).mean(dim=(1, 2, 3))  # ||eps - eps_theta||^2
+    target = eps if prediction == "eps" else x0.float()
+    per_image = (predicted.float() - target).pow(2).mean(dim=(1, 2, 3))  # ||eps - eps_theta||^2
     return per_image.mean(), t, per_image.detach()
 
 
@@ -387,8 +392,9 @@ def train(
                     x0 = torch.where(mirror.to(dev)[:, None, None, None], x0.flip(-1), x0)
                 x0 = x0.contiguous(memory_format=fmt)
                 loss, t, per_image = training_loss(
-                    net, x0, schedule, generator, precision, y, cfg.cond_drop, team.part
-                )
+                    net, x0, schedule, generator, precision, y, cfg.cond_drop, team.part,
+                    cfg.prediction,
+                )  # fmt: skip
                 t, per_image = team.gather(t, per_image)  # the whole batch's, on every process
                 value = float(per_image.mean())
                 if not math.isfinite(value):

@@ -324,3 +324,15 @@ def test_a_folder_lost_during_training_still_keeps_the_model(tmp_path, capsys):
         assert f"saved to {result.checkpoint}" in capsys.readouterr().out
     finally:
         result.checkpoint.unlink(missing_ok=True)
+
+
+def test_x0_prediction_compares_the_output_with_x0():
+    """prediction="x0": the same x_t and t as Algorithm 1, the target is x_0, not eps."""
+    spy, x0 = Spy(), images(4)
+    loss, _, per_image = training_loss(
+        spy, x0, SCHEDULE, torch.Generator().manual_seed(5), "fp32", prediction="x0"
+    )
+    x_seen = spy.seen[0][0]
+    torch.testing.assert_close(per_image, ((0.5 * x_seen - x0) ** 2).mean(dim=(1, 2, 3)))
+    with pytest.raises(ValueError, match="prediction"):
+        train(tiny_model(), x0, SCHEDULE, steps=1, prediction="v", **FAST)
