@@ -11,6 +11,7 @@ beta_t is a *fixed* schedule chosen before training; nothing in it is learned.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Union
 
 import torch
@@ -23,6 +24,15 @@ KINDS = ("linear", "cosine", "scaled_linear", "sigmoid")
 # small, and betas are clipped at 0.999 to avoid the singularity at t = T.
 COSINE_S = 0.008
 COSINE_MAX_BETA = 0.999
+# DDPM's linear betas (1e-4 to 0.02) are for T = 1000 steps. For another T both ends are scaled
+# by 1000 / T, as improved-diffusion's get_named_beta_schedule("linear", T) does, so that every T
+# destroys the picture about equally (sum of the betas ~ 10, abar_T ~ 4e-5). Below T = 21 the
+# scaled betas would pass 1; they are capped at MAX_BETA, the cosine schedule's cap.
+LINEAR_REFERENCE_STEPS = 1000
+MAX_BETA = COSINE_MAX_BETA
+# Sampling starts from x_T ~ N(0, I), which is only right when q(x_T | x_0) is close to it: with
+# abar_T = 0.05, x_T still holds sqrt(0.05) = 22% of the picture. Above this, NoiseSchedule warns.
+MAX_FINAL_ALPHA_BAR = 0.05
 
 
 def make_betas(
@@ -31,7 +41,8 @@ def make_betas(
     """Return beta_t for t = 0..T-1 as a float64 tensor (DDPM sec. 4, Nichol & Dhariwal eq. 17).
 
     - ``linear``: beta rises linearly from ``beta_start`` to ``beta_end`` (DDPM: 1e-4 to 0.02
-      for T = 1000; not rescaled with T).
+      for T = 1000), both scaled by 1000 / T for other T as in improved-diffusion (T = 100:
+      1e-3 to 0.2), and capped at MAX_BETA (reached for T < 21, with a warning).
     - ``scaled_linear``: sqrt(beta) rises linearly (Stable Diffusion's schedule).
     - ``cosine``: abar(t) = cos^2(((t/T + s) / (1 + s)) pi/2), beta_t = 1 - abar(t+1)/abar(t),
       clipped at 0.999 (``beta_start``/``beta_end`` are not used).
@@ -52,7 +63,16 @@ def make_betas(
     T = num_steps
     f64 = torch.float64
     if kind == "linear":
-        return torch.linspace(beta_start, beta_end, T, dtype=f64)
+        scale = LINEAR_REFERENCE_STEPS / T  # improved-diffusion: the same total noise for any T
+        betas = torch.linspace(beta_start * scale, beta_end * scale, T, dtype=f64)
+        if beta_end * scale > MAX_BETA:
+            warnings.warn(
+                f"linear schedule with T = {T}: beta_end {beta_end} scaled by 1000 / T is "
+                f"{beta_end * scale:.3g}, so betas are capped at {MAX_BETA}. With so few steps "
+                "each one adds almost pure noise; use T >= 21 or the cosine schedule.",
+                stacklevel=3,
+            )
+        return betas.clamp(max=MAX_BETA)
     if kind == "scaled_linear":
         return torch.linspace(math.sqrt(beta_start), math.sqrt(beta_end), T, dtype=f64) ** 2
     if kind == "sigmoid":
@@ -71,7 +91,11 @@ class NoiseSchedule:
     Args:
         num_steps: T, the number of diffusion steps.
         kind: ``"linear"``, ``"cosine"``, ``"scaled_linear"`` or ``"sigmoid"``.
-        beta_start, beta_end: first and last beta (not used by ``"cosine"``).
+        beta_start, beta_end: first and last beta (not used by ``"cosine"``); for ``"linear"``
+            the values for T = 1000, scaled by 1000 / T (see :func:`make_betas`).
+
+    Warns (``UserWarning``) when abar at the last step is above MAX_FINAL_ALPHA_BAR: then x_T
+    is not close to N(0, I), where sampling starts.
 
     Attributes (all 1-D float64 tensors of length T, index t = 0..T-1):
         betas: beta_t.
@@ -118,6 +142,15 @@ class NoiseSchedule:
             (1.0 - self.alpha_bars_prev) * self.alphas.sqrt() / (1.0 - self.alpha_bars)
         )
         self.log_snr = torch.log(self.alpha_bars / (1.0 - self.alpha_bars))
+        final = float(self.alpha_bars[-1])
+        if final > MAX_FINAL_ALPHA_BAR:
+            warnings.warn(
+                f"{self!r}: alpha-bar at the last step is {final:.3g}, so x_T still holds "
+                f"sqrt({final:.3g}) = {math.sqrt(final):.0%} of the picture and is not close to "
+                "N(0, I), where sampling starts: samples will come out wrong. Use more steps, "
+                "larger betas, or the cosine schedule.",
+                stacklevel=2,
+            )
 
     def __len__(self) -> int:
         return self.num_steps

@@ -48,9 +48,41 @@ def test_linear_alpha_bars_match_the_product_of_alphas():
     assert close(s.betas[0], 1e-4) and close(s.betas[-1], 0.02)
 
 
-def test_linear_is_not_rescaled_with_T():
-    s = NoiseSchedule(10, "linear")
-    assert close(s.betas[0], 1e-4) and close(s.betas[-1], 0.02)
+def test_linear_is_rescaled_with_T_as_in_improved_diffusion():
+    # improved-diffusion, get_named_beta_schedule("linear", T): scale = 1000 / T, both ends
+    # scaled. (This replaces a test that pinned the unscaled 1e-4..0.02 for every T.)
+    for steps in (100, 250, 2000):
+        s = NoiseSchedule(steps, "linear")
+        scale = 1000 / steps
+        expected = linear_betas(steps, 1e-4 * scale, 0.02 * scale)
+        for t in (0, steps // 2, steps - 1):
+            assert close(s.betas[t], expected[t]), (steps, t)
+    assert close(NoiseSchedule(100).betas[-1], 0.2)
+    # The same total noise for any T: abar_T stays near DDPM's 4e-5 (T = 100: 2e-5).
+    for steps in (100, 1000, 2000):
+        assert 1e-5 < float(NoiseSchedule(steps).alpha_bars[-1]) < 1e-4, steps
+
+
+def test_linear_with_very_few_steps_is_capped_and_warns():
+    with pytest.warns(UserWarning, match="T = 10.*capped at 0.999"):
+        s = NoiseSchedule(10, "linear")  # 0.02 * 100 = 2: beyond 1
+    assert close(s.betas[0], 1e-2) and float(s.betas.max()) == pytest.approx(0.999)
+
+
+def test_a_schedule_that_leaves_picture_at_T_warns():
+    # Unscaled DDPM betas over 100 steps: abar_T = 0.36, x_T keeps 60% of the picture.
+    with pytest.warns(
+        UserWarning, match=r"alpha-bar at the last step is 0.3.*not close to N\(0, I\)"
+    ):
+        NoiseSchedule(100, "linear", beta_start=1e-5, beta_end=0.002)
+
+
+@pytest.mark.parametrize(
+    "steps, kind", [(1000, "linear"), (100, "linear"), (1000, "cosine"), (50, "cosine")]
+)
+def test_usual_schedules_do_not_warn(steps, kind, recwarn):
+    NoiseSchedule(steps, kind)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
 
 
 def test_posterior_variance_at_t1_and_last():
@@ -96,6 +128,7 @@ def test_scaled_linear_and_sigmoid():
         assert close(g.betas[i], 1 / (1 + math.exp(-x)) * (b1 - b0) + b0), i
 
 
+@pytest.mark.filterwarnings("ignore:NoiseSchedule")  # T = 50 is too few for scaled_linear/sigmoid
 @pytest.mark.parametrize("kind", ["linear", "cosine", "scaled_linear", "sigmoid"])
 def test_every_array_is_float64_of_length_T_and_abar_decreases(kind):
     s = NoiseSchedule(50, kind)

@@ -1,5 +1,6 @@
 """What the notebooks share: settings per machine, the learner's picture, the model to sample."""
 
+import pytest
 import torch
 
 import diffusion_helpers as dh
@@ -65,8 +66,17 @@ def test_shipped_model_denoises_the_sample_picture():
 
 def test_a_fresh_run_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("DIFFUSION_WORKDIR", str(tmp_path))
+    from diffusion_helpers.checkpoint import save_checkpoint
+
     first = dh.checkpoint_path()
-    first.write_bytes(b"earlier run")
+    save_checkpoint(first, {"model_config": {}, "model": {}, "step": 7, "optimizer": {}})
+    earlier = first.read_bytes()
     path = dh.fresh_checkpoint_path()
     assert path == first and not path.exists()
-    assert (tmp_path / "unet.previous.pt").read_bytes() == b"earlier run"
+    assert (tmp_path / "unet.previous.pt").read_bytes() == earlier
+    # a file that is not one of our checkpoints is neither moved nor replaced
+    first.write_bytes(b"somebody's file")
+    with pytest.raises(ValueError, match="Refusing to overwrite"):
+        dh.fresh_checkpoint_path()
+    assert first.read_bytes() == b"somebody's file"
+    assert (tmp_path / "unet.previous.pt").read_bytes() == earlier
