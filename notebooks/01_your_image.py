@@ -76,10 +76,16 @@ dh.show_images(picture, titles=[info.name])
 # %% [markdown]
 # ## From pixels to numbers in [-1, 1]
 #
-# A colour picture is three grids of numbers (red, green, blue), each pixel 0-255. Diffusion
-# models work with values centred on zero, because the noise we will add is centred on zero:
+# A colour picture is three grids of numbers (red, green, blue), each pixel value $p$ in
+# 0-255. DDPM scales them linearly to $[-1, 1]$ (Ho et al. 2020, section 3.3):
 #
 # $$x = \frac{2\,p}{255} - 1 \in [-1, 1].$$
+#
+# Why this range: the reverse process starts from pure noise, $x_T \sim \mathcal{N}(0, I)$,
+# values centred on 0 with a spread (standard deviation) of 1, and every picture in between is a
+# mix of your picture and such noise. On $[-1, 1]$ the picture has the same scale as that noise,
+# so the network always sees inputs of about the same size, from the first step to the last.
+# Raw values 0-255 would be a hundred times larger than the noise.
 #
 # The model sees a small square version of your picture: cropped to the centre and shrunk. Small
 # pictures make training take minutes instead of hours; the ideas are the same at any size.

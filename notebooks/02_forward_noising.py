@@ -37,6 +37,7 @@ sys.path.insert(0, "ddpm-on-your-picture" if "google.colab" in sys.modules else 
 import torch
 
 import diffusion_helpers as dh
+from diffusion_helpers import derivations, exercises
 
 S = dh.settings()
 x0 = dh.my_image(size=S.image_size)  # your picture from notebook 01, or the sample
@@ -50,13 +51,19 @@ x0 = dh.my_image(size=S.image_size)  # your picture from notebook 01, or the sam
 # $$q(x_t \mid x_{t-1}) = \mathcal{N}\!\left(\sqrt{1-\beta_t}\,x_{t-1},\; \beta_t I\right),
 # \qquad\text{i.e.}\qquad x_t = \sqrt{1-\beta_t}\,x_{t-1} + \sqrt{\beta_t}\,\varepsilon,\;\; \varepsilon \sim \mathcal{N}(0, I).$$
 #
-# The numbers $\beta_1, \dots, \beta_T$ are the **noise schedule**. They are **fixed before
-# training and never learned**: DDPM raises $\beta_t$ linearly from $10^{-4}$ to $0.02$.
-# Shrinking by $\sqrt{1-\beta_t}$ while adding variance $\beta_t$ keeps the total variance near 1,
-# so the values never blow up.
+# $I$ is the identity matrix: the covariance $\beta_t I$ has $\beta_t$ on its diagonal and 0
+# elsewhere, so every pixel (every colour of every pixel) gets its own independent noise of
+# variance $\beta_t$.
 #
-# (In code, timesteps count from 0 as Python does: `t = 0` is the paper's first step $t = 1$,
-# and `t = 999` the last.)
+# The numbers $\beta_1, \dots, \beta_T$ are the **noise schedule**. They are **fixed before
+# training and never learned**: DDPM raises $\beta_t$ linearly from $10^{-4}$ to $0.02$ over
+# $T = 1000$ steps.
+#
+# **Counting steps.** The paper counts $t = 1, \dots, T$; the code counts from 0, as Python does.
+# Code `t` is the paper's step $t + 1$: `t = 0` makes $x_1$ (one step of noise), `t = 999` makes
+# $x_{1000} = x_T$, and `schedule.betas[0]` is the paper's $\beta_1$. Formulas below use the
+# paper's $t$; code, printouts and picture labels use the code's (a picture labelled `t = 0`
+# shows $x_1$).
 
 # %%
 schedule = dh.NoiseSchedule(S.num_steps, "linear")
@@ -65,20 +72,122 @@ print(schedule)
 print(f"beta at t=0: {schedule.betas[0]:.6f}, at t={S.num_steps - 1}: {schedule.betas[-1]:.6f}")
 
 # %% [markdown]
+# **Why the values never blow up.** Since the new noise is independent of $x_{t-1}$, variances
+# add: for every pixel
+#
+# $$\mathrm{Var}(x_t) = (1-\beta_t)\,\mathrm{Var}(x_{t-1}) + \beta_t,
+# \qquad\text{so}\qquad \mathrm{Var}(x_t) - 1 = (1-\beta_t)\big(\mathrm{Var}(x_{t-1}) - 1\big).$$
+#
+# A variance of 1 stays 1; any other is pulled towards 1, its distance shrinking by the factor
+# $1-\beta_t$ at every step. After all $T$ steps that distance has been multiplied by
+# $\prod_t (1-\beta_t) \approx 4 \cdot 10^{-5}$: whatever the picture's variance was, $x_T$ has
+# variance 1. Check with random numbers, starting from variance 0 (a flat picture), 0.25 and 4:
+
+# %%
+derivations.variance_goes_to_one(schedule, n=5_000 if S.quick else 20_000)
+
+# %% [markdown]
 # ## Jumping straight to step t
 #
-# Write $\alpha_t = 1 - \beta_t$ and $\bar\alpha_t = \prod_{s \le t} \alpha_s$. Adding many
-# independent Gaussian steps gives one Gaussian, so we can jump from $x_0$ to any $x_t$ in one go
+# Write $\alpha_t = 1 - \beta_t$. Two steps in a row are one Gaussian step: with independent
+# $\varepsilon_1, \varepsilon_2$,
+#
+# $$x_{t+1} = \sqrt{\alpha_{t+1}}\big(\sqrt{\alpha_t}\,x_{t-1} + \sqrt{1-\alpha_t}\,\varepsilon_1\big) + \sqrt{1-\alpha_{t+1}}\,\varepsilon_2$$
+#
+# has mean $\sqrt{\alpha_t\alpha_{t+1}}\,x_{t-1}$ and variance
+# $\alpha_{t+1}(1-\alpha_t) + 1 - \alpha_{t+1} = 1 - \alpha_t\alpha_{t+1}$: the same form as one
+# step, with $\alpha_t\alpha_{t+1}$ in place of $\alpha_t$. Check by sampling:
+
+# %%
+derivations.two_steps_in_one(schedule, t=500)
+
+# %% [markdown]
+# Repeating the argument down to $x_0$ multiplies all the alphas: with
+# $\bar\alpha_t = \prod_{s \le t} \alpha_s$, we can jump from $x_0$ to any $x_t$ in one go
 # (DDPM eq. 4):
 #
 # $$q(x_t \mid x_0) = \mathcal{N}\!\left(\sqrt{\bar\alpha_t}\,x_0,\; (1-\bar\alpha_t) I\right),
 # \qquad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon.$$
 #
 # $\sqrt{\bar\alpha_t}$ is how much picture is left, $\sqrt{1-\bar\alpha_t}$ how much noise.
-# Their ratio on a log scale, $\log \mathrm{SNR}(t) = \log \frac{\bar\alpha_t}{1-\bar\alpha_t}$,
-# is the clearest way to compare schedules. The cosine schedule (Nichol & Dhariwal 2021) keeps
-# more of the picture for longer; the linear one destroys it early and then spends hundreds of
-# steps on almost-pure noise.
+#
+# ### Your turn: alpha-bar
+#
+# How the exercises work: write your version in the first cell and run it, then run the check
+# two cells down: it tries your function on a few inputs, edge cases included, and says what is
+# wrong. The collapsed cell in between is our solution. Running it (or *Run all*) replaces your
+# function with ours, so try yourself first.
+#
+# Write `alpha_bar(betas)`: `betas` is a float64 tensor $[\beta_1, \dots, \beta_T]$ (indexed
+# from 0); return $\bar\alpha$ for every step, a tensor of the same length. One line of torch
+# does it.
+
+# %%
+def alpha_bar(betas):
+    """betas: float64 tensor [T] -> alpha-bar, float64 tensor [T]."""
+    raise NotImplementedError("your turn: write alpha_bar, then run the check below")
+
+
+# %% jupyter={"source_hidden": true} cellView="form"
+# @title Solution (in Colab: double-click to show the code)
+# Solution. Running this cell replaces your alpha_bar with this one.
+def alpha_bar(betas):  # noqa: F811 (replaces the exercise's version on purpose)
+    return torch.cumprod(1 - betas, dim=0)  # (1 - beta_0) (1 - beta_1) ... (1 - beta_t)
+
+
+# %%
+exercises.check_alpha_bar(alpha_bar)
+
+# %% [markdown]
+# ### Your turn: q(x_t | x_0) in three lines
+#
+# Write `q_sample(x0, t, noise, schedule)`: return
+# $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$ (eq. 4) with
+# `noise` as $\varepsilon$. `x0` and `noise` are float32 batches `[B, C, H, W]`; `t` is an int,
+# or a LongTensor `[B]` with one step per image. $\bar\alpha$ is `schedule.alpha_bars` (float64,
+# index `t`). Tip: `schedule.gather(schedule.alpha_bars, t, x0)` picks the values for `t`,
+# shapes them `[B, 1, 1, 1]` so each image gets its own, and casts them to float32.
+
+# %%
+def q_sample(x0, t, noise, schedule):
+    """x0, noise: [B, C, H, W]; t: int or LongTensor [B] -> x_t [B, C, H, W] (eq. 4)."""
+    raise NotImplementedError("your turn: write q_sample, then run the check below")
+
+
+# %% jupyter={"source_hidden": true} cellView="form"
+# @title Solution (in Colab: double-click to show the code)
+# Solution. Running this cell replaces your q_sample with this one.
+def q_sample(x0, t, noise, schedule):  # noqa: F811 (replaces the exercise's version on purpose)
+    abar = schedule.gather(schedule.alpha_bars, t, x0)  # abar_t, shaped [B, 1, 1, 1], float32
+    return abar.sqrt() * x0 + (1 - abar).sqrt() * noise  # eq. 4
+
+
+# %%
+exercises.check_q_sample(q_sample)
+
+# %% [markdown]
+# The package's version is `dh.add_noise(x0, t, schedule)`, which also draws the noise for you
+# and returns it with $x_t$. Your `q_sample` at a few steps, one noise draw for all:
+
+# %%
+noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+steps = [0, 100, 300, 999]
+dh.show_images(torch.cat([q_sample(x0, t, noise, schedule) for t in steps]), titles=[f"t = {t}" for t in steps])
+
+# %% [markdown]
+# ## Comparing schedules
+#
+# Three views of a schedule, from left to right: $\beta_t$, the noise added at each step; then
+# $\bar\alpha_t$ itself, not its square root: $\bar\alpha_t$ is the share of $x_t$'s variance
+# that is still picture ($1 - \bar\alpha_t$ is noise), and the picture's coefficient in eq. 4 is
+# $\sqrt{\bar\alpha_t}$; last, the log signal-to-noise ratio
+#
+# $$\log \mathrm{SNR}(t) = \log \frac{\bar\alpha_t}{1-\bar\alpha_t},$$
+#
+# the ratio of the two *squared* coefficients of eq. 4 (the variances of the picture part and of
+# the noise part), the clearest way to compare schedules. The cosine schedule (Nichol & Dhariwal
+# 2021) keeps more of the picture for longer; the linear one destroys it early and then spends
+# hundreds of steps on almost-pure noise.
 
 # %%
 dh.plot_schedules({"linear (DDPM)": schedule, "cosine": cosine})
@@ -98,6 +207,8 @@ dh.plot_chain_vs_closed_form(x0, schedule, n=256 if S.quick else 1024, seed=0)
 # same distribution. Training uses the closed form, because it reaches any $t$ in one step.
 #
 # ## Your picture dissolving
+#
+# Each panel is $x_{t+1}$ for the code's `t` in its title (`t = 0`: one step of noise).
 
 # %%
 dh.plot_noising_grid(x0, schedule, [0, 50, 100, 200, 300, 500, 700, 999], generator=torch.Generator().manual_seed(0))

@@ -33,10 +33,37 @@ if "google.colab" in sys.modules and not os.path.isdir("ddpm-on-your-picture"):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "ddpm-on-your-picture"], check=True)
 sys.path.insert(0, "ddpm-on-your-picture" if "google.colab" in sys.modules else "..")
 
+import torch
+from IPython.display import display
+
 import diffusion_helpers as dh
+from diffusion_helpers import derivations, exercises
 
 S = dh.settings()
 print(dh.describe_device(S.device))
+
+# %% [markdown]
+# **Optional, Colab only: keep your work on Google Drive.** A Colab runtime forgets its files
+# when it stops, the trained model included. Set `KEEP_ON_DRIVE = True` and run this cell to
+# keep the work folder (your picture, the checkpoint) in your Drive instead; Colab asks for
+# permission once. In notebook 04, run its copy of this cell too, so that it finds the model.
+# Outside Colab the cell does nothing.
+
+# %%
+KEEP_ON_DRIVE = False
+if KEEP_ON_DRIVE and dh.in_colab():
+    import shutil
+
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+    picture = dh.work_dir() / "my_image.png"  # from notebook 01, if it ran in this runtime
+    os.environ["DIFFUSION_WORKDIR"] = "/content/drive/MyDrive/ddpm-tutorial"
+    if picture.exists() and not (dh.work_dir() / picture.name).exists():
+        shutil.copy(picture, dh.work_dir())
+    print(f"Work folder: {dh.work_dir()}")
+
+# %%
 x0 = dh.my_image(size=S.image_size)
 schedule = dh.NoiseSchedule(S.num_steps)
 
@@ -69,12 +96,13 @@ print(f"self-attention at: {', '.join(f'{r} px' for r in cfg.attention_resolutio
 # %% [markdown]
 # ## The training loop: Algorithm 1 of the paper
 #
-# Repeat:
+# Repeat until the model is good enough:
 #
 # 1. take a training picture $x_0$ (here: yours);
-# 2. pick a random step $t$, uniformly from all $T$ steps;
+# 2. pick a random step $t$, uniformly from all $T$ steps (in code `t` from 0 to $T-1$: code
+#    `t` is the paper's $t + 1$);
 # 3. draw fresh noise $\varepsilon \sim \mathcal{N}(0, I)$ and make
-#    $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$ in one jump;
+#    $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$ in one jump (eq. 4);
 # 4. take a gradient step on the loss
 #
 # $$L = \frac{1}{d}\sum_{i=1}^{d} \big(\varepsilon_{\theta}(x_t, t)_i - \varepsilon_i\big)^2,
@@ -87,14 +115,98 @@ print(f"self-attention at: {', '.join(f'{r} px' for r in cfg.attention_resolutio
 # walks downhill on this loss; it finds a *good* minimum, with no guarantee of the global one,
 # which is fine: we only need predictions that are good enough.
 #
-# The bar shows the loss and the speed as it trains. The weights are saved to a checkpoint
-# as it goes, so notebook 04 can use them; the stop button ends training early and keeps what
-# was learned. Each run starts afresh (the previous checkpoint is kept as `unet.previous.pt`);
-# set `CONTINUE_TRAINING = True` to train the saved model further instead.
+# ### Your turn: the loss
+#
+# Write `loss_fn(predicted_noise, noise)`: both are batches `[B, C, H, W]`; return the loss
+# above as a 0-dim tensor (one number that `loss.backward()` can differentiate). Run the check
+# two cells down; the collapsed cell between is the solution (running it replaces yours).
+
+# %%
+def loss_fn(predicted_noise, noise):
+    """predicted_noise, noise: [B, C, H, W] -> the simple loss of Algorithm 1, a 0-dim tensor."""
+    raise NotImplementedError("your turn: write loss_fn, then run the check below")
+
+
+# %% jupyter={"source_hidden": true} cellView="form"
+# @title Solution (in Colab: double-click to show the code)
+# Solution. Running this cell replaces your loss_fn with this one.
+def loss_fn(predicted_noise, noise):  # noqa: F811 (replaces the exercise's version on purpose)
+    return ((predicted_noise - noise) ** 2).mean()  # the mean over batch and pixels
+
+
+# %%
+exercises.check_loss(loss_fn)
+
+# %% [markdown]
+# ### Algorithm 1 by hand
+#
+# Here are the four lines as a loop: a fresh U-Net, plain AdamW at a fixed learning rate, and
+# nothing else. The training set is your one picture, so every batch holds `BATCH` copies of
+# it, each with its own $t$ and its own noise. `dh.add_noise` is the `q_sample` of notebook 02.
+
+# %%
+LR = 1e-3  # AdamW's learning rate: dh.train's choice for the tiny net at batch 16
+BATCH = 16  # pictures per step (copies of yours, each with its own t and noise)
+HAND_STEPS = 3 if S.quick else 300  # about a minute on a 2-core CPU at 32 px
+
+# %%
+# Algorithm 1 by hand (tests/test_notebooks.py runs this cell beside dh.train)
+data = x0.to(S.device)  # the training set: your picture, [N = 1, C, H, W]
+model = dh.UNet.preset(S.preset, image_channels=x0.shape[1], image_size=S.image_size, seed=0).to(S.device)
+optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
+g = torch.Generator().manual_seed(0)  # every random draw of the loop comes from here
+hand_losses = []
+for _ in range(HAND_STEPS):
+    x_start = data[torch.randint(0, len(data), (BATCH,), generator=g)]  # 1. x_0 ~ q(x_0)
+    t = torch.randint(0, schedule.num_steps, (BATCH,), generator=g)  # 2. t ~ Uniform({0, ..., T-1})
+    eps = torch.randn(x_start.shape, generator=g).to(S.device)  # 3. eps ~ N(0, I)
+    x_t, _ = dh.add_noise(x_start, t, schedule, noise=eps)  #    x_t by eq. 4
+    loss = loss_fn(model(x_t, t), eps)  # 4. the loss, and a gradient step on it
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    hand_losses.append(loss.item())
+print(f"{HAND_STEPS} steps: loss {hand_losses[0]:.3f} at the first, {hand_losses[-1]:.3f} at the last")
+
+# %%
+dh.plot_losses(hand_losses)
+
+# %% [markdown]
+# The first loss is about 1: the U-Net's last layer starts at zero (as in DDPM), so at first it
+# predicts no noise at all, and the mean of $\varepsilon^2$ is the noise's variance, 1. From
+# there the loss falls as the net learns to see the noise in $x_t$.
+
+# %% [markdown]
+# ## The same loop, with the extras: `dh.train`
+#
+# `dh.train` runs exactly this loop (with the extras switched off it gives the same losses,
+# step for step: the tests check it), plus what a real run needs:
+#
+# - **EMA of the weights**: an exponential moving average of the weights, updated after every
+#   step (it averages over roughly the last ninth of the steps so far). The average is smoother
+#   than the last step's weights, which jitter with each batch, and gives cleaner samples.
+#   Samples come from the EMA copy (`result.model`); the loss curve shows the raw model the
+#   optimiser moves (`result.raw_model`).
+# - **Warm-up, then a cosine learning rate**: the rate grows from near 0 over the first steps
+#   (a fresh net's first large steps can overshoot), then decays along a cosine to 5% (small
+#   final steps let the weights settle).
+# - **Gradient clipping** at norm 1 (as DDPM): one unlucky batch cannot wreck the net.
+# - **Mixed precision**: the network computes in bfloat16 (or float16 on older GPUs) where that
+#   measured faster, about 1.6x on a CPU with bfloat16 support (`bench/train_speed.py`); the
+#   weights stay float32.
+# - **Checkpoints**: the weights are saved as it goes, so interrupting keeps the work,
+#   notebook 04 can load them, and a later run resumes exactly.
+# - **A time budget** and sizes picked for the machine: it trains for as long as you give it.
+#
+# To stop training early, interrupt the kernel: the ■ button in Jupyter's toolbar (in Colab,
+# the stop icon beside the running cell, or *Runtime > Interrupt execution*). Training ends
+# cleanly and keeps what was learned. Each run starts afresh (the previous checkpoint is kept
+# as `unet.previous.pt`); set `CONTINUE_TRAINING = True` to train the saved model further.
 
 # %%
 CONTINUE_TRAINING = False
 
+model = dh.UNet.preset(S.preset, image_channels=x0.shape[1], image_size=S.image_size)
 checkpoint = dh.checkpoint_path() if CONTINUE_TRAINING else dh.fresh_checkpoint_path()
 result = dh.train(
     model, x0, schedule,
@@ -108,7 +220,9 @@ print(f"{result.steps} steps in {result.elapsed:.0f} s ({result.images_per_secon
 dh.plot_losses(result.losses)
 
 # %% [markdown]
-# The loss falls fast, then slowly. With a single picture a perfect model could reach zero
+# This curve is the loss of the raw model, the weights the optimiser moves at every step; the
+# samples in notebook 04 come from the EMA copy, their running average. The loss falls fast,
+# then slowly. With a single picture a perfect model could reach zero
 # (knowing the picture, the noise is exactly $(x_t - \sqrt{\bar\alpha_t}\,x_0)/\sqrt{1-\bar\alpha_t}$),
 # but a small network trained for minutes only gets close. With a dataset it could not:
 # many pictures could have produced the same $x_t$, and the model can only predict their average.
@@ -116,8 +230,11 @@ dh.plot_losses(result.losses)
 # ## What does the model predict?
 #
 # For a few $t$: the noisy input, the true noise we added, the model's guess, and their
-# difference. At large $t$ the noise is almost all of $x_t$, so it is easy to read off; at small
-# $t$ it is faint (at `t = 10` about 6 grey levels out of 255) and hides in the picture's detail.
+# difference. The target $\varepsilon$ is the same kind of noise at every $t$, variance 1 per
+# pixel; what changes with $t$ is how much of it went into $x_t$: the injected
+# $\sqrt{1-\bar\alpha_t}\,\varepsilon$. At large $t$ that is almost all of $x_t$, so the noise is
+# easy to read off; at small $t$ it is faint (at `t = 10`, $\sqrt{1-\bar\alpha_t} \approx 0.047$:
+# about 6 grey levels out of 255) and hides in the picture's detail.
 
 # %%
 dh.plot_noise_prediction(*dh.noise_prediction_examples(result.model, x0, schedule, [10, 100, 400, 900], seed=1))
@@ -131,9 +248,37 @@ dh.plot_noise_prediction(*dh.noise_prediction_examples(result.model, x0, schedul
 dh.plot_loss_by_timestep(result.timesteps, result.sample_losses, schedule.num_steps)
 
 # %% [markdown]
-# Small $t$ is hardest *per noise value*: the noise is tiny (variance $1-\bar\alpha_t$ close to
-# 0) and hides in the picture's own detail. At large $t$, $x_t$ is almost pure noise, so the
-# noise is almost $x_t$ itself.
+# Small $t$ is hardest. The model has to name $\varepsilon$, of variance 1, from an $x_t$ that
+# holds only $\sqrt{1-\bar\alpha_t}\,\varepsilon$ of it: in effect it must know the picture, since
+# $\varepsilon = (x_t - \sqrt{\bar\alpha_t}\,x_0)/\sqrt{1-\bar\alpha_t}$. At large $t$, $x_t$ is
+# almost pure noise, and the noise is almost $x_t$ itself.
+#
+# ## Why predict the noise?
+#
+# The network predicts $\varepsilon$, but a prediction of the noise is also a prediction of the
+# picture: solving eq. 4 for $x_0$ (DDPM eq. 15),
+#
+# $$\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon}{\sqrt{\bar\alpha_t}},
+# \qquad\text{so}\qquad \hat x_0 - x_0 = -\sqrt{\frac{1-\bar\alpha_t}{\bar\alpha_t}}\,(\hat\varepsilon - \varepsilon),
+# \qquad \lVert \varepsilon - \hat\varepsilon \rVert^2 = \frac{\bar\alpha_t}{1-\bar\alpha_t}\,\lVert x_0 - \hat x_0 \rVert^2.$$
+#
+# Which way the factors go:
+#
+# - An error in the predicted noise is **magnified** in the implied picture by
+#   $\sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$: about 0.01 at `t = 0` but about 160 at `t = 999`. At
+#   large $t$ the model's idea of $x_0$ is rough (notebook 04 shows it settling step by step).
+# - Conversely, the noise loss is a loss on the picture **weighted** by the signal-to-noise ratio
+#   $\bar\alpha_t/(1-\bar\alpha_t)$: about $10^4$ at `t = 0`, $4 \cdot 10^{-5}$ at `t = 999`. Small
+#   errors in the picture count heavily at small $t$, which is why the loss is largest there.
+#
+# Why this is convenient: the target has the same scale at every step (variance 1), so one
+# network and one loss serve all $T$ steps; and Algorithm 2 (notebook 04) needs exactly
+# $\varepsilon_\theta$. Compared with the paper's variational bound, this simple loss gives
+# *less* weight to small $t$, which Ho et al. found gave better samples (section 3.4). The
+# identity, checked numerically on your picture with a deliberately wrong noise prediction:
+
+# %%
+derivations.noise_error_vs_x0_error(x0, schedule)
 #
 # ## One picture: memorised, not generalised
 #
@@ -152,3 +297,102 @@ dh.plot_loss_by_timestep(result.timesteps, result.sample_losses, schedule.num_st
 # %%
 path = dh.checkpoint_path()
 print(f"Saved {path} ({path.stat().st_size / 1e6:.1f} MB). Next: 04_reverse_sampling.")
+
+# %% [markdown]
+# ## What if...? Four experiments
+#
+# Each experiment changes one thing, trains the changed model for the same short budget as a
+# baseline (plain DDPM: $T = 1000$, the linear schedule, the U-Net is told $t$), and samples both
+# with the same seed, side by side. To keep each to about a minute on a CPU they use 16 px
+# pictures and 300 training steps per model (about half a minute on a 2-core CPU, sampling
+# included), far less than above: compare the rows with each other, not with your samples in
+# notebook 04. Set an experiment's flag to `True`, then run the cells from here (the baseline is
+# trained once, in the next cell). Quick mode runs them all, tiny and with a fast sampler: the
+# pictures are then noise.
+
+# %%
+TRY_FEWER_STEPS = False  # T = 100 instead of 1000
+TRY_COSINE = False  # the cosine schedule instead of the linear one
+TRY_NO_TIMESTEP = False  # a U-Net that is never told t
+TRY_PREDICT_X0 = False  # a U-Net that predicts the picture instead of the noise
+
+if S.quick:  # the tests run every experiment, with a few training steps
+    TRY_FEWER_STEPS = TRY_COSINE = TRY_NO_TIMESTEP = TRY_PREDICT_X0 = True
+BUDGET = {"steps": 300, "n": 4, "batch_size": 16}
+if S.quick:  # a smoke test: 2 training steps, one picture, sampled by DDIM in 10 steps
+    BUDGET = {"steps": 2, "n": 1, "sampler": {"method": "ddim", "steps": 10}}
+small = dh.my_image(size=16, channels=x0.shape[1], verbose=False)
+net = {"name": "tiny", "image_channels": small.shape[1], "image_size": 16, "seed": 0}
+if TRY_FEWER_STEPS or TRY_COSINE or TRY_NO_TIMESTEP or TRY_PREDICT_X0:
+    baseline = derivations.what_if({"baseline": (dh.UNet.preset(**net), schedule)}, small, **BUDGET)
+
+# %% [markdown]
+# ### What if T = 100?
+#
+# A tenth of the steps means a tenth of the model calls when sampling (compare the sampling
+# times in the titles). DDPM's betas are for $T = 1000$; with fewer steps each must add more
+# noise, or $x_T$ keeps part of the picture. The package scales the linear schedule's betas by
+# $1000 / T$, as improved-diffusion does ($T = 100$: from $10^{-3}$ to $0.2$), so that
+# $\bar\alpha_T$ stays near 0: that is the second row. The third keeps DDPM's betas unscaled:
+# the package warns that $\bar\alpha_T$ is then 0.36, so the model learns to start from an
+# $x_T$ that still holds 60% of the picture, while the sampler starts from pure noise. Look at
+# the third row's colours and PSNR: a model that memorised one picture can partly make up for
+# it; on a dataset the mismatch costs more.
+
+# %%
+if TRY_FEWER_STEPS:
+    runs = {
+        "T = 100, betas x 10": (dh.UNet.preset(**net), dh.NoiseSchedule(100)),
+        "T = 100, unscaled": (dh.UNet.preset(**net), dh.NoiseSchedule(100, beta_start=1e-5, beta_end=2e-3)),
+    }
+    display(derivations.show_what_if(baseline | derivations.what_if(runs, small, **BUDGET)))
+
+# %% [markdown]
+# ### What if the schedule is cosine?
+#
+# The cosine schedule (Nichol & Dhariwal 2021) destroys the picture more slowly (notebook 02),
+# so fewer of the training steps are spent on almost-pure noise and more on the steps where the
+# picture takes shape. Compare the two rows' PSNRs.
+
+# %%
+if TRY_COSINE:
+    runs = {"cosine schedule": (dh.UNet.preset(**net), dh.NoiseSchedule(1000, "cosine"))}
+    display(derivations.show_what_if(baseline | derivations.what_if(runs, small, **BUDGET)))
+
+# %% [markdown]
+# ### What if the U-Net is not told t?
+#
+# The network gets $t$ so that it knows how much noise to expect. Here it is always told
+# `t = 0`: it must judge the noise level from $x_t$ alone, with the same weights for a nearly
+# clean picture and for pure noise. With one memorised picture that is partly possible (how far
+# $x_t$ is from the picture gives the noise level away), so look for which samples still come
+# out and which fail.
+
+# %%
+class NoTimestepUNet(dh.UNet):
+    """The same U-Net, always told t = 0."""
+
+    def forward(self, x, t, *labels):
+        return super().forward(x, t * 0, *labels)
+
+
+if TRY_NO_TIMESTEP:
+    runs = {"not told t": (NoTimestepUNet.preset(**net), schedule)}
+    display(derivations.show_what_if(baseline | derivations.what_if(runs, small, **BUDGET)))
+
+# %% [markdown]
+# ### What if the U-Net predicts the picture instead of the noise?
+#
+# `dh.train(..., prediction="x0")` trains the same network to output $\hat x_0$, with the loss
+# $\lVert x_0 - \hat x_0 \rVert^2$; to sample, the package turns its $\hat x_0$ into the noise it
+# implies (eq. 4 solved for $\varepsilon$). By the identity above, the noise loss is this loss
+# weighted by $\bar\alpha_t/(1-\bar\alpha_t)$: the picture loss gives the small $t$ that shape
+# the fine detail much less weight, and the large $t$ much more. Ho et al. tried predicting
+# $x_0$ and found worse samples early on (section 3.2), on datasets. With one picture the
+# target is the same at every step, so look at how alike the samples of each row are: a net
+# that outputs the picture it memorised returns it whatever the noise.
+
+# %%
+if TRY_PREDICT_X0:
+    runs = {"predicts x_0": (dh.UNet.preset(**net), schedule, "x0")}
+    display(derivations.show_what_if(baseline | derivations.what_if(runs, small, **BUDGET)))

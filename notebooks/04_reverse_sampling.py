@@ -39,9 +39,25 @@ import torch
 from IPython.display import HTML
 
 import diffusion_helpers as dh
+from diffusion_helpers import derivations, exercises
 
 S = dh.settings()
+
+# %% [markdown]
+# **Optional, Colab only:** if you kept the work folder on Google Drive in notebook 03, set
+# `KEEP_ON_DRIVE = True` here too, so this notebook finds the model there.
+
+# %%
+KEEP_ON_DRIVE = False
+if KEEP_ON_DRIVE and dh.in_colab():
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+    os.environ["DIFFUSION_WORKDIR"] = "/content/drive/MyDrive/ddpm-tutorial"
+
+# %%
 model, schedule, x0 = dh.load_tutorial_model(S.device)  # notebook 03's model, or the shipped one
+T = schedule.num_steps
 
 # %% [markdown]
 # ## One step back: Algorithm 2
@@ -54,30 +70,80 @@ model, schedule, x0 = dh.load_tutorial_model(S.device)  # notebook 03's model, o
 #
 # The bracket removes a small, scaled share of the predicted noise; $\sigma_t z$ adds back a
 # little fresh noise, because a single step back is itself uncertain. At the very last step
-# ($t = 1$ in the paper, `t = 0` here) **no noise is added** ($\sigma = 0$): what comes out is
-# the final picture, and there is no later step left to remove fresh noise, so it would stay in
-# the picture as grain. (With $\sigma_t^2 = \tilde\beta_t$ this happens by itself, since
-# $\tilde\beta_1 = 0$; with $\sigma_t^2 = \beta_t$ the sampler must skip it explicitly.)
+# ($t = 1$ in the paper, `t = 0` in code: code `t` is the paper's $t + 1$) **no noise is added**
+# ($\sigma = 0$): what comes out is the final picture, and there is no later step left to remove
+# fresh noise, so it would stay in the picture as grain. (With $\sigma_t^2 = \tilde\beta_t$,
+# below, this happens by itself, since $\tilde\beta_1 = 0$; with $\sigma_t^2 = \beta_t$ the
+# sampler must skip it explicitly.)
 #
-# Here are the first three steps by hand, from pure noise:
+# ### Your turn: one reverse step
+#
+# Write `reverse_step(x_t, t, predicted_noise, schedule, z)`: Algorithm 2's line 4 with
+# $\sigma_t^2 = \beta_t$ (note $1 - \alpha_t = \beta_t$), for an int `t`, using the noise `z`
+# you are given, and no noise at `t = 0`. The schedule's float64 arrays are `schedule.betas`,
+# `schedule.alphas` and `schedule.alpha_bars`, indexed by `t`. Run the check two cells down; the
+# collapsed cell between is the solution (running it replaces yours).
 
 # %%
-g = torch.Generator().manual_seed(0)
-x = torch.randn(1, *x0.shape[1:], generator=g).to(S.device)
-T = schedule.num_steps
-with torch.no_grad():
-    for t in (T - 1, T - 2, T - 3):
-        eps = model(x, torch.tensor([t], device=S.device))
-        x = dh.reverse_step(x, t, eps, schedule, generator=g)
-        print(f"t = {t}: x has mean {x.mean():+.3f}, std {x.std():.3f}")
+def reverse_step(x_t, t, predicted_noise, schedule, z):
+    """x_t, predicted_noise, z: [B, C, H, W]; t: int -> x_{t-1} [B, C, H, W] (Algorithm 2)."""
+    raise NotImplementedError("your turn: write reverse_step, then run the check below")
+
+
+# %% jupyter={"source_hidden": true} cellView="form"
+# @title Solution (in Colab: double-click to show the code)
+# Solution. Running this cell replaces your reverse_step with this one.
+def reverse_step(x_t, t, predicted_noise, schedule, z):  # noqa: F811 (replaces the exercise's version)
+    beta, alpha, abar = schedule.betas[t], schedule.alphas[t], schedule.alpha_bars[t]
+    mean = (x_t - beta / (1 - abar).sqrt() * predicted_noise) / alpha.sqrt()  # Algorithm 2, line 4
+    sigma = beta.sqrt() if t > 0 else 0.0  # sigma_t^2 = beta_t; no noise at the last step
+    return mean + sigma * z
+
+
+# %%
+exercises.check_reverse_step(reverse_step)
 
 # %% [markdown]
-# Three steps barely change anything: each removes a sliver of noise. Now all $T$ of them,
-# keeping a snapshot every few steps.
+# ### Algorithm 2 by hand
+#
+# Now all $T$ steps, from pure noise, with your `reverse_step`, for `N_HAND` pictures:
+
+# %%
+N_HAND = 1 if S.quick else 2  # pictures sampled by hand (and by each variant further down)
+
+# %%
+# Algorithm 2 by hand (tests/test_notebooks.py runs this cell beside dh.sample)
+g = torch.Generator().manual_seed(0)  # every random draw of the loop comes from here
+x = torch.randn(N_HAND, *x0.shape[1:], generator=g)  # 1. x_T ~ N(0, I)
+with torch.no_grad():  # sampling only: no gradients needed
+    for t in reversed(range(T)):  # 2. t = T, ..., 1 (code: T-1, ..., 0)
+        z = torch.randn(x.shape, generator=g)  # 3. z ~ N(0, I) (drawn at t = 0 too, unused there)
+        eps = model(x.to(S.device), torch.full((N_HAND,), t, device=S.device)).float().cpu()
+        x = reverse_step(x, t, eps, schedule, z)  # 4. x_{t-1}, by your function
+hand_images = x.clamp(-1, 1)
+dh.show_images(hand_images, titles=[f"by hand {i + 1}" for i in range(N_HAND)])
+
+# %% [markdown]
+# ## The same loop, with the extras: `dh.sample`
+#
+# `dh.sample` runs this loop (given the same choices and seed, it draws the same numbers in the
+# same order and gives the same pictures: you will see it below), plus:
+#
+# - **snapshots** of $x_t$ and of the model's guess of the picture every few steps, for the
+#   animation (`every=`);
+# - **two choices**, explained further down: the variance $\sigma_t^2$ (its default is
+#   $\tilde\beta_t$, yours was $\beta_t$) and **clipping** the guessed picture to $[-1, 1]$ at
+#   every step. Clipping is on by default (`clip=True`, the package's one default for every
+#   sampler, `CLIP_X0` in `diffusion_helpers/reverse.py`); it is written out below so that you
+#   see it;
+# - **DDIM** (`method="ddim"`), a faster sampler, at the end of this notebook;
+# - a progress bar, and the model's device handled for you.
+#
+# $T$ steps for `S.num_samples` pictures, keeping a snapshot every few steps:
 
 # %%
 start = time.perf_counter()
-run = dh.sample(model, schedule, n=S.num_samples, seed=0, every=max(1, T // 100))
+run = dh.sample(model, schedule, n=S.num_samples, seed=0, every=max(1, T // 100), clip=True)
 ddpm_seconds = time.perf_counter() - start
 dh.show_images(run.images, titles=[f"sample {i + 1}" for i in range(len(run.images))])
 
@@ -85,9 +151,9 @@ dh.show_images(run.images, titles=[f"sample {i + 1}" for i in range(len(run.imag
 # ## Watch it happen
 #
 # Top: $x_t$, the picture being denoised. Bottom: the model's current guess of the final
-# picture, $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon_\theta) / \sqrt{\bar\alpha_t}$.
-# The guess settles long before the noise is gone: coarse shapes and colours are decided early
-# (large $t$), fine detail late.
+# picture, $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon_\theta) / \sqrt{\bar\alpha_t}$
+# (clipped to $[-1, 1]$, as the sampler uses it). The guess settles long before the noise is
+# gone: coarse shapes and colours are decided early (large $t$), fine detail late.
 
 # %%
 HTML(dh.animation_html(run.frames))
@@ -111,35 +177,75 @@ dh.reverse_explorer(run.frames)
 # to spot.
 
 # %%
-scores = dh.psnr(run.images, x0, mirror=True)
+scores = dh.psnr(run.images, x0)
 print(f"mean PSNR {scores.mean():.1f} dB (per sample: {', '.join(f'{s:.1f}' for s in scores)})")
 dh.show_images(torch.cat([x0, run.images]), titles=["your picture"] + [f"{s:.1f} dB" for s in scores])
 
 # %% [markdown]
+# ## Where Algorithm 2 comes from: the posterior
+#
+# Given the clean picture, one step back is known exactly. The posterior of the forward process
+# is a Gaussian (DDPM eq. 6-7):
+#
+# $$q(x_{t-1} \mid x_t, x_0) = \mathcal{N}\big(\tilde\mu_t(x_t, x_0),\, \tilde\beta_t I\big),\quad
+# \tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0 + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,\quad
+# \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t.$$
+#
+# Check by sampling: draw many pairs $(x_{t-1}, x_t)$ of the forward process from one pixel value
+# $x_0$ and fit a line $x_{t-1} \approx a\,x_t + b$. The fitted weights and the spread around the
+# line are those of eq. 7:
+
+# %%
+derivations.posterior_by_sampling(schedule, t=10, n=100_000 if S.quick else 400_000)
+
+# %% [markdown]
+# A sampler does not know $x_0$. Algorithm 2 writes it through the predicted noise,
+# $x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon)/\sqrt{\bar\alpha_t}$ (eq. 15); put into
+# $\tilde\mu_t$, the weights collapse to Algorithm 2's
+# $\frac{1}{\sqrt{\alpha_t}}\big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\varepsilon\big)$.
+# With the *exact* noise the two means are the same numbers (your picture, noised to a few
+# $t$; float64):
+
+# %%
+derivations.posterior_mean_is_algorithm_2_mean(x0, schedule)
+
+# %% [markdown]
 # ## Two choices in the sampler
 #
-# - **Variance** $\sigma_t^2$: DDPM tried $\beta_t$ (the most noise a step could need) and
-#   $\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t$ (the exact variance if
-#   $x_0$ were known); both work.
-# - **Clipping** $\hat x_0$ to $[-1, 1]$ before taking the step, as the reference code does:
-#   pixel values can't stray outside the range of real pictures.
+# - **Variance** $\sigma_t^2$. DDPM (section 3.2) tried two, each optimal in one extreme case:
+#   $\sigma_t^2 = \beta_t$ is optimal when the data itself is noise, $x_0 \sim \mathcal{N}(0, I)$;
+#   $\sigma_t^2 = \tilde\beta_t$, the posterior's variance above, is optimal when $x_0$ is one
+#   fixed point. A model that has memorised one picture is that second case, so $\tilde\beta_t$ is
+#   exactly right here; it is the package's default. On real datasets both gave similar samples.
+# - **Clipping.** At each step, take the model's guess of the picture,
+#   $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon_\theta)/\sqrt{\bar\alpha_t}$ (eq. 15), clip
+#   it to $[-1, 1]$, and step to the posterior mean at that guess (eq. 7):
 #
-# Same starting noise, four combinations:
+#   $$\tilde\mu_t(x_t, \hat x_0) = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,\hat x_0
+#   + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t.$$
+#
+#   Without the clip this is exactly Algorithm 2's mean (checked above); with it, no step aims
+#   at pixel values that no picture has. The paper's reference code samples this way, and so
+#   do the package's samplers by default (`clip=True`).
+#
+# Same seed, the four combinations; the one with $\beta_t$ and no clipping is your loop:
 
 # %%
 variants = {}
 for variance in ("posterior", "beta"):
     for clip in (True, False):
-        out = dh.sample(model, schedule, n=1, seed=1, variance=variance, clip=clip, progress=False)
+        out = dh.sample(model, schedule, n=N_HAND, seed=0, variance=variance, clip=clip, progress=False)
         variants[f"σ²={'β̃' if variance == 'posterior' else 'β'}, clip {'on' if clip else 'off'}"] = out.images
-titles = [f"{name}\n{dh.psnr(x, x0, mirror=True).item():.1f} dB" for name, x in variants.items()]
-dh.show_images(torch.cat(list(variants.values())), titles=titles, ncols=4, size=2.6)
+gap = (variants["σ²=β, clip off"] - hand_images).abs().max()
+print(f"largest difference between your loop and dh.sample(variance='beta', clip=False): {gap:.1e}")
+titles = [f"{name}\n{score:.1f} dB" for name, x in variants.items() for score in dh.psnr(x, x0)]
+dh.show_images(torch.cat(list(variants.values())), titles=titles, ncols=2 * N_HAND, size=2.4)
 
 # %% [markdown]
-# ## Faster: DDIM in 50 steps
+# ## Faster: DDIM in fewer steps
 #
-# DDIM (Song et al. 2021) uses the same trained model but visits only 50 of the 1000 timesteps,
-# jumping from each to the next with
+# DDIM (Song et al. 2021) uses the same trained model but visits only a few of the $T$ timesteps
+# (`S.ddim_steps`), jumping from each to the next with
 #
 # $$x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}-\sigma^2}\,\varepsilon_\theta
 # + \sigma z, \qquad \sigma = \eta\,\sqrt{\tfrac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}}
@@ -147,26 +253,30 @@ dh.show_images(torch.cat(list(variants.values())), titles=titles, ncols=4, size=
 #
 # With $\eta = 0$ no fresh noise is added: the picture is a fixed function of the starting
 # noise. With $\eta = 1$ each jump adds as much fresh noise as the exact posterior of that jump
-# has (for jumps of one step, exactly DDPM's $\tilde\beta_t$). Here is
-# each against the DDPM run above:
+# has (for jumps of one step, exactly DDPM's $\tilde\beta_t$). Here is each against the DDPM run
+# above, timed:
 
 # %%
 results = {f"DDPM, {T} steps": (run.images, ddpm_seconds)}
 for eta in (0.0, 1.0):
     start = time.perf_counter()
-    out = dh.sample(model, schedule, n=S.num_samples, seed=0, method="ddim", steps=S.ddim_steps, eta=eta)
+    out = dh.sample(model, schedule, n=S.num_samples, seed=0, method="ddim", steps=S.ddim_steps, eta=eta, clip=True)
     results[f"DDIM, {S.ddim_steps} steps, η = {eta:g}"] = (out.images, time.perf_counter() - start)
 for name, (images, seconds) in results.items():
-    print(f"{name:<24} {seconds:6.1f} s   mean PSNR {dh.psnr(images, x0, mirror=True).mean():5.1f} dB")
+    print(f"{name:<24} {seconds:6.1f} s   mean PSNR {dh.psnr(images, x0).mean():5.1f} dB")
+ddim_seconds = [seconds for name, (_, seconds) in results.items() if name.startswith("DDIM")]
+print(f"DDIM was {ddpm_seconds / max(ddim_seconds):.0f} to {ddpm_seconds / min(ddim_seconds):.0f} times "
+      f"faster here: {S.ddim_steps} model calls instead of {T}.")
 k = min(4, S.num_samples)
 dh.show_images(torch.cat([images[:k] for images, _ in results.values()]), titles=[name for name in results for _ in range(k)], ncols=k, size=2.6)
 
 # %% [markdown]
-# DDIM is about 20 times faster. On a model that has memorised one picture, the deterministic
-# version ($\eta = 0$) lands a little off: small errors of the network early on are never
-# corrected, because no step adds the noise that lets later steps pull the picture back.
-# With $\eta = 1$ the fresh noise gives the model that chance, and the result comes close to
-# DDPM's. On models trained on many pictures, $\eta = 0$ is the usual choice: it is
+# The speed-up printed above is measured: it is about $T$ / `S.ddim_steps`, less a little
+# overhead. Compare the PSNRs too: on a model that has memorised one picture, the deterministic
+# version ($\eta = 0$) usually lands a little off: small errors of the network early on are
+# never corrected, because no step adds the noise that lets later steps pull the picture back.
+# With $\eta = 1$ the fresh noise gives the model that chance, and the result usually comes
+# closer to DDPM's. On models trained on many pictures, $\eta = 0$ is the usual choice: it is
 # deterministic and its samples are sharp.
 #
 # ## What you have built
@@ -174,4 +284,4 @@ dh.show_images(torch.cat([images[:k] for images, _ in results.values()]), titles
 # A complete diffusion model: a fixed noise schedule, a network trained with one simple loss,
 # and a sampler that turns noise into pictures. Trained on one picture it memorises it; trained
 # on many, the same code generates new ones. Try another photo in notebook 01, a longer
-# training run in 03, or the cosine schedule.
+# training run in 03, or the what-if experiments at the end of 03.

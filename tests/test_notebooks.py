@@ -1,15 +1,27 @@
-"""Every notebook runs top to bottom in quick mode, and every .ipynb matches its .py source."""
+"""Every notebook runs top to bottom in quick mode, and every .ipynb matches its .py source.
+
+The notebooks' hand-written loops (Algorithm 1 in 03, Algorithm 2 in 04) are run here cell by
+cell, taken from the .py source by a marker comment, beside the package functions they
+introduce: same seed, same draws, same numbers. Running the cell itself (rather than a copy of
+it in a test) is what keeps the loop a learner reads and the package in step.
+"""
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import jupytext
 import nbformat
 import pytest
+import torch
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+import diffusion_helpers as dh
+from diffusion_helpers import exercises
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -18,9 +30,9 @@ CELL_TIMEOUT = 300  # seconds; quick mode keeps every cell to a few seconds
 # animation: a cell that silently stops drawing fails the test.
 MIN_FIGURES = {
     "01_your_image": 2,
-    "02_forward_noising": 4,
-    "03_training_the_unet": 3,
-    "04_reverse_sampling": 4,
+    "02_forward_noising": 5,
+    "03_training_the_unet": 8,  # with the four what-if figures, which quick mode runs
+    "04_reverse_sampling": 5,
 }
 MUST_SHOW = {
     "01_your_image": ["dh.upload_widget()"],
@@ -93,3 +105,115 @@ def test_notebook_runs_in_quick_mode(source, workdir, monkeypatch):
         shown = {k for o in cell.outputs for k in o.get("data", {})}
         assert shown & {WIDGET, "text/html"}, f"{call} showed nothing in {source.name}"
     assert os.path.isdir(workdir / "outputs")
+
+
+# ----------------------------------------------------------------------------- cells as code
+
+
+def code_cells(stem):
+    return [
+        c for c in jupytext.read(ROOT / "notebooks" / f"{stem}.py").cells if c.cell_type == "code"
+    ]
+
+
+def cell_with(stem, marker):
+    """The source of the one code cell of notebook ``stem`` that contains ``marker``."""
+    found = [c.source for c in code_cells(stem) if marker in c.source]
+    assert len(found) == 1, f"{stem}: {len(found)} cells contain {marker!r}, expected one"
+    return found[0]
+
+
+def hidden(cell):
+    return bool(cell.metadata.get("jupyter", {}).get("source_hidden"))
+
+
+def solution(stem, name):
+    """The source of the collapsed solution cell that defines ``name``."""
+    found = [c.source for c in code_cells(stem) if hidden(c) and f"def {name}(" in c.source]
+    assert len(found) == 1, f"{stem}: no single collapsed solution cell defines {name}"
+    return found[0]
+
+
+CHECK_CALL = re.compile(r"^exercises\.(check_\w+)\((\w+)\)$", re.M)
+
+
+@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_exercise_is_stub_then_collapsed_solution_then_check(source):
+    """The stub fails its check without raising, the collapsed solution passes it, and a run of
+    the notebook from top to bottom (stub, solution, check) therefore passes every check."""
+    cells = code_cells(source.stem)
+    for i, cell in enumerate(cells):
+        for check_name, fn_name in CHECK_CALL.findall(cell.source):
+            stub, answer = cells[i - 2], cells[i - 1]
+            assert f"def {fn_name}(" in stub.source and "NotImplementedError" in stub.source
+            assert not hidden(stub) and hidden(answer) and f"def {fn_name}(" in answer.source
+            check = getattr(exercises, check_name)
+            for code, verdict in ((stub.source, False), (answer.source, True)):
+                namespace = {"torch": torch}
+                exec(code, namespace)
+                assert check(namespace[fn_name]) is verdict, f"{source.stem}: {fn_name}"
+
+
+def test_notebooks_have_the_exercises():
+    found = {p.stem: CHECK_CALL.findall(p.read_text()) for p in NOTEBOOKS}
+    assert [c for c, _ in found["02_forward_noising"]] == ["check_alpha_bar", "check_q_sample"]
+    assert [c for c, _ in found["03_training_the_unet"]] == ["check_loss"]
+    assert [c for c, _ in found["04_reverse_sampling"]] == ["check_reverse_step"]
+
+
+def test_algorithm_1_by_hand_is_dh_train_without_the_extras():
+    """Notebook 03's loop and dh.train with every extra off (fp32, constant lr, no warm-up, no
+    gradient clipping, no EMA) draw the same batches and take the same steps."""
+    steps, batch, lr, size = 4, 4, 1e-3, 16
+    x0 = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    schedule = dh.NoiseSchedule(1000)
+    settings = SimpleNamespace(preset="tiny", image_size=size, device=torch.device("cpu"))
+    namespace = {"torch": torch, "dh": dh, "S": settings, "x0": x0, "schedule": schedule}
+    namespace.update(LR=lr, BATCH=batch, HAND_STEPS=steps)
+    exec(solution("03_training_the_unet", "loss_fn"), namespace)
+    exec(cell_with("03_training_the_unet", "# Algorithm 1 by hand"), namespace)
+
+    model = dh.UNet.preset("tiny", image_channels=3, image_size=size, seed=0)
+    result = dh.train(
+        model, x0, schedule, steps=steps, batch_size=batch, lr=lr, seed=0, device="cpu",
+        precision="fp32", lr_schedule="constant", warmup_steps=1, grad_clip=None, ema_decay=0,
+        progress=False,
+    )  # fmt: skip
+    # The loop takes the mean of all squared differences, train() the mean of per-image means:
+    # equal up to float32 rounding (~1e-7), which four Adam steps do not amplify past 1e-5.
+    assert namespace["hand_losses"] == pytest.approx(result.losses, rel=1e-5)
+    assert len(set(result.losses)) == steps  # the weights moved: each step's loss differs
+    for by_hand, packaged in zip(namespace["model"].parameters(), result.raw_model.parameters()):
+        torch.testing.assert_close(by_hand, packaged, rtol=1e-4, atol=1e-6)
+
+
+def test_algorithm_2_by_hand_is_dh_sample_with_the_same_choices():
+    """Notebook 04's loop with the exercise's reverse_step and dh.sample(variance="beta",
+    clip=False) start from the same x_T and take the same steps."""
+    seen = []
+
+    def model(x, t):  # a fixed stand-in for the U-Net; its x0_hat leaves [-1, 1], so any
+        seen.append(x.clone())  # clipping (the package's default) would show
+        return 0.5 * x + 0.1
+
+    schedule = dh.NoiseSchedule(1000)
+    x0 = torch.zeros(1, 3, 8, 8)
+    settings = SimpleNamespace(device=torch.device("cpu"), num_samples=2)
+    namespace = {"torch": torch, "dh": dh, "S": settings, "x0": x0, "schedule": schedule}
+    namespace.update(model=model, T=schedule.num_steps, N_HAND=2)
+    exec(solution("04_reverse_sampling", "reverse_step"), namespace)
+    exec(cell_with("04_reverse_sampling", "# Algorithm 2 by hand"), namespace)
+    by_hand, seen[:] = list(seen), []
+
+    out = dh.sample(
+        model, schedule, n=2, image_size=8, channels=3, seed=0, variance="beta", clip=False,
+        progress=False,
+    )  # fmt: skip
+    assert len(by_hand) == len(seen) == schedule.num_steps
+    assert torch.equal(by_hand[0], seen[0])  # the same x_T
+    # The learner's formula divides by sqrt(alpha_t) where the package multiplies by its
+    # inverse: float32 rounding (~1 ulp of values up to ~5 per step), which over 1000 steps
+    # adds up to ~1e-5. A different draw, variance or clipping differs by 1e-3 or more.
+    for step in (1, 2, 3):  # the first reverse steps
+        torch.testing.assert_close(by_hand[step], seen[step], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(namespace["hand_images"], out.images, rtol=1e-4, atol=1e-5)
