@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Optional
 
-from . import demo
+from . import demo, demo_edit
 from .distributed import is_main_process
 from .interrupts import EXIT_STATUS, Interrupted, stop_signals
+from .masks import PRESETS
 from .sampling import METHODS
 from .train import TrainingError
 
@@ -44,7 +45,7 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``demo``, ``train`` and ``sample`` commands and their options."""
+    """The ``demo``, ``train``, ``sample``, ``edit``, ``inpaint`` and ``vary`` commands."""
     parser = OneLineParser(
         prog="python -m diffusion_helpers",
         description="DDPM on your own picture: noise it, train a U-Net, sample it back.",
@@ -138,6 +139,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     s.add_argument("--device", help="cpu, cuda or mps (default: the fastest available)")
+
+    def from_a_model(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--image", type=Path, help=f"the picture to {what} (default: the sample)")
+        p.add_argument(
+            "--checkpoint", type=Path, help="a trained model (default: the shipped pretrained one)"
+        )
+        p.add_argument("-n", type=positive_int, default=4, help="how many results (default: 4)")
+        p.add_argument("--method", choices=METHODS, default="ddpm", help="sampler (default: ddpm)")
+        p.add_argument("--steps", type=positive_int, help="steps for ddim or dpm_solver")
+        p.add_argument("--label", type=int, help="the class to draw (a conditional model)")
+        p.add_argument("--guidance", type=float, help="classifier-free guidance scale w")
+        p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+        p.add_argument("--device", help="cpu, cuda or mps (default: the fastest available)")
+
+    e = sub.add_parser("edit", help="SDEdit: noise a picture part of the way, then denoise it")
+    from_a_model(e, "edit")
+    e.add_argument(
+        "--strength",
+        type=float,
+        default=0.5,
+        help="how much noise, 0 (keep the picture) to 1 (draw anew) (default: 0.5)",
+    )
+    e.add_argument("--out", type=Path, default=Path("edits"), help="output folder")
+
+    i = sub.add_parser("inpaint", help="RePaint: fill part of a picture with the model")
+    from_a_model(i, "fill in")
+    i.add_argument("--mask", choices=PRESETS, default="centre_box", help="what to fill")
+    i.add_argument("--resample", type=positive_int, default=1, help="RePaint's resampling")
+    i.add_argument("--jump", type=positive_int, default=10, help="RePaint's jump length")
+    i.add_argument("--out", type=Path, default=Path("inpainted"), help="output folder")
+
+    v = sub.add_parser("vary", help="new pictures in the style of yours (a patch model)")
+    v.add_argument("--image", type=Path, help="your picture (default: the bundled sample)")
+    v.add_argument("--crop", type=positive_int, help="crop side (default: half the picture)")
+    v.add_argument("-n", type=positive_int, default=4, help="how many variations (default: 4)")
+    v.add_argument("--method", choices=METHODS, default="ddpm", help="sampler (default: ddpm)")
+    v.add_argument("--sampler-steps", type=positive_int, help="steps for ddim or dpm_solver")
+    v.add_argument("--out", type=Path, default=Path("variations"), help="output folder")
+    common(v)
     return parser
 
 
@@ -172,6 +212,22 @@ def run(args: argparse.Namespace) -> None:
             device=args.device,
             resume=args.resume,
         )
+    elif args.command in ("edit", "inpaint"):
+        shared = dict(checkpoint=args.checkpoint, n=args.n, method=args.method, steps=args.steps,
+                      seed=args.seed, device=args.device, label=args.label, guidance=args.guidance)  # fmt: skip
+        if args.command == "edit":
+            demo_edit.run_edit(args.image, args.out, strength=args.strength, **shared)
+        else:
+            demo_edit.run_inpaint(
+                args.image, args.out, mask=args.mask, resample=args.resample, jump=args.jump,
+                **shared,
+            )  # fmt: skip
+    elif args.command == "vary":
+        demo_edit.run_vary(
+            args.image, args.out, size=args.size, crop=args.crop, minutes=args.minutes,
+            steps=args.steps, n=args.n, method=args.method, sampler_steps=args.sampler_steps,
+            seed=args.seed, device=args.device,
+        )  # fmt: skip
     elif args.command == "train":
         demo.run_train(
             args.data,
@@ -201,9 +257,9 @@ def run(args: argparse.Namespace) -> None:
 
 def after_stop(args: argparse.Namespace) -> str:
     """What is on disk after an interrupt, truthfully, for each command."""
-    if args.command == "sample":
-        return "sampling was cut short; no new pictures were written."
-    path = args.out / "unet.pt" if args.command == "demo" else args.out
+    if args.command in ("sample", "edit", "inpaint"):
+        return "cut short; no new pictures were written."
+    path = {"demo": args.out / "unet.pt", "vary": args.out / "vary.pt"}.get(args.command, args.out)
     again = (
         "add --resume to continue" if args.command == "demo" else "run the same command to continue"
     )

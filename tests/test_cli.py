@@ -177,3 +177,41 @@ def test_train_on_digits_then_sample_a_class(tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "s" / "samples.png").exists()
+
+
+@pytest.mark.slow
+def test_edit_inpaint_and_vary_write_their_pictures(tmp_path):
+    """Notebook 06 headless, on the shipped model and a few-step sampler."""
+    fast = ["-n", "2", "--method", "ddim", "--steps", "4", "--device", "cpu"]
+    out = run_cli("edit", "--strength", "0.4", *fast, "--out", str(tmp_path / "e"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = run_cli("inpaint", "--mask", "left_half", *fast, "--out", str(tmp_path / "i"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = run_cli(
+        "vary", "--steps", "2", "-n", "2", "--method", "ddim", "--sampler-steps", "3",
+        "--device", "cpu", "--out", str(tmp_path / "v"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    for path in ("e/edits.png", "i/inpainted.png", "v/variations.png", "v/variations_larger.png"):
+        with Image.open(tmp_path / path) as img:
+            assert img.width > 200, path
+    assert (tmp_path / "v" / "vary.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["edit", "--strength", "1.5"], "strength"),
+        (["inpaint", "--mask", "everything"], "--mask"),
+        (["edit", "--label", "2"], "labels"),  # the shipped model has no classes
+    ],
+)
+def test_edit_and_inpaint_errors_are_one_line(tmp_path, capsys, args, words):
+    code = None
+    try:
+        code = main([*args, "-n", "1", "--out", str(tmp_path / "o")])
+    except SystemExit as stop:  # argparse's own choices
+        code = stop.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err

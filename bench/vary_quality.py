@@ -1,0 +1,152 @@
+"""Variations of one picture (diffusion_helpers/vary.py): are they new, do they look right?
+
+For each picture: train a patch model on random crops (``vary.train_variations``, a fixed
+number of ``--steps`` so the quality does not depend on how busy the machine is, or
+``--minutes``), sample ``--n`` variations at the picture's size and a few at a larger size,
+and print the three measurements of ``vary``:
+
+- copy PSNR: the best PSNR of the picture (its mirror image, shifts of up to 4 px) against a
+  sample; the max over samples. Below 20 dB: no sample is a copy.
+- patch distance: 7x7 patches of the samples against their nearest patch of the picture (RMS
+  in [-1, 1] units), beside the same for held-out corner crops of the picture ("ref").
+- colour distance: colour histograms (total variation, 0..1), beside that of the picture's
+  four quarters against the whole picture ("ref").
+- spread: mean RMS difference between two samples.
+
+A PNG per picture (the picture, its samples, the larger samples) goes to ``--out``. The CPU
+(model name, AVX-512 BF16 / AVX2), the thread count and the load average are printed, since
+the machine is often shared.
+
+    python tools/make_photos.py                          # once: images/landscape.png, pebbles.png
+    OMP_NUM_THREADS=2 python bench/vary_quality.py --steps 1500
+    python bench/vary_quality.py --pictures scene my_photo.jpg --steps 3000 --size 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from diffusion_helpers import vary
+from diffusion_helpers.images import load_image, sample_image_path
+from diffusion_helpers.schedule import NoiseSchedule
+from diffusion_helpers.viz import show_images
+
+PICTURES = ["scene", "face", "pattern", "landscape", "pebbles"]
+
+
+def describe_cpu() -> str:
+    """The CPU's model name, its widest vector unit, and the core count, from /proc/cpuinfo."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return f"unknown CPU ({os.cpu_count()} cores)"
+    lines = info.splitlines()
+    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "?")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
+    units = [f for f in ("avx512_bf16", "avx2") if f in flags] or ["no avx2"]
+    return f"{name}, flags: {' '.join(units)}, {os.cpu_count()} cores"
+
+
+def load_average() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+
+
+def picture_path(name: str) -> Path:
+    """A bundled picture's name (images/<name>.png) or a path."""
+    path = Path(name)
+    return path if path.suffix else sample_image_path(name)
+
+
+def measure(name: str, args: argparse.Namespace, schedule: NoiseSchedule) -> dict:
+    """Train on one picture, sample, measure; write the PNG. Returns one row of the table."""
+    picture = load_image(picture_path(name), size=args.size)
+    start = time.perf_counter()
+    result = vary.train_variations(picture, schedule, crop=args.crop, steps=args.steps,
+                                   minutes=args.minutes, seed=args.seed, device=args.device,
+                                   flip=args.flip, progress=False)  # fmt: skip
+    train_s = time.perf_counter() - start
+    sampler = dict(method="ddim", steps=args.sample_steps, eta=1.0, progress=False)
+    start = time.perf_counter()
+    same = vary.sample_variations(result.model, schedule, args.n, args.size, seed=1, **sampler)
+    large = vary.sample_variations(result.model, schedule, 2, args.large, seed=2, **sampler)
+    sample_s = time.perf_counter() - start
+    images = same.images
+    half = args.size // 2  # the four quarters of the picture: the yardstick for colours
+    quarters = torch.cat(
+        [picture[..., y : y + half, x : x + half] for y in (0, half) for x in (0, half)]
+    )
+    row = dict(
+        picture=name,
+        steps=result.steps,
+        train_s=train_s,
+        sample_s=sample_s,
+        copy=float(vary.copy_psnr(images, picture).max()),
+        copy_large=float(vary.copy_psnr(large.images, picture).max()),
+        patch=float(vary.patch_distance(images, picture, mirror=args.flip).mean()),
+        patch_large=float(vary.patch_distance(large.images, picture, mirror=args.flip).mean()),
+        patch_ref=vary.held_out_patch_distance(picture),
+        colour=float(vary.colour_distance(images, picture).mean()),
+        colour_ref=float(vary.colour_distance(quarters, picture).mean()),
+        spread=vary.sample_spread(images),
+        loss=sum(result.losses[-100:]) / len(result.losses[-100:]),
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    titles = [f"{name} ({args.size} px)"] + [f"{s:.1f} dB" for s in vary.copy_psnr(images, picture)]
+    show_images(torch.cat([picture, images]), titles=titles, ncols=len(titles), size=2.0).savefig(
+        args.out / f"vary_{name}.png", dpi=100
+    )
+    show_images(large.images, titles=[f"{args.large} px"] * 2, ncols=2, size=3.0).savefig(
+        args.out / f"vary_{name}_large.png", dpi=100
+    )
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pictures", nargs="+", default=PICTURES)
+    parser.add_argument("--size", type=int, default=48, help="picture side (px)")
+    parser.add_argument("--crop", type=int, default=None, help="crop side (default size / 2)")
+    parser.add_argument("--large", type=int, default=None, help="larger canvas (default 4/3 size)")
+    parser.add_argument("--steps", type=int, default=1500, help="training steps per picture")
+    parser.add_argument("--minutes", type=float, default=None, help="or a time budget")
+    parser.add_argument("--n", type=int, default=6, help="samples per picture")
+    parser.add_argument("--sample-steps", type=int, default=100, help="DDIM (eta = 1) steps")
+    parser.add_argument("--flip", action="store_true", help="train on mirrored crops too")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=Path("bench_output"))
+    args = parser.parse_args()
+    if args.minutes is not None and args.steps == parser.get_default("steps"):
+        args.steps = None  # --minutes alone: a time budget
+    args.large = args.large or args.size * 4 // 3
+    print(f"{describe_cpu()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"load average before: {load_average()}")
+    schedule = NoiseSchedule(1000)
+    rows = []
+    for name in args.pictures:
+        rows.append(measure(name, args, schedule))
+        r = rows[-1]
+        print(f"  {name}: {r['steps']} steps in {r['train_s']:.0f} s, sampling "
+              f"{r['sample_s']:.0f} s, load {load_average()}", flush=True)  # fmt: skip
+    print(f"\n{args.size} px pictures, crops {args.crop or args.size // 2} px, "
+          f"{args.n} samples at {args.size} px and 2 at {args.large} px, DDIM eta=1 "
+          f"{args.sample_steps} steps; load average after: {load_average()}\n")  # fmt: skip
+    header = ("picture", "steps", "train s", "copy dB", f"copy@{args.large}", "patch",
+              f"patch@{args.large}", "ref", "colour", "ref", "spread")  # fmt: skip
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        print(f"| {r['picture']} | {r['steps']} | {r['train_s']:.0f} | {r['copy']:.1f} | "
+              f"{r['copy_large']:.1f} | {r['patch']:.3f} | {r['patch_large']:.3f} | "
+              f"{r['patch_ref']:.3f} | {r['colour']:.2f} | {r['colour_ref']:.2f} | "
+              f"{r['spread']:.3f} |")  # fmt: skip
+    print(f"\nPictures of the samples: {args.out}/vary_<picture>.png and _large.png")
+
+
+if __name__ == "__main__":
+    main()
