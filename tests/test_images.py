@@ -396,7 +396,9 @@ def test_sample_images():
         x = load_image(path, size=32)
         check_tensor(x, 32)
         assert not torch.allclose(x, x.flip(-1), atol=0.1)  # not left-right symmetric
-    with pytest.raises(FileNotFoundError, match="available: face, landscape, pattern, pebbles, scene"):
+    with pytest.raises(
+        FileNotFoundError, match="available: face, landscape, pattern, pebbles, scene"
+    ):
         sample_image_path("unicorn")
 
 
