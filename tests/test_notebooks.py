@@ -33,24 +33,31 @@ MIN_FIGURES = {
     "02_forward_noising": 5,
     "03_training_the_unet": 8,  # with the four what-if figures, which quick mode runs
     "04_reverse_sampling": 5,
+    "05_new_pictures": 6,
+    "06_edit_and_vary": 10,
 }
 MUST_SHOW = {
     "01_your_image": ["dh.upload_widget()"],
     "02_forward_noising": ["dh.forward_slider("],
     "03_training_the_unet": [],
     "04_reverse_sampling": ["dh.animation_html(", "dh.reverse_explorer("],
+    "05_new_pictures": ["dh.animation_html("],
+    "06_edit_and_vary": ["dh.animation_html(", "masks.MaskPicker("],
 }
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
-def test_there_are_four_notebooks():
+def test_there_are_six_notebooks():
     names = [p.stem for p in NOTEBOOKS]
     assert names == [
         "01_your_image",
         "02_forward_noising",
         "03_training_the_unet",
         "04_reverse_sampling",
+        "05_new_pictures",
+        "06_edit_and_vary",
     ]
+    assert set(MIN_FIGURES) == set(MUST_SHOW) == set(names)
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)

@@ -1,0 +1,294 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/diffusion-tutorial/ddpm-on-your-picture/blob/main/notebooks/06_edit_and_vary.ipynb)
+#
+# # 6 · Edit and vary your picture
+#
+# A trained diffusion model does more than draw from pure noise. The reverse process can start
+# from *your* picture, noised part of the way (**editing**, SDEdit); it can keep part of a
+# picture and draw only the rest (**inpainting**, RePaint); and a model that only ever sees small
+# pieces of one picture draws new pictures made of those pieces (**variations**).
+
+# %% Setup: in Colab, fetch and install the tutorial package; locally this only imports it.
+import os
+import subprocess
+import sys
+
+REPO_URL = "https://github.com/diffusion-tutorial/ddpm-on-your-picture"
+if "google.colab" in sys.modules and not os.path.isdir("ddpm-on-your-picture"):
+    subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL], check=True)
+    # --no-deps: Colab already has torch, torchvision, matplotlib, pillow, ipywidgets and tqdm.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "ddpm-on-your-picture"], check=True)
+sys.path.insert(0, "ddpm-on-your-picture" if "google.colab" in sys.modules else "..")
+
+import torch
+from IPython.display import HTML
+from matplotlib.figure import Figure
+from PIL import Image, ImageDraw
+
+import diffusion_helpers as dh
+from diffusion_helpers import editing, masks, vary
+
+S = dh.settings()
+model, schedule, x0 = dh.load_tutorial_model(S.device)  # notebook 03's model, or the shipped one
+T, SIZE = schedule.num_steps, model.config.image_size
+# The many edits below use DPM-Solver++ (notebook 04): 20 steps for a whole run, so an edit at
+# strength 0.5 takes 10. The one edit we watch uses DDPM's small steps (the cleanest pictures).
+FAST = dict(method="dpm_solver", progress=False)
+INPAINT_STEPS = 10 if S.quick else 50  # DPM-Solver steps of a RePaint run (measured: 40 dB)
+
+# %% [markdown]
+# ## 1 · Editing: noise part of the way, then denoise (SDEdit)
+#
+# SDEdit (Meng et al. 2022) needs no new training. Take a picture $y$, noise it to a middle
+# step $t_0$ in one jump (eq. 4 of notebook 02),
+#
+# $$x_{t_0} = \sqrt{\bar\alpha_{t_0}}\,y + \sqrt{1-\bar\alpha_{t_0}}\,\varepsilon,$$
+#
+# then run the reverse process of notebook 04 from $t_0$ down to 0. The **strength**
+# $s = t_0 / T$ decides the trade: with little noise the result stays close to $y$ (faithful);
+# with much noise only $y$'s rough layout and colours survive and the model redraws the rest as
+# it would draw it (realistic). At strength 1 nothing of $y$ is left: it is plain sampling.
+#
+# Our model learned one picture, so "realistic" means "like that picture". Here is a rough
+# drawing of a few shapes, something the model never saw:
+
+# %%
+drawing = Image.new("RGB", (64, 64), (70, 70, 160))  # a blue sky
+pen = ImageDraw.Draw(drawing)
+pen.rectangle([0, 42, 64, 64], fill=(40, 120, 50))  # flat green ground
+pen.ellipse([38, 8, 56, 26], fill=(250, 220, 60))  # a sun, on the right this time
+pen.rectangle([10, 30, 24, 44], fill=(200, 40, 40))  # a red box: a house?
+rough = dh.load_image(drawing, size=SIZE, channels=x0.shape[1])
+dh.show_images(torch.cat([x0, rough]), titles=["what the model learned", "a rough drawing"], size=2.5)
+
+# %%
+STRENGTHS = [0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]
+edits = torch.cat([editing.edit(model, schedule, rough, s, seed=0, **FAST).images for s in STRENGTHS])
+dh.show_images(torch.cat([rough, edits]), titles=["drawing"] + [f"strength {s:g}" for s in STRENGTHS], ncols=6)
+
+# %% [markdown]
+# How faithful, how realistic? PSNR (notebook 04) of each edit against the drawing, and
+# against the picture the model learned:
+
+# %%
+to_drawing, to_picture = dh.psnr(edits, rough), dh.psnr(edits, x0)
+fig = Figure(figsize=(6, 3.2), layout="constrained")
+ax = fig.subplots()
+ax.plot(STRENGTHS, to_drawing, "o-", label="PSNR to the drawing (faithful)")
+ax.plot(STRENGTHS, to_picture, "s-", label="PSNR to the learned picture (realistic)")
+ax.set_xlabel("strength $t_0 / T$")
+ax.set_ylabel("dB")
+ax.legend()
+fig
+
+# %% [markdown]
+# Below the crossing the edit is more the drawing than the picture; above it, the other way
+# round. Here the curves cross early, near 0.1: a model that knows one picture by heart pulls
+# every edit towards it, so only a little noise (0.02 to 0.05) keeps your drawing, and from
+# 0.2 on its sun and house are back where it learned them. A model of many pictures leaves
+# more room (the digits below).
+#
+# ### Watch one edit
+#
+# The reverse process from $t_0 = 0.3\,T$ (DDPM, one small step at a time): top, $x_t$;
+# bottom, the model's guess of the final picture at each step. Watch your sun fade and the
+# learned one appear.
+
+# %%
+one_edit = editing.edit(model, schedule, rough, 0.3, method="dpm_solver" if S.quick else "ddpm", seed=0,
+                        every=1 if S.quick else 3, progress=False)  # fmt: skip
+HTML(dh.animation_html(one_edit.frames))
+
+# %% [markdown]
+# ### A scribble becomes a digit
+#
+# A model of many pictures has more to offer than one picture. Notebook 05 trained one on
+# handwritten digits, **conditional** on the class (it can be told which digit to draw). If
+# its checkpoint is there we use it; otherwise we train a small one here (2 minutes on a CPU).
+
+# %%
+digits_path = dh.work_dir() / "digits.pt"
+if digits_path.exists():
+    digit_model, digit_schedule, _ = dh.load_for_sampling(digits_path, S.device)
+    cfg = digit_model.config
+    digits = dh.load_dataset("digits", cfg.image_size, cfg.image_channels)  # at the model's size
+    print(f"Using notebook 05's digits model ({digits_path}).")
+else:
+    digits = dh.load_dataset("digits", 16)
+    digit_schedule = dh.NoiseSchedule(1000)
+    digit_model = dh.UNet.preset("tiny", image_channels=1, image_size=16, num_classes=10, seed=0)
+    run = dh.train(digit_model, digits, digit_schedule, minutes=None if S.quick else 2.0,
+                   steps=10 if S.quick else None, device=S.device, seed=0)
+    digit_model = run.model
+CONDITIONAL = digit_model.config.num_classes is not None
+print(digits.describe(), "| conditional model" if CONDITIONAL else "| unconditional model")
+
+# %% [markdown]
+# Draw a scribble (two strokes, roughly a 7) and edit it at strength 0.6, first with no class,
+# then asking for each digit 0 to 9 in turn (classifier-free guidance, notebook 05):
+
+# %%
+canvas = Image.new("L", (64, 64), 0)  # black, like the digits
+ImageDraw.Draw(canvas).line([(18, 14), (46, 14), (30, 54)], fill=255, width=7)
+scribble = dh.load_image(canvas, size=digits.images.shape[-1], channels=digits.images.shape[1])
+free = editing.edit(digit_model, digit_schedule, scribble.repeat(4, 1, 1, 1), 0.6, seed=1, **FAST)
+asked = editing.edit(digit_model, digit_schedule, scribble.repeat(10, 1, 1, 1), 0.6, seed=1, **FAST,
+                     labels=torch.arange(10) if CONDITIONAL else None)  # fmt: skip
+titles = ["scribble"] + ["no class"] * 4 + [f"asked: {k}" if CONDITIONAL else "no class" for k in range(10)]
+dh.show_images(torch.cat([scribble, free.images, asked.images]), titles=titles, ncols=5, size=1.6)
+
+# %% [markdown]
+# With no class, the model keeps the stroke's place and thickness and draws whichever digit
+# fits it best (a 7, or a 9 or 3 that shares its top bar). Told a class, it bends the same
+# stroke into the digit you asked for: at 0.6 enough noise is added for a 7 to become a 0.
+
+# %% [markdown]
+# ## 2 · Inpainting: keep part of the picture, fill the rest (RePaint)
+#
+# RePaint (Lugmayr et al. 2022) runs the reverse process from pure noise, and after every step
+# replaces the part you keep (mask $m = 1$) by your picture noised to that step:
+#
+# $$x_{t-1} = m \odot \big(\sqrt{\bar\alpha_{t-1}}\,y + \sqrt{1-\bar\alpha_{t-1}}\,\varepsilon\big)
+# + (1 - m) \odot x_{t-1}^{\text{model}}.$$
+#
+# So the model only ever draws the missing part, always beside the right amount of noise on the
+# rest. Every few steps it goes back a little (adds noise again) and redoes them, so that the
+# filled part has time to agree with what is kept (**resampling**).
+#
+# Choose what to rub out: a preset from the menu, or `rectangle` and the sliders. Then run the
+# next cell (running all cells unattended uses the centre box).
+
+# %%
+picker = masks.MaskPicker(x0)
+picker
+
+# %%
+chosen = picker.mask()
+all_masks = torch.cat([chosen] + [masks.mask_preset(name, SIZE, seed=0) for name in ("left_half", "strokes")])
+n = len(all_masks)
+filled = editing.inpaint(model, schedule, x0.repeat(n, 1, 1, 1), all_masks, steps=INPAINT_STEPS, seed=0, **FAST)
+scores = masks.region_psnr(filled.images, x0, all_masks)
+dh.show_images(torch.cat([masks.masked(x0.repeat(n, 1, 1, 1), all_masks), filled.images]),
+               titles=["given"] * n + [f"filled: {s:.1f} dB" for s in scores], ncols=n, size=2.5)  # fmt: skip
+
+# %% [markdown]
+# The model knows this picture by heart, so it restores the missing part almost exactly (the
+# PSNR counts only the filled pixels; above 30 dB they are hard to tell from the original).
+#
+# The digits model learned many digits, not these ones by heart. Give it the top half of ten
+# real digits and let it draw the bottom half, first freely, then told the right class:
+
+# %%
+pick = torch.stack([(digits.labels == k).nonzero()[0, 0] for k in range(10)])  # the first of each class
+real, real_labels = digits.images[pick], digits.labels[pick]
+bottom = masks.mask_preset("bottom_half", real.shape[-1])
+guess = editing.inpaint(digit_model, digit_schedule, real, bottom, steps=INPAINT_STEPS, seed=2, **FAST)
+told = editing.inpaint(digit_model, digit_schedule, real, bottom, steps=INPAINT_STEPS, seed=2, **FAST,
+                       labels=real_labels if CONDITIONAL else None)  # fmt: skip
+dh.show_images(torch.cat([real, masks.masked(real, bottom), guess.images, told.images]), ncols=10, size=1.2,
+               titles=[f"real {int(y)}" for y in real_labels] + ["given"] * 10 + ["free"] * 10 + ["told"] * 10)  # fmt: skip
+
+# %% [markdown]
+# ## 3 · Variations: a model of your picture's pieces
+#
+# Trained on the whole picture, the U-Net memorises it: every sample is the picture. Two
+# changes make it draw *new* pictures that look like yours (the idea of SinDDM, Kulikov et al.
+# 2023, and SinFusion, Nikankin et al. 2023):
+#
+# 1. it trains on **random crops** of the picture, half its side;
+# 2. it has a small **receptive field**: no attention and only one downsampling, so each output
+#    pixel depends only on a window of the input (37 × 37 px of a 48 px picture), not on the
+#    whole picture; and in training, beyond the 24 px crop there is nothing to see.
+#
+# It learns what the pieces of your picture look like, but not where they go. Run the reverse
+# process on a canvas and every window of the result looks like some part of your picture,
+# while the whole is a new arrangement, at any size you like.
+
+# %%
+VARY_SIZE = 16 if S.quick else 48  # the picture's side (48 px: about 4 minutes on a CPU)
+CROP = VARY_SIZE // 2  # the side of the crops
+picture = dh.my_image(size=VARY_SIZE)
+crops = vary.RandomCrops(picture, CROP)
+dh.show_images(torch.stack([crops[i] for i in range(8)]), titles=[f"crop at {crops.where(i)[:2]}" for i in range(8)], ncols=8, size=1.4)
+
+# %%
+patch_net = vary.patch_model(CROP, picture.shape[1], seed=0)
+print(f"{patch_net.num_parameters() / 1e6:.2f} M parameters; each output pixel sees a "
+      f"{vary.receptive_field(patch_net)} x {vary.receptive_field(patch_net)} px window "
+      f"of a {VARY_SIZE} px picture")
+
+# %% [markdown]
+# Training is Algorithm 1 again, on the crops: `dh.train` draws crop indices as it drew
+# pictures. On a CPU, 4 minutes give rough but recognisable variations; longer is better.
+
+# %%
+variations = vary.train_variations(picture, schedule, model=patch_net, seed=0, device=S.device,
+                                   steps=10 if S.quick else None, minutes=None if S.quick else 4.0)  # fmt: skip
+dh.plot_losses(variations.losses)
+
+# %% [markdown]
+# Samples on a canvas the size of your picture, and on one twice as wide and tall. The sampler
+# is DDIM with $\eta = 1$ in 100 steps (notebook 04: close to DDPM at a tenth of the steps):
+
+# %%
+SAMPLER = dict(method="ddim", steps=10 if S.quick else 100, eta=1.0, progress=False)
+same = vary.sample_variations(variations.model, schedule, 4, VARY_SIZE, seed=1, **SAMPLER)
+wide = vary.sample_variations(variations.model, schedule, 2, 2 * VARY_SIZE, seed=2, **SAMPLER)
+dh.show_images(torch.cat([picture, same.images]), titles=["your picture"] + ["variation"] * 4, ncols=5, size=2.2)
+
+# %%
+dh.show_images(wide.images, titles=[f"{2 * VARY_SIZE} x {2 * VARY_SIZE} px"] * 2, ncols=2, size=4)
+
+# %% [markdown]
+# ### Is it a copy?
+#
+# Three numbers (`diffusion_helpers/vary.py`):
+#
+# - **copy PSNR**: the best PSNR of the picture (and its mirror image, shifted by up to 4 px)
+#   against each sample. A copy scores above 30 dB; a new picture below 20 dB.
+# - **patch distance**: for every 7 × 7 piece of a sample, how far the nearest piece of your
+#   picture is (RMS, in pixel values from -1 to 1). Beside it, the same for parts of your
+#   picture that were held out: a new part of the same picture. Near it: the same look.
+# - **spread**: how different two samples are from each other (0: all the same).
+#
+# For contrast, two samples of the memorised model of notebook 03 (at its own size, against
+# its own picture):
+
+# %%
+memorised = dh.sample(model, schedule, n=2, method="ddim", steps=SAMPLER["steps"], eta=1.0, seed=3, progress=False).images
+print(f"memorised model:  copy PSNR {vary.copy_psnr(memorised, x0).max():5.1f} dB")
+print(f"variations:       copy PSNR {vary.copy_psnr(same.images, picture).max():5.1f} dB (the most copy-like of 4)")
+print(f"patch distance:   {vary.patch_distance(same.images, picture).mean():.3f} "
+      f"(held-out parts of your picture: {vary.held_out_patch_distance(picture):.3f})")
+print(f"spread:           {vary.sample_spread(same.images):.3f}")
+
+# %% [markdown]
+# What 4 CPU minutes give (`bench/vary_quality.py` measures five pictures): the pieces are the
+# picture's own (houses with lit doors, hills, sky bands), put together anew. Shapes are where
+# it falls short: the sun comes out as yellow blobs of any size, edges are soft. Textures
+# (stones, tiles) come out best.
+#
+# ## What you have seen
+#
+# The same trained network, started from something other than pure noise, edits (SDEdit) and
+# fills in (RePaint); told a class, it steers towards it. And what a network can see decides
+# what it learns: the whole picture gives a copy, windows of it give variations.
+#
+# Try: your own drawing in the first cell (any shapes and colours); smaller crops (`CROP = 16`)
+# for busier variations, larger ones (`CROP = 32`) for more of your layout (and more copying:
+# watch the copy PSNR); `flip=True` in `train_variations` for mirrored pieces.
