@@ -16,10 +16,13 @@ from typing import Any, Callable, Optional, Union
 
 import torch
 
-# Classifier-free guidance weight w when labels are given without guidance_scale. A placeholder
-# (3.0, within the range Ho & Salimans found best for sample quality): the lead will set it by
-# measurement on our conditional model.
-DEFAULT_GUIDANCE = 3.0
+# The guidance weight w when labels are given without guidance_scale. Measured on the digits
+# model of notebook 05 (conditional tiny U-Net, 16 px, 1,600 steps, 500 DPM-Solver++ samples;
+# accuracy by a classifier trained on the real digits, within-class diversity of the real
+# digits 4.49): w = 1 gave 90.8% accuracy, Frechet distance 12.7, within-class diversity 4.83;
+# w = 1.5 98.0%, 36.5, 4.34; w = 2 99.4%, 72.4, 4.04; w = 3 100%, 127, 3.71. 1.5 is the knee:
+# nearly every digit is the one asked for, with about the real digits' variety.
+DEFAULT_GUIDANCE = 1.5
 
 Labels = Union[int, torch.Tensor]
 
