@@ -35,6 +35,7 @@ from .images import (
     to_pil,
 )
 from .interrupts import Interrupted
+from .masks import MaskPicker, mask_preset, region_psnr
 from .reverse import CLIP_X0, ddim_step, dpm_solver_2m_step, predict_x0, q_posterior, reverse_step
 from .sampling import Frame, SampleResult, ddim_timesteps, psnr, reverse_process, sample
 from .schedule import NoiseSchedule, make_betas
@@ -54,6 +55,7 @@ from .tutorial import (
 )
 from .unet import UNet, UNetConfig
 from .upload import pick_image, upload_image, upload_widget, uploaded_files
+from .vary import copy_psnr, patch_model, sample_variations, train_variations
 from .viz import (
     animate,
     animation_html,
@@ -81,6 +83,7 @@ __all__ = [
     "CheckpointError",
     "class_accuracy",
     "CLIP_X0",
+    "copy_psnr",
     "DATASET_NAMES",
     "dataset_settings",
     "ddim_step",
@@ -113,11 +116,14 @@ __all__ = [
     "load_image_info",
     "load_tutorial_model",
     "make_betas",
+    "mask_preset",
+    "MaskPicker",
     "memorisation_ratio",
     "my_image",
     "nearest_neighbours",
     "noise_prediction_examples",
     "NoiseSchedule",
+    "patch_model",
     "pick_device",
     "pick_image",
     "plot_chain_vs_closed_form",
@@ -132,11 +138,13 @@ __all__ = [
     "psnr",
     "q_posterior",
     "quick_mode",
+    "region_psnr",
     "reverse_explorer",
     "reverse_process",
     "reverse_step",
     "sample",
     "sample_image_path",
+    "sample_variations",
     "SampleResult",
     "save_gif",
     "save_my_image",
@@ -147,6 +155,7 @@ __all__ = [
     "to_pil",
     "train",
     "train_classifier",
+    "train_variations",
     "TrainConfig",
     "TrainingError",
     "TrainResult",
