@@ -27,8 +27,9 @@ from matplotlib.figure import Figure
 from .animation import image_grid, imshow_pixels
 from .evaluate import class_accuracy, diversity, features, frechet_distance
 from .forward import check_image
+from .guidance import DEFAULT_GUIDANCE
 from .images import to_numpy, to_pil
-from .sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, sample
+from .sampling import DEFAULT_STEPS, sample
 from .schedule import NoiseSchedule
 from .widgets import WIDGET_WIDTH_PX, _png, display_scale, grid_columns
 

@@ -144,7 +144,7 @@ dh.plot_losses(result.losses)
 # The bracket is the direction "more like a $y$". With $w = 1$ it is the plain conditional
 # model; $w > 1$ pushes further along it; $w = 0$ drops it. `dh.sample(..., labels=y,
 # guidance_scale=w)` does this with one call of the network on both halves of a batch. One row
-# per digit, at the package's default $w$ (`dh.sampling.DEFAULT_GUIDANCE`; how it was chosen
+# per digit, at the package's default $w$ (`DEFAULT_GUIDANCE`; how it was chosen
 # comes below):
 
 # %%
@@ -269,9 +269,9 @@ row_of = torch.cat([torch.full((len(x),), i) for i, x in enumerate(shown)])
 gallery.plot_class_rows(torch.cat(shown), row_of, names, size=0.6)
 
 # %% [markdown]
-# The copier has the best FD and a ratio of 0: only the two numbers together tell a good
-# *generator*. Blurring (quality) and a single class (no variety) both cost FD; so does strong
-# guidance, through both.
+# The copier has the best FD (what this many pictures can reach at best) and a ratio of 0:
+# only the two numbers together tell a good *generator*. Blurring (quality) and a single class
+# (no variety) both cost FD; so does strong guidance, through both.
 #
 # ## Your own folder of pictures
 #

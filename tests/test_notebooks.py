@@ -33,7 +33,7 @@ MIN_FIGURES = {
     "02_forward_noising": 5,
     "03_training_the_unet": 8,  # with the four what-if figures, which quick mode runs
     "04_reverse_sampling": 5,
-    "05_new_pictures": 6,
+    "05_new_pictures": 8,
     "06_edit_and_vary": 10,
 }
 MUST_SHOW = {
@@ -41,7 +41,7 @@ MUST_SHOW = {
     "02_forward_noising": ["dh.forward_slider("],
     "03_training_the_unet": [],
     "04_reverse_sampling": ["dh.animation_html(", "dh.reverse_explorer("],
-    "05_new_pictures": ["dh.animation_html("],
+    "05_new_pictures": ["gallery.class_sampler(", "dh.animation_html("],
     "06_edit_and_vary": ["dh.animation_html(", "masks.MaskPicker("],
 }
 WIDGET = "application/vnd.jupyter.widget-view+json"
