@@ -24,11 +24,11 @@ from .datasets import (
     check_memory,
     to_model_space,
 )
+from .env import work_dir_path
 from .images import IMAGE_SUFFIXES, ImageLoadError, load_image
 
 PROGRESS_FROM = 50  # a progress bar for fewer pictures (a second or two) only adds noise
 SHOW_SKIPPED = 3  # how many skipped files the summary line names
-WORKDIR_ENV = "DIFFUSION_WORKDIR"  # the work folder of tutorial.work_dir()
 IGNORED_NAMES = ("__MACOSX",)  # what unzipping on a Mac leaves beside the pictures
 
 # The files torchvision writes (and checks) under root; MNIST and FashionMNIST share a layout.
@@ -46,7 +46,7 @@ CIFAR10_FILES = CIFAR10_TRAIN + ("test_batch", "batches.meta")
 
 def default_root() -> Path:
     """Where the torchvision datasets are kept: ``data/`` inside the work folder."""
-    return Path(os.environ.get(WORKDIR_ENV, "outputs")) / "data"
+    return work_dir_path() / "data"
 
 
 def load_torchvision(

@@ -64,11 +64,11 @@ def run_demo(
     g = torch.Generator().manual_seed(seed)
 
     written = {
-        "forward_grid": _save(
+        "forward_grid": save_figure(
             viz.plot_noising_grid(x0, schedule, _forward_steps(schedule), generator=g),
             out / "forward_grid.png",
         ),
-        "schedules": _save(
+        "schedules": save_figure(
             viz.plot_schedules(
                 {"linear (DDPM)": schedule, "cosine": NoiseSchedule(cfg.num_steps, "cosine")}
             ),
@@ -81,18 +81,16 @@ def run_demo(
         f"on {cfg.device.type}..."
     )
     result = _train(model, x0, schedule, cfg, minutes, steps, seed, checkpoint)
-    written["loss"] = _save(viz.plot_losses(result.losses), out / "loss.png")
+    written["loss"] = save_figure(viz.plot_losses(result.losses), out / "loss.png")
     written["checkpoint"] = checkpoint
 
     start = time.perf_counter()
-    run = sample(
-        result.model, schedule, n=cfg.num_samples, seed=seed, every=max(1, cfg.num_steps // 100)
-    )
+    run = sample(result.model, schedule, n=cfg.num_samples, seed=seed, every=frame_every(schedule))
     sample_seconds = time.perf_counter() - start
     scores = psnr(run.images, x0, mirror=True)
     written["reverse_gif"] = viz.save_gif(run.frames, out / "reverse.gif")
     titles = ["your picture"] + [f"{s:.1f} dB" for s in scores.tolist()]
-    written["samples"] = _save(
+    written["samples"] = save_figure(
         viz.show_images(torch.cat([x0, run.images]), titles=titles), out / "samples.png"
     )
 
@@ -182,8 +180,7 @@ def run_sample(
     """Sample ``n`` pictures from a checkpoint (default: the shipped one) into ``out``. A
     class-conditional model draws the class ``label``, or one of each class in turn."""
     check_output_folder(out, "samples")
-    path = checkpoint if checkpoint is not None else tutorial.PRETRAINED
-    model, schedule, _ = load_for_sampling(path, tutorial.settings(device).device)
+    model, schedule = trained_model(checkpoint, device)
     classes = model.config.num_classes
     labels = label if label is not None or classes is None else torch.arange(n) % classes
     run = sample(
@@ -193,7 +190,7 @@ def run_sample(
         method=method,
         steps=steps,
         seed=seed,
-        every=max(1, schedule.num_steps // 100),
+        every=frame_every(schedule),
         labels=labels,
         guidance_scale=guidance,
     )
@@ -202,12 +199,30 @@ def run_sample(
         names = torch.as_tensor(labels).expand(n).tolist() if label is not None else labels.tolist()
         titles = [f"class {c}" for c in names]
     written = {
-        "samples": _save(viz.show_images(run.images, titles=titles), out / "samples.png"),
+        "samples": save_figure(viz.show_images(run.images, titles=titles), out / "samples.png"),
         "reverse_gif": viz.save_gif(run.frames, out / "reverse.gif"),
     }
     for name, p in written.items():
         print(f"  {name:<13} {p}")
     return written
+
+
+def trained_model(checkpoint: Optional[Path], device: Optional[str]) -> tuple[UNet, NoiseSchedule]:
+    """The model of ``checkpoint`` (default: the shipped pretrained one) and its schedule."""
+    path = checkpoint if checkpoint is not None else tutorial.PRETRAINED
+    model, schedule, _ = load_for_sampling(path, tutorial.settings(device).device)
+    return model, schedule
+
+
+def frame_every(schedule: NoiseSchedule) -> int:
+    """Capture a frame every T / 100 steps: 100 frames for the GIF whatever T is."""
+    return max(1, schedule.num_steps // 100)
+
+
+def stop_if_interrupted(result: TrainResult) -> None:
+    """A stopped run makes nothing more: train() said what it kept; the CLI exits 130/143."""
+    if result.interrupted:
+        raise Interrupted(result.interrupted)
 
 
 def checkpoint_summary(path: Path) -> str:
@@ -243,8 +258,7 @@ def _train(
         seed=seed,
         checkpoint=checkpoint,
     )
-    if result.interrupted:  # train() said what it kept; nothing more is made of a stopped run
-        raise Interrupted(result.interrupted)
+    stop_if_interrupted(result)
     return result
 
 
@@ -259,7 +273,8 @@ def _trained(result: TrainResult) -> str:
     return f"Trained {this_run} steps in {result.elapsed:.0f} s{resumed}"
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write a figure as a PNG at 100 dpi, trimmed; return the path."""
     fig.savefig(path, dpi=100, bbox_inches="tight")
     return path
 

@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 
 from . import tutorial, viz
-from .checkpoint import load_for_sampling
+from .demo import frame_every, save_figure, stop_if_interrupted, trained_model
 from .editing import edit as sdedit
 from .editing import inpaint
 from .images import load_image, sample_image_path
@@ -43,7 +43,7 @@ def run_edit(
     model, schedule, picture = _model_and_picture(checkpoint, image, device)
     run = sdedit(
         model, schedule, picture.expand(n, -1, -1, -1), strength, method=method, steps=steps,
-        seed=seed, labels=label, guidance_scale=guidance, every=_every(schedule),
+        seed=seed, labels=label, guidance_scale=guidance, every=frame_every(schedule),
     )  # fmt: skip
     scores = psnr(run.images, picture)
     titles = ["input"] + [f"{s:.1f} dB to the input" for s in scores.tolist()]
@@ -80,7 +80,7 @@ def run_inpaint(
     run = inpaint(
         model, schedule, picture.expand(n, -1, -1, -1), keep, resample=resample, jump=jump,
         method=method, steps=steps, seed=seed, labels=label, guidance_scale=guidance,
-        every=_every(schedule),
+        every=frame_every(schedule),
     )  # fmt: skip
     scores = region_psnr(run.images, picture, keep)
     titles = ["input", "to fill"] + [f"filled: {s:.1f} dB" for s in scores.tolist()]
@@ -116,13 +116,10 @@ def run_vary(
         picture, schedule, crop=crop, minutes=minutes, steps=steps, seed=seed,
         device=cfg.device, checkpoint=checkpoint,
     )  # fmt: skip
-    if result.interrupted:
-        from .interrupts import Interrupted
-
-        raise Interrupted(result.interrupted)
+    stop_if_interrupted(result)
     how = dict(method=method, steps=sampler_steps)
     same = sample_variations(
-        result.model, schedule, n, size, seed=seed, every=_every(schedule), **how
+        result.model, schedule, n, size, seed=seed, every=frame_every(schedule), **how
     )
     wide = sample_variations(result.model, schedule, n, 2 * size, seed=seed + 1, **how)
     titles = ["your picture"] + [f"copy? {s:.1f} dB" for s in copy_psnr(same.images, picture)]
@@ -138,23 +135,15 @@ def _model_and_picture(
     checkpoint: Optional[Path], image: Optional[Path], device: Optional[str]
 ) -> tuple[torch.nn.Module, NoiseSchedule, torch.Tensor]:
     """A trained model (default: the shipped one) and ``image`` at its size and channels."""
-    path = checkpoint if checkpoint is not None else tutorial.PRETRAINED
-    model, schedule, _ = load_for_sampling(path, tutorial.settings(device).device)
+    model, schedule = trained_model(checkpoint, device)
     cfg = model.config
     source = image if image is not None else sample_image_path()
     return model, schedule, load_image(source, size=cfg.image_size, channels=cfg.image_channels)
 
 
-def _every(schedule: NoiseSchedule) -> int:
-    return max(1, schedule.num_steps // 100)
-
-
 def _write(out: Path, reverse_gif: list, **figures: object) -> dict:
     """Save each figure as ``<name>.png`` and the frames as ``reverse.gif``; list them."""
-    written = {}
-    for name, fig in figures.items():
-        written[name] = out / f"{name}.png"
-        fig.savefig(written[name], dpi=100, bbox_inches="tight")
+    written = {name: save_figure(fig, out / f"{name}.png") for name, fig in figures.items()}
     written["reverse_gif"] = viz.save_gif(reverse_gif, out / "reverse.gif")
     for name, path in written.items():
         print(f"  {name:<17} {path}")

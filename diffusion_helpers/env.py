@@ -8,11 +8,13 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Optional, Union
 
 import torch
 
 QUICK_ENV = "DIFFUSION_QUICK"
+WORKDIR_ENV = "DIFFUSION_WORKDIR"  # the folder the notebooks pass files through
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 
@@ -20,6 +22,12 @@ MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 def quick_mode() -> bool:
     """True when ``DIFFUSION_QUICK`` is set to 1/true/yes: tiny sizes and few steps (tests, CI)."""
     return os.environ.get(QUICK_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def work_dir_path() -> Path:
+    """The work folder: ``DIFFUSION_WORKDIR``, else ``outputs/`` in the current directory (not
+    created here; :func:`.tutorial.work_dir` creates and checks it)."""
+    return Path(os.environ.get(WORKDIR_ENV, "outputs"))
 
 
 def in_colab() -> bool:

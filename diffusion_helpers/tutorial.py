@@ -7,7 +7,6 @@ the current directory unless ``DIFFUSION_WORKDIR`` says otherwise.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Optional, Union
 import torch
 
 from .checkpoint import load_for_sampling
-from .env import pick_device, quick_mode
+from .env import pick_device, quick_mode, work_dir_path
 from .forward import add_noise
 from .images import load_image, sample_image_path, to_pil
 from .outputs import check_checkpoint_target, check_output_folder
@@ -24,7 +23,6 @@ from .schedule import NoiseSchedule
 from .train import DEFAULT_MINUTES
 from .unet import UNet
 
-WORKDIR_ENV = "DIFFUSION_WORKDIR"
 MY_IMAGE_NAME = "my_image.png"
 CHECKPOINT_NAME = "unet.pt"
 # A small model trained on images/scene.png by the command in diffusion_helpers/data/README.md.
@@ -89,7 +87,7 @@ def dataset_settings(device: Optional[Union[str, torch.device]] = None) -> Tutor
 def work_dir() -> Path:
     """The folder where the notebooks and the demo keep what they pass on (created and checked
     writable, so a read-only folder fails here and not after training)."""
-    return check_output_folder(Path(os.environ.get(WORKDIR_ENV, "outputs")), "tutorial's files")
+    return check_output_folder(work_dir_path(), "tutorial's files")
 
 
 def my_image_path() -> Path:
