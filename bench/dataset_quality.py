@@ -79,8 +79,9 @@ class DiffusersEps(nn.Module):
 def fit(model, data, schedule, args, checkpoint=None):
     """``train`` with the package's defaults and this run's budget; returns (EMA model, result)."""
     budget = dict(steps=args.steps) if args.steps else dict(minutes=args.minutes)
-    result = train(model, data, schedule, seed=args.seed, progress=False, device="cpu",
-                   threads=args.threads, checkpoint=checkpoint, **budget)  # fmt: skip
+    result = train(model, data, schedule, seed=args.seed, progress=False, device=args.device,
+                   threads=args.threads, checkpoint=checkpoint, cuda_graphs=args.cuda_graphs,
+                   **budget)  # fmt: skip
     return result.model, result
 
 
@@ -111,6 +112,9 @@ def main():
                         help="training threads for both nets (default: train() picks per run, "
                              "from the cores other programs leave free)")  # fmt: skip
     parser.add_argument("--skip-diffusers", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--cuda-graphs", default="auto", choices=("auto", "on", "off"),
+                        help="on a GPU: see diffusion_helpers/graphs.py (default: auto)")  # fmt: skip
     parser.add_argument("--save", type=Path, default=None, help="keep our model (a new file)")
     args = parser.parse_args()
     if args.save is not None and args.save.exists():
@@ -121,6 +125,8 @@ def main():
         args.sampler_steps = None
 
     print(f"CPU: {describe_cpu()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.device.startswith("cuda"):
+        print(f"GPU: {torch.cuda.get_device_name(args.device)}; CUDA graphs: {args.cuda_graphs}")
     load_before = os.getloadavg()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in load_before)}")
     budget = f"{args.steps} steps" if args.steps else f"{args.minutes:g} minutes"
@@ -187,7 +193,7 @@ def main():
         cfg = run.settings
         print(f"training {name}: {run.steps} steps in {run.elapsed:.0f} s, batch "
               f"{cfg['batch_size']}, lr {cfg['lr']:.2g}, {cfg['precision']}, "
-              f"{cfg['threads']} threads")  # fmt: skip
+              f"{cfg['threads']} threads, CUDA graphs {cfg['cuda_graphs']}")  # fmt: skip
     print(f"classifier: {classifier.held_out_accuracy:.1%} held-out accuracy")
     print(f"Fréchet distance floor ({args.n} real digits vs all): random {floor['random']:.1f}, "
           f"{per_class} per class {floor['per class']:.1f}")  # fmt: skip

@@ -263,14 +263,19 @@ def _train(
 
 
 def _trained(result: TrainResult) -> str:
-    """'Trained N steps in S s' for this run, and where a resumed run started."""
+    """'Trained N steps in S s' for this run, where a resumed run started, and on a GPU whether
+    CUDA graphs ran (and their compile time)."""
     this_run = result.steps - result.resumed_from
     resumed = (
         f" (resumed at step {result.resumed_from}, now {result.steps})"
         if result.resumed_from
         else ""
     )
-    return f"Trained {this_run} steps in {result.elapsed:.0f} s{resumed}"
+    graphs = result.settings.get("cuda_graphs", "")
+    graphs = (
+        f", CUDA graphs {graphs}" if result.settings.get("device", "").startswith("cuda") else ""
+    )
+    return f"Trained {this_run} steps in {result.elapsed:.0f} s{resumed}{graphs}"
 
 
 def save_figure(fig: Figure, path: Path) -> Path:

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from .env import cpu_threads, pick_threads
 from .forward import check_image, draw_noise
+from .graphs import CudaGraphs, sampling_net
 from .guidance import (
     DEFAULT_GUIDANCE,  # noqa: F401  (sample's default w, named here too)
     Labels,
@@ -131,6 +132,7 @@ def sample(
     progress: bool = True,
     labels: Optional[Labels] = None,
     guidance_scale: Optional[float] = None,
+    cuda_graphs: CudaGraphs = "auto",
 ) -> SampleResult:
     """Draw ``n`` images by running the reverse process from x_T ~ N(0, I).
 
@@ -168,6 +170,8 @@ def sample(
         guidance_scale: classifier-free guidance weight w (see :func:`guided_noise`): 1 is
             plain conditional sampling, 0 unconditional, > 1 stronger class features; default
             :data:`DEFAULT_GUIDANCE` when ``labels`` are given. Needs ``labels``.
+        cuda_graphs: on a GPU, replay the net's forward pass from a CUDA graph (``"auto"``:
+            from 20 steps; ``"on"``, ``"off"``); see :func:`.graphs.sampling_net`.
     Returns:
         A :class:`SampleResult` with ``.images`` [n, C, H, W] in [-1, 1] on the CPU and
         ``.frames`` (``frames[-1].x_t`` equals ``.images``).
@@ -193,6 +197,7 @@ def sample(
         guidance_scale=guidance_scale,
         every=every,
         progress=progress,
+        cuda_graphs=cuda_graphs,
     )
 
 
@@ -232,6 +237,7 @@ def reverse_process(
     every: Optional[int] = None,
     progress: bool = True,
     after_step: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None,
+    cuda_graphs: CudaGraphs = "auto",
 ) -> SampleResult:
     """Run the reverse process on ``x`` = x_{timesteps[0]} along ``timesteps`` (ending at -1).
 
@@ -254,6 +260,7 @@ def reverse_process(
     step = _make_step(method, schedule, eta, variance, clip, generator)
     frames: list[Frame] = []
     pairs = list(zip(timesteps[:-1], timesteps[1:]))
+    net = sampling_net(model, x.device, sum(b < a for a, b in pairs), cuda_graphs, tqdm.write)
     was_training = getattr(model, "training", None)
     if was_training is not None:
         model.eval()
@@ -264,7 +271,7 @@ def reverse_process(
                     x = forward_jump(x, t, t_next, schedule, generator)
                     continue
                 t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-                eps = guided_noise(model, x, t_batch, cond, null, w)  # eps_theta(x_t, t)
+                eps = guided_noise(net, x, t_batch, cond, null, w)  # eps_theta(x_t, t)
                 if every is not None and i % every == 0:
                     x0_pred = predict_x0(x, t, eps, schedule)  # eq. 15
                     x0_pred = x0_pred.clamp(-1.0, 1.0) if clip else x0_pred

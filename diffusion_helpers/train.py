@@ -38,9 +38,9 @@ import math
 import random
 import time
 from contextlib import ExitStack, nullcontext
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Optional, Union
+from typing import Callable, Optional
 
 import torch
 
@@ -59,103 +59,29 @@ from .env import (
     pick_device,
     pick_memory_format,
     pick_precision,
-    quick_mode,
 )
 from .forward import add_noise
+from .graphs import TrainGraphs
 from .interrupts import Interrupted
 from .outputs import claim_checkpoint
 from .schedule import NoiseSchedule
+from .train_config import (  # noqa: F401 - the settings' names, here as before
+    COND_DROP,
+    DEFAULT_MINUTES,
+    GRAD_CLIP,
+    QUICK_STEPS,
+    WARMUP_STEPS,
+    TrainConfig,
+    default_budget,
+    make_config,
+)
 from .unet import UNet
 
-DEFAULT_MINUTES = 4.0  # < 5 min; one 32 px image passed 25 dB at 280 steps of batch 16
-QUICK_STEPS = 20  # quick mode (tests, CI): enough to run every line, not to learn
-WARMUP_STEPS = 50  # linear lr warm-up (at most a fifth of a run given in steps); beat 20 steps
 FINAL_LR_FRACTION = 0.05  # the cosine decay ends at 5% of the peak rate
-GRAD_CLIP = 1.0  # DDPM clipped the gradient norm at 1
-COND_DROP = 0.1  # Ho & Salimans (2022) found p_uncond 0.1-0.2 best; 0.1 keeps the class strong
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss); the last checkpoint on disk is intact."""
-
-
-@dataclass
-class TrainConfig:
-    """The knobs of :func:`train` (``None``: chosen for the model, data and machine).
-
-    Attributes:
-        steps, minutes: stop after this many steps in total (resumed ones included) or this
-            many minutes of this call, whichever comes first; neither: :func:`default_budget`.
-        batch_size, lr: see :func:`.data.default_batch_size` and :func:`.data.default_lr`;
-            under torchrun the batch is global (split over the processes) and lr unchanged.
-        warmup_steps: steps of the linear learning-rate warm-up (1 = none).
-        lr_schedule: ``"cosine"`` (decay to 5% over the budget) or ``"constant"``.
-        grad_clip: the gradient-norm cap, or None for no clipping.
-        ema_decay: the cap of the EMA decay; 0 keeps no EMA.
-        flip: mirror each drawn image left-right with probability 1/2; None: on for folders
-            of photos, off for one picture, tensors and datasets such as digits.
-        cond_drop: for a conditional net, the fraction of labels replaced by "no class".
-        prediction: what the net learns to output: ``"eps"`` (the noise, DDPM's choice) or
-            ``"x0"`` (the clean picture; sample through :class:`.reverse.NoiseFromX0`).
-        precision: ``"auto"`` (:func:`.env.pick_precision`), ``"fp32"``, ``"bf16"``, ``"fp16"``.
-        memory_format: ``"auto"``, ``"contiguous"`` or ``"channels_last"``.
-        device: where to train (None: the fastest available). threads: CPU threads.
-        seed: seeds every random draw of training (None: a fresh random seed, reported).
-        checkpoint: a file; if it exists the run resumes from it exactly. It is written every
-            ``checkpoint_every`` steps, every ``checkpoint_minutes``, at the end, and on
-            Ctrl-C or SIGTERM.
-        progress: show a tqdm bar with the loss and images per second.
-    """
-
-    steps: Optional[int] = None
-    minutes: Optional[float] = None
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None
-    warmup_steps: int = WARMUP_STEPS
-    lr_schedule: Literal["cosine", "constant"] = "cosine"
-    grad_clip: Optional[float] = GRAD_CLIP
-    ema_decay: float = 0.9999
-    flip: Optional[bool] = None
-    cond_drop: float = COND_DROP
-    prediction: Literal["eps", "x0"] = "eps"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
-    device: Optional[Union[str, torch.device]] = None
-    threads: Optional[int] = None
-    seed: Optional[int] = None
-    checkpoint: Optional[Union[str, Path]] = None
-    checkpoint_every: int = 500
-    checkpoint_minutes: float = 1.0
-    progress: bool = True
-
-    def check(self) -> None:
-        """Raise ``ValueError`` naming the first field with an impossible value."""
-        for name in ("steps", "batch_size", "checkpoint_every", "warmup_steps", "threads"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        for name in ("minutes", "lr", "grad_clip", "checkpoint_minutes"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
-            ):
-                raise ValueError(f"{name} must be a positive number, got {value!r}.")
-        if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(
-                f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}."
-            )
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}.")
-        if not 0.0 <= self.cond_drop < 1.0:
-            raise ValueError(f"cond_drop must be in [0, 1), got {self.cond_drop}.")
-        if self.prediction not in ("eps", "x0"):
-            raise ValueError(f"prediction must be 'eps' or 'x0', got {self.prediction!r}.")
-        if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, int)
-        ):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}.")
 
 
 @dataclass
@@ -187,24 +113,6 @@ class TrainResult:
     resumed_from: int = 0
     interrupted: Optional[str] = None
     checkpoint: Optional[Path] = None
-
-
-def default_budget() -> tuple[Optional[int], Optional[float]]:
-    """``(steps, minutes)`` when none is given: QUICK_STEPS in quick mode, else DEFAULT_MINUTES."""
-    return (QUICK_STEPS, None) if quick_mode() else (None, DEFAULT_MINUTES)
-
-
-def make_config(config: Optional[TrainConfig], overrides: dict) -> TrainConfig:
-    """``config`` (default :class:`TrainConfig`) with ``overrides`` applied, checked."""
-    names = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise TypeError(f"train() got unknown settings {unknown}; known: {sorted(names)}.")
-    cfg = replace(config or TrainConfig(), **overrides)
-    if cfg.steps is None and cfg.minutes is None:
-        cfg.steps, cfg.minutes = default_budget()
-    cfg.check()
-    return cfg
 
 
 def lr_factor(progress: float, step: int, lr_schedule: str, warmup_steps: int) -> float:
@@ -369,6 +277,25 @@ def train(
         first_step, interrupted = progress.step, None
         show = cfg.progress and team.is_main  # one bar, on process 0
         bar = tqdm(total=steps, initial=first_step, disable=not show, desc="training", unit="step")
+        graphs = TrainGraphs(
+            net, cfg.cuda_graphs, dev, team.world_size, bar.write, passthrough=(TrainingError,)
+        )
+
+        def one_step(
+            net: Callable, x0: torch.Tensor, y: Optional[torch.Tensor], step: int
+        ) -> tuple:
+            """Algorithm 1, lines 2-5, with ``net`` (eager or graphed): t, per-image loss, mean."""
+            loss, t, per_image = training_loss(
+                net, x0, schedule, generator, precision, y, cfg.cond_drop, team.part,
+                cfg.prediction,
+            )  # fmt: skip
+            t, per_image = team.gather(t, per_image)  # the whole batch's, on every process
+            value = float(per_image.mean())
+            if not math.isfinite(value):
+                raise diverged(value, step, path, lr)
+            optimizer_step(loss, model, optimizer, scaler, cfg.grad_clip)  # DDP: mean gradient
+            return t, per_image, value
+
         start = time.perf_counter()
         # a run of few steps warms up over its first fifth rather than spending itself on warm-up
         warmup = min(cfg.warmup_steps, max(1, steps // 5)) if steps else cfg.warmup_steps
@@ -391,15 +318,8 @@ def train(
                     mirror = team.rows(torch.rand(batch_size, generator=generator) < 0.5)
                     x0 = torch.where(mirror.to(dev)[:, None, None, None], x0.flip(-1), x0)
                 x0 = x0.contiguous(memory_format=fmt)
-                loss, t, per_image = training_loss(
-                    net, x0, schedule, generator, precision, y, cfg.cond_drop, team.part,
-                    cfg.prediction,
-                )  # fmt: skip
-                t, per_image = team.gather(t, per_image)  # the whole batch's, on every process
-                value = float(per_image.mean())
-                if not math.isfinite(value):
-                    raise diverged(value, step, path, lr)
-                optimizer_step(loss, model, optimizer, scaler, cfg.grad_clip)  # DDP: mean gradient
+                left = (steps - step if steps else None, budget_s - elapsed)
+                t, per_image, value = graphs.run(left, one_step, x0, y, step)
                 if ema is not None:
                     ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
                 progress.add(value, t, per_image)
@@ -415,6 +335,7 @@ def train(
             interrupted = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
         bar.close()
         elapsed = time.perf_counter() - start
+        settings.update(cuda_graphs=graphs.status, compile_seconds=graphs.compile_seconds)
         note = saver.save() if saver.path is not None and progress.step > first_step else ""
         team.barrier()  # the checkpoint is complete before any process goes on
         if interrupted:

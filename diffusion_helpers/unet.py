@@ -140,6 +140,16 @@ class UNetConfig:
         self.attention_levels()
 
 
+def tracing() -> bool:
+    """True while ``torch.compile`` traces the net or a CUDA graph records it: a check that
+    reads tensor values would cut the graph there (:mod:`.graphs`), so it is left to the
+    callers, which check labels where they are made."""
+    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if compiling is not None and compiling():
+        return True
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of the timesteps (Transformer positional encoding, DDPM app. B).
 
@@ -349,7 +359,7 @@ class UNet(nn.Module):
             raise ValueError(
                 f"labels must be a LongTensor [{batch}], got {labels.dtype} {list(labels.shape)}."
             )
-        if bool((labels < 0).any()) or bool((labels > n).any()):
+        if not tracing() and (bool((labels < 0).any()) or bool((labels > n).any())):
             raise ValueError(f"labels must lie in 0..{n} ({n} = no class), got {labels.tolist()}.")
 
     def forward(

@@ -197,6 +197,10 @@ dh.plot_losses(hand_losses)
 # - **Checkpoints**: the weights are saved as it goes, so interrupting keeps the work,
 #   notebook 04 can load them, and a later run resumes exactly.
 # - **A time budget** and sizes picked for the machine: it trains for as long as you give it.
+# - **CUDA graphs on a GPU**: a small net on a big GPU waits on the CPU launching its hundreds
+#   of small kernels one by one. When the run is long enough to pay back about a minute of
+#   compiling, `dh.train` records each step once and replays it with one launch (the bar
+#   says when, and how long compiling took); on a CPU there is nothing to do.
 #
 # To stop training early, interrupt the kernel: the ■ button in Jupyter's toolbar (in Colab,
 # the stop icon beside the running cell, or *Runtime > Interrupt execution*). Training ends

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The one prepared GPU check, for a session lent a GPU machine (see /work/.library/device):
+#
+#   bash bench/gpu_check.sh tests   # the test suite on CUDA                      (~3-4 min)
+#   bash bench/gpu_check.sh speed   # bench/gpu_speed.py: throughput, a 2-minute
+#                                   # budget run eager vs auto, sampling          (~7-8 min)
+#
+# Each stage fits one 10-minute command; logs go to $OUT (or bench_output/). The GPU image has
+# torch, pytest, matplotlib, pillow, tqdm and scikit-learn but not diffusers, jupytext,
+# nbclient or ipywidgets: carry them as wheels in .whl/ (the device README says how); this
+# script installs whatever is in .whl/ first.
+set -uo pipefail
+out="${OUT:-bench_output}"
+mkdir -p "$out"
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH="/tmp/site:$PWD"
+else
+    export PYTHONPATH="$PWD"
+fi
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+case "${1:-}" in
+tests)
+    python3 -m pytest -q -x -p no:cacheprovider 2>&1 | tee "$out/tests.log"
+    ;;
+speed)
+    python3 bench/gpu_speed.py sampling 2>&1 | tee "$out/speed.log"
+    python3 bench/gpu_speed.py throughput --nets ours diffusers --batches 32 --steps 200 \
+        2>&1 | tee -a "$out/speed.log"
+    python3 bench/gpu_speed.py budget --nets ours --minutes 2 2>&1 | tee -a "$out/speed.log"
+    ;;
+*)
+    echo "usage: bash bench/gpu_check.sh tests|speed" >&2
+    exit 2
+    ;;
+esac
