@@ -56,13 +56,17 @@ def unavailable_reason(device: torch.device, compile: bool = True) -> Optional[s
         return f"CUDA graphs need a CUDA GPU; this run is on the {device.type.upper()}"
     if not compile:
         return None
+    if getattr(torch.version, "hip", None):  # pytorch/pytorch#187715: training learns slower
+        return "torch.compile's CUDA graphs slow learning down under ROCm (pytorch#187715)"
     if not hasattr(torch, "compile"):
         return "this torch has no torch.compile (it came with torch 2.0)"
     supported = getattr(torch._dynamo, "is_dynamo_supported", lambda: True)
-    try:
-        supported()
-    except RuntimeError as err:  # e.g. a Python newer than this torch's compiler
-        return f"torch.compile does not run here ({err})"
+    try:  # False, or an error, e.g. for a Python newer than this torch's compiler
+        ok, why = supported(), "not supported on this Python or platform"
+    except RuntimeError as err:
+        ok, why = False, str(err)
+    if not ok:
+        return f"torch.compile does not run here ({why})"
     if importlib.util.find_spec("triton") is None:
         return "torch.compile needs Triton for the GPU (pip install triton)"
     return None

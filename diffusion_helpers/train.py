@@ -179,7 +179,9 @@ def optimizer_step(
     scaler: Optional[object],
     grad_clip: Optional[float],
 ) -> None:
-    """Backpropagate ``loss``, clip the gradient norm, and step (through the fp16 scaler)."""
+    """Backpropagate ``loss``, clip the gradient norm, and step (through the fp16 scaler). The
+    gradients are dropped before and after: under CUDA graphs their memory is reused by the
+    next step's graph, and a step retried after a failed compile must start from zero."""
     optimizer.zero_grad(set_to_none=True)
     (scaler.scale(loss) if scaler is not None else loss).backward()
     if scaler is not None:
@@ -191,6 +193,7 @@ def optimizer_step(
         scaler.update()
     else:
         optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def diverged(value: float, step: int, path: Optional[Path], lr: float) -> TrainingError:

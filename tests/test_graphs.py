@@ -72,6 +72,12 @@ def test_a_gpu_without_the_compiler_says_what_is_missing(monkeypatch):
     monkeypatch.setattr(graphs.importlib.util, "find_spec", lambda name: None)
     assert "needs Triton" in unavailable_reason(gpu)
     assert unavailable_reason(gpu, compile=False) is None  # sampling records graphs itself
+    monkeypatch.setattr(torch.version, "hip", "6.0")  # ROCm: compiled graphs learn slower
+    assert "ROCm" in unavailable_reason(gpu)
+    assert unavailable_reason(gpu, compile=False) is None
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch._dynamo, "is_dynamo_supported", lambda: False)
+    assert "torch.compile does not run here" in unavailable_reason(gpu)
     monkeypatch.delattr(torch, "compile")
     assert "no torch.compile" in unavailable_reason(gpu)
 
