@@ -91,7 +91,9 @@ def run_demo(
     written["reverse_gif"] = viz.save_gif(run.frames, out / "reverse.gif")
     titles = ["your picture"] + [f"{s:.1f} dB" for s in scores.tolist()]
     written["samples"] = save_figure(
-        viz.show_images(torch.cat([x0, run.images]), titles=titles), out / "samples.png"
+        # your picture and the samples in two even rows (5 + 4 for the usual 8 samples)
+        viz.show_images(torch.cat([x0, run.images]), titles=titles, ncols=(len(titles) + 1) // 2),
+        out / "samples.png",
     )
 
     for name, path in written.items():

@@ -100,13 +100,14 @@ def checkpoint_path() -> Path:
     return work_dir() / CHECKPOINT_NAME
 
 
-def fresh_checkpoint_path() -> Path:
-    """The checkpoint path for a training run that starts afresh: an earlier checkpoint is kept
-    as ``unet.previous.pt`` (replacing an older one there), never deleted."""
-    path = checkpoint_path()
+def fresh_checkpoint_path(name: str = CHECKPOINT_NAME) -> Path:
+    """The checkpoint path (``name`` in the work folder) for a training run that starts afresh:
+    an earlier checkpoint is kept as ``unet.previous.pt`` (for ``name="digits.pt"``:
+    ``digits.previous.pt``), replacing an older one there, never deleted."""
+    path = work_dir() / name
     if path.exists():
         check_checkpoint_target(path)  # only one of our checkpoints is moved aside
-        path.replace(path.with_name("unet.previous.pt"))
+        path.replace(path.with_name(f"{path.stem}.previous{path.suffix}"))
     return path
 
 

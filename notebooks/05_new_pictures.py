@@ -118,11 +118,13 @@ gallery.plot_class_rows(data.images, data.labels, data.classes, size=0.6)
 # and step on $\lVert \varepsilon - \varepsilon_\theta(x_t, t, y) \rVert^2$.
 #
 # Training runs for `S.train_minutes` minutes (4 on a CPU at 16 px, 2 on a GPU at 32 px).
-# Interrupt the kernel to stop early: the model keeps what it learned.
+# Interrupt the kernel to stop early: the model keeps what it learned. It is saved as
+# `digits.pt` in the work folder, where notebook 06 finds it.
 
 # %%
 model = dh.UNet.preset(S.preset, image_channels=1, image_size=S.image_size, num_classes=len(data.classes), seed=0)
-result = dh.train(model, data, schedule, minutes=S.train_minutes, steps=S.train_steps, device=S.device, seed=0)
+result = dh.train(model, data, schedule, minutes=S.train_minutes, steps=S.train_steps, device=S.device, seed=0,
+                  checkpoint=dh.fresh_checkpoint_path("digits.pt"))  # notebook 06 draws with it too
 model = result.model  # the EMA weights (notebook 03)
 passes = result.steps * result.settings["batch_size"] / len(data)
 print(f"{result.steps} steps in {result.elapsed:.0f} s: each digit seen about {passes:.0f} times")

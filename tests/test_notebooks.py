@@ -112,6 +112,12 @@ def test_notebook_runs_in_quick_mode(source, workdir, monkeypatch):
         shown = {k for o in cell.outputs for k in o.get("data", {})}
         assert shown & {WIDGET, "text/html"}, f"{call} showed nothing in {source.name}"
     assert os.path.isdir(workdir / "outputs")
+    digits = workdir / "outputs" / "digits.pt"
+    if source.stem == "05_new_pictures":  # saved for 06
+        assert digits.exists()
+    if source.stem == "06_edit_and_vary" and digits.exists():  # 06 draws with 05's model
+        printed = "".join(o.get("text", "") for c in code for o in c.outputs)
+        assert "Using notebook 05's digits model" in printed
 
 
 # ----------------------------------------------------------------------------- cells as code

@@ -80,3 +80,10 @@ def test_a_fresh_run_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         dh.fresh_checkpoint_path()
     assert first.read_bytes() == b"somebody's file"
     assert (tmp_path / "unet.previous.pt").read_bytes() == earlier
+    # another name (notebook 05's digits model) keeps its own previous copy
+    digits = tmp_path / "digits.pt"
+    save_checkpoint(digits, {"model_config": {}, "model": {}, "step": 3, "optimizer": {}})
+    before = digits.read_bytes()
+    assert dh.fresh_checkpoint_path("digits.pt") == digits and not digits.exists()
+    assert (tmp_path / "digits.previous.pt").read_bytes() == before
+    assert (tmp_path / "unet.previous.pt").read_bytes() == earlier
