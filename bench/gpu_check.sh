@@ -7,8 +7,9 @@
 #
 # Each stage fits one 10-minute command; logs go to $OUT (or bench_output/). The GPU image has
 # torch, pytest, matplotlib, pillow, tqdm and scikit-learn but not diffusers, jupytext,
-# nbclient or ipywidgets: carry them as wheels in .whl/ (the device README says how); this
-# script installs whatever is in .whl/ first.
+# nbclient or ipywidgets: carry them as wheels in .whl/ (the device README says how: for the
+# bench, diffusers, importlib_metadata and a huggingface_hub new enough for it), and name
+# .whl and nothing else in carry; this script installs whatever is in .whl/ first.
 set -uo pipefail
 out="${OUT:-bench_output}"
 mkdir -p "$out"
@@ -22,7 +23,11 @@ export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 case "${1:-}" in
 tests)
-    python3 -m pytest -q -x -p no:cacheprovider 2>&1 | tee "$out/tests.log"
+    # pytest-xdist is on the GPU image; a test file's tests stay together (notebooks in order).
+    # Modules whose packages were not carried (jupytext, nbclient, ipywidgets) fail to
+    # collect and are listed; the rest run.
+    python3 -m pytest -q -p no:cacheprovider -n 8 --dist loadfile \
+        --continue-on-collection-errors 2>&1 | tee "$out/tests.log"
     ;;
 speed)
     python3 bench/gpu_speed.py sampling 2>&1 | tee "$out/speed.log"
