@@ -38,8 +38,8 @@ GRAPH_SPEEDUP = 3.9  # 2,775 / 700 images/s
 # Graphs remove launch time, nothing else: at most the eager step time minus the graphed one
 # (1/20 - 1/87 s). A step much slower than that is the GPU's own work, which graphs keep.
 MAX_SAVING_SECONDS = 0.038
-PROBE_STEPS = 20  # eager steps timed before deciding (the first few warm cuDNN up, not timed)
-CHECK_STEPS = 20  # compiled steps timed before keeping them
+PROBE_STEPS = 20  # eager steps timed before deciding (their median: cuDNN's warm-up is ignored)
+CHECK_STEPS = 20  # compiled steps timed before keeping them (the first ones record the graphs)
 MIN_SAMPLING_CALLS = 20  # a capture costs about 5 forward passes; fewer calls are not worth it
 
 
@@ -132,7 +132,8 @@ class TrainGraphs:
         if mode == "on" and reason is not None:
             raise ValueError(f"cuda_graphs='on', but {reason}. Use 'auto' or 'off'.")
         self.state = {"off": "off", "on": "compile"}.get(mode, "probe") if reason is None else "off"
-        self.status = f"off: {reason}" if reason else ("off: asked" if mode == "off" else "auto")
+        undecided = f"off: the run ended within the {PROBE_STEPS} eager steps that decide"
+        self.status = f"off: {reason}" if reason else ("off: asked" if mode == "off" else undecided)
         self.times: dict[str, list[float]] = {"probe": [], "check": []}
         self.compile_seconds: Optional[float] = None
 

@@ -188,6 +188,13 @@ def test_a_long_run_compiles_after_the_probe_and_keeps_the_faster_net(monkeypatc
     assert graphed.status == "on: compiled in 40 s, 4.0x the eager steps/s"
 
 
+def test_a_run_too_short_to_decide_says_so(pretend_gpu):
+    result = train(tiny_model(), images(), SCHEDULE, steps=3, seed=0, **FAST)
+    assert (
+        result.settings["cuda_graphs"] == "off: the run ended within the 20 eager steps that decide"
+    )
+
+
 def test_a_short_run_never_compiles(monkeypatch):
     graphed, used = drive(monkeypatch, FakeClock(0.05, 0.0125), (None, 30.0), PROBE_STEPS + 5)
     assert used == ["eager"] * (PROBE_STEPS + 5)
