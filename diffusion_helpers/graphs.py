@@ -60,6 +60,8 @@ def unavailable_reason(device: torch.device, compile: bool = True) -> Optional[s
         return "torch.compile's CUDA graphs slow learning down under ROCm (pytorch#187715)"
     if not hasattr(torch, "compile"):
         return "this torch has no torch.compile (it came with torch 2.0)"
+    if not hasattr(torch.compiler, "cudagraph_mark_step_begin"):  # arrived with torch 2.3
+        return "CUDA graphs in training need torch 2.3 or newer"
     supported = getattr(torch._dynamo, "is_dynamo_supported", lambda: True)
     try:  # False, or an error, e.g. for a Python newer than this torch's compiler
         ok, why = supported(), "not supported on this Python or platform"
@@ -70,6 +72,30 @@ def unavailable_reason(device: torch.device, compile: bool = True) -> Optional[s
     if importlib.util.find_spec("triton") is None:
         return "torch.compile needs Triton for the GPU (pip install triton)"
     return None
+
+
+def check_request(mode: str, device: torch.device, processes: int = 1) -> None:
+    """Raise ``ValueError`` for an unknown mode, or for ``"on"`` where training cannot use CUDA
+    graphs (called before any work is done)."""
+    check_mode(mode)
+    reason = training_reason(device, processes)
+    if mode == "on" and reason is not None:
+        raise ValueError(f"cuda_graphs='on', but {reason}. Use 'auto' or 'off'.")
+
+
+def training_reason(device: torch.device, processes: int) -> Optional[str]:
+    """Why training cannot use CUDA graphs here, or None."""
+    reason = unavailable_reason(device)
+    if reason is None and processes > 1:
+        reason = "under torchrun the nets run eagerly (DDP with CUDA graphs is not measured)"
+    return reason
+
+
+def eager_seconds_left(
+    step_seconds: float, steps_left: Optional[int], seconds_left: float
+) -> float:
+    """Seconds of eager training left: the time budget left, or the steps left at this speed."""
+    return seconds_left if steps_left is None else min(seconds_left, steps_left * step_seconds)
 
 
 def worth_compiling(
@@ -85,11 +111,9 @@ def worth_compiling(
     steps in the same time (the compile time is spent from the budget): both come to
     ``time_left * saving / step_seconds > compile_seconds``.
     """
-    eager_left = (
-        seconds_left if steps_left is None else min(seconds_left, steps_left * step_seconds)
-    )
     saving = min(step_seconds * (1 - 1 / GRAPH_SPEEDUP), MAX_SAVING_SECONDS)
-    return eager_left * saving / step_seconds > compile_seconds
+    left = eager_seconds_left(step_seconds, steps_left, seconds_left)
+    return left * saving / step_seconds > compile_seconds
 
 
 def compile_net(net: torch.nn.Module) -> Callable[..., torch.Tensor]:
@@ -109,8 +133,12 @@ class TrainGraphs:
     optimiser step with that net) and returns what it returns. States: ``probe`` (eager,
     timed) -> ``compile`` (the first compiled step: compiles) -> ``check`` (compiled, timed) ->
     ``on``; or ``off`` at any point, with :attr:`status` saying why. ``mode="on"`` compiles at
-    the first step and keeps the compiled net even when it measures slower. ``passthrough``:
-    exceptions of the step itself, raised as they are rather than taken for a compiler failure.
+    the first step and keeps the compiled net even when it measures slower.
+
+    A compiled step that fails (compiling, recording the graphs, a recompile) turns the graphs
+    off and is done again eagerly, with ``rng`` (the generator of the step's random draws)
+    rewound, so it draws the same t and noise. ``passthrough``: exceptions of the step itself,
+    raised as they are rather than taken for a compiler failure.
     """
 
     def __init__(
@@ -122,15 +150,12 @@ class TrainGraphs:
         write: Callable[[str], None] = print,
         clock: Callable[[], float] = time.perf_counter,
         passthrough: tuple[type[BaseException], ...] = (),
+        rng: Optional[torch.Generator] = None,
     ) -> None:
-        check_mode(mode)
+        check_request(mode, device, processes)
         self.eager, self.compiled, self.device, self.mode = net, None, device, mode
-        self.write, self.clock, self.passthrough = write, clock, passthrough
-        reason = unavailable_reason(device)
-        if reason is None and processes > 1:
-            reason = "under torchrun the nets run eagerly (DDP with CUDA graphs is not measured)"
-        if mode == "on" and reason is not None:
-            raise ValueError(f"cuda_graphs='on', but {reason}. Use 'auto' or 'off'.")
+        self.write, self.clock, self.passthrough, self.rng = write, clock, passthrough, rng
+        reason = training_reason(device, processes)
         self.state = {"off": "off", "on": "compile"}.get(mode, "probe") if reason is None else "off"
         undecided = f"off: the run ended within the {PROBE_STEPS} eager steps that decide"
         self.status = f"off: {reason}" if reason else ("off: asked" if mode == "off" else undecided)
@@ -140,71 +165,80 @@ class TrainGraphs:
     def run(self, left: tuple[Optional[int], float], step_fn: Callable, *args: object) -> object:
         """``step_fn(net, *args)``: one training step with the net chosen (see the class);
         ``left``: the budget left, (steps or None, seconds)."""
-        steps_left, seconds_left = left
         if self.state == "off":
             return step_fn(self.eager, *args)
-        if self.state == "compile":
-            return self._compile_step(step_fn, args)
-        net = self.eager if self.state == "probe" else self.compiled
-        if self.state != "probe":
-            _mark_step()
+        timed = self.state in ("probe", "compile", "check")
         start = self.clock()
-        out = step_fn(net, *args)
-        _synchronize(self.device)
-        if self.state in self.times:
-            self.times[self.state].append(self.clock() - start)
-            self._decide(steps_left, seconds_left)
+        if self.state == "probe":
+            out = step_fn(self.eager, *args)
+            _synchronize(self.device)
+        else:
+            rewind = self.rng.get_state() if self.rng is not None else None
+            try:
+                if self.compiled is None:
+                    self.compiled = compile_net(self.eager)
+                _mark_step()
+                out = step_fn(self.compiled, *args)  # the first call compiles; the next record
+                if timed:  # a failure the GPU reports late is still caught here
+                    _synchronize(self.device)
+            except Exception as err:  # noqa: BLE001 - any compiler failure: train on eagerly
+                if isinstance(err, self.passthrough):  # the step's own errors (a diverged loss)
+                    raise
+                what = "compiling" if self.state == "compile" else "the compiled net"
+                line = (str(err).strip().splitlines() or [""])[0][:200]
+                self._drop(f"off: {what} failed ({type(err).__name__}: {line})")
+                self.write(f"CUDA graphs {self.status}; training goes on without them.")
+                if rewind is not None:
+                    self.rng.set_state(rewind)
+                return step_fn(self.eager, *args)  # the step again: it zeroes the gradients first
+        if timed:
+            self._timed(self.clock() - start, left)
         return out
 
-    def _decide(self, steps_left: Optional[int], seconds_left: float) -> None:
+    def _timed(self, seconds: float, left: tuple[Optional[int], float]) -> None:
+        """Record a timed step; move on to the next state when there are enough."""
+        if self.state == "compile":
+            self.compile_seconds, self.state = seconds, "check"
+            self.status = f"on: compiled in {seconds:.0f} s"
+            self.write(f"Compiled in {seconds:.0f} s.")
+            return
+        self.times[self.state].append(seconds)
         probe, check = _median(self.times["probe"]), _median(self.times["check"])
         if self.state == "probe" and len(self.times["probe"]) >= PROBE_STEPS:
-            if worth_compiling(probe, steps_left, seconds_left):
+            eager_left = eager_seconds_left(probe, *left)
+            if worth_compiling(probe, *left):
+                self.state = "compile"
                 self.write(
                     f"Compiling the U-Net into CUDA graphs (about {COMPILE_SECONDS:.0f} s, paid "
-                    f"back by the {seconds_left if steps_left is None else steps_left * probe:.0f}"
-                    " s of training left)..."
+                    f"back by the {eager_left:.0f} s of training left)..."
                 )
-                self.state = "compile"
             else:
                 self.state = "off"
-                self.status = "off: the run is too short to pay back compiling"
+                self.status = (
+                    f"off: compiling would save less than it costs ({eager_left:.0f} s of "
+                    f"training left at {probe * 1000:.0f} ms a step)"
+                )
         elif self.state == "check" and len(self.times["check"]) >= CHECK_STEPS:
             self.state = "on"
             speed = f"{probe / check:.1f}x the eager steps/s" if probe else "eager not timed"
             self.status = f"on: compiled in {self.compile_seconds:.0f} s, {speed}"
             if probe and check >= probe and self.mode == "auto":
-                self.state = "off"
-                self.status = f"off: compiled steps were not faster ({speed})"
+                self._drop(f"off: compiled steps were not faster ({speed})")
             self.write(f"CUDA graphs {self.status}.")
 
-    def _compile_step(self, step_fn: Callable, args: tuple) -> object:
-        start = self.clock()
-        try:
-            self.compiled = compile_net(self.eager)
-            _mark_step()
-            out = step_fn(self.compiled, *args)  # compiles the forward pass, then the backward
-            _synchronize(self.device)
-        except Exception as err:  # noqa: BLE001 - any compiler failure: train on eagerly
-            if isinstance(err, self.passthrough):  # the step's own errors (a diverged loss)
-                raise
-            self.state, self.compiled = "off", None
-            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-            self.status = f"off: compiling failed ({type(err).__name__}: {first_line})"
-            self.write(f"CUDA graphs {self.status}; training goes on without them.")
-            return step_fn(self.eager, *args)  # the step again: it zeroes the gradients first
-        self.compile_seconds = self.clock() - start
-        self.status = f"on: compiled in {self.compile_seconds:.0f} s"
-        self.write(f"Compiled in {self.compile_seconds:.0f} s.")
-        self.state = "check"
-        return out
+    def _drop(self, status: str) -> None:
+        """Back to the eager net for good, freeing what the compiled one held."""
+        self.state, self.status, self.compiled = "off", status, None
+        reset = getattr(torch._dynamo, "reset", None)
+        if reset is not None:
+            reset()  # the compiled code and its graphs' memory pool
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 def _mark_step() -> None:
     """Tell torch a new training step begins: the graphs' outputs of the last may be reused."""
-    mark = getattr(getattr(torch, "compiler", None), "cudagraph_mark_step_begin", None)
-    if mark is not None:
-        mark()
+    torch.compiler.cudagraph_mark_step_begin()
 
 
 def _median(values: list[float]) -> float:
@@ -226,6 +260,8 @@ def sampling_net(
         raise ValueError(f"cuda_graphs='on', but {reason}. Use 'auto' or 'off'.")
     if mode == "off" or reason is not None or (mode == "auto" and calls < MIN_SAMPLING_CALLS):
         return model
+    if getattr(model, "records_as_cuda_graph", True) is False:  # e.g. reads the CPU per call
+        return model
     return GraphedForward(model, write)
 
 
@@ -233,57 +269,65 @@ class GraphedForward:
     """``model(x, t[, labels])`` replayed from a CUDA graph recorded at the first call.
 
     The graph reads its inputs from fixed tensors and writes a fixed output, so each call
-    copies its inputs in, replays, and returns a copy of the output. Calls of another shape
-    run the eager model. If recording fails, or the first replay differs from the eager
-    output, every call runs the eager model and one line says why.
+    copies its inputs in, replays, and returns a copy of the output. The first CHECKED_REPLAYS
+    replays (different t) are compared with the eager model's output. Calls of another shape
+    run the eager model. If recording fails or a replay differs, every call runs the eager
+    model and one line says why.
     """
+
+    CHECKED_REPLAYS = 2
 
     def __init__(self, model: Callable[..., torch.Tensor], write: Callable[[str], None]) -> None:
         self.model, self.write = model, write
         self.replay: Optional[Callable[..., torch.Tensor]] = None
         self.shapes: Optional[list] = None
-        self.failed = False
+        self.failed, self.checked = False, 0
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
         shapes = [(a.shape, a.dtype) for a in args]
         if self.failed or (self.shapes is not None and shapes != self.shapes):
             return self.model(*args)
-        if self.replay is not None:
+        if self.checked >= self.CHECKED_REPLAYS:
             return self.replay(*args)
-        expected = self.model(*args)
         try:
-            self.replay, self.shapes = capture_forward(self.model, args), shapes
+            if self.replay is None:
+                self.replay, self.shapes = capture_forward(self.model, args), shapes
             got = self.replay(*args)
         except Exception as err:  # noqa: BLE001 - any capture failure: sample eagerly
-            return self._give_up(f"recording failed ({type(err).__name__}: {err})", expected)
+            why = f"recording failed ({type(err).__name__}: {err})"
+            return self._give_up(why, self.model(*args))
+        expected = self.model(*args)
         if not torch.allclose(got.float(), expected.float(), rtol=1e-3, atol=1e-3):
             diff = float((got.float() - expected.float()).abs().max())
             return self._give_up(f"the replay differs from the eager net by {diff:.2g}", expected)
+        self.checked += 1
         return got
 
-    def _give_up(self, why: str, expected: torch.Tensor) -> torch.Tensor:
+    def _give_up(self, why: str, eager: torch.Tensor) -> torch.Tensor:
+        """Eager from now on; say why once; return ``eager``, the eager net's output."""
         self.failed, self.replay = True, None
         self.write(f"CUDA graphs off for sampling: {why.splitlines()[0][:200]}; sampling eagerly.")
-        return expected
+        return eager
 
 
 def capture_forward(
     model: Callable[..., torch.Tensor], args: tuple[torch.Tensor, ...]
 ) -> Callable[..., torch.Tensor]:
-    """Record ``model(*args)`` as a CUDA graph (call under ``torch.no_grad``); return a function
+    """Record ``model(*args)`` as a CUDA graph (without gradients); return a function
     that copies new inputs of the same shapes into the graph's inputs, replays it and returns a
     copy of its output. The pattern of torch's CUDA graphs notes (warm up on a side stream)."""
     static = [a.clone() for a in args]
     device = static[0].device
-    side = torch.cuda.Stream(device=device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
-        for _ in range(3):  # cuDNN chooses its algorithms and the allocator settles
-            model(*static)
-    torch.cuda.current_stream(device).wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = model(*static)
+    with torch.no_grad(), torch.cuda.device(device):
+        side = torch.cuda.Stream(device=device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(3):  # cuDNN chooses its algorithms and the allocator settles
+                model(*static)
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = model(*static)
 
     def replay(*new: torch.Tensor) -> torch.Tensor:
         for slot, value in zip(static, new):

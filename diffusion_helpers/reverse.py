@@ -260,6 +260,8 @@ class NoiseFromX0(torch.nn.Module):
     predictor so every sampler can use it: eps = (x_t - sqrt(abar_t) x0_theta) / sqrt(1 - abar_t),
     eq. 4 solved for the noise. ``config`` and the parameters are the wrapped net's."""
 
+    records_as_cuda_graph = False  # schedule.gather indexes on the CPU: sampled eagerly
+
     def __init__(self, net: torch.nn.Module, schedule: NoiseSchedule) -> None:
         super().__init__()
         self.net, self.schedule = net, schedule

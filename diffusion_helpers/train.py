@@ -61,7 +61,7 @@ from .env import (
     pick_precision,
 )
 from .forward import add_noise
-from .graphs import TrainGraphs
+from .graphs import TrainGraphs, check_request
 from .interrupts import Interrupted
 from .outputs import claim_checkpoint
 from .schedule import NoiseSchedule
@@ -235,6 +235,7 @@ def train(
     with ExitStack() as stack:
         team = stack.enter_context(join(pick_device(cfg.device)))  # one process, or torchrun's
         dev = team.device
+        check_request(cfg.cuda_graphs, dev, team.world_size)  # "on" where it cannot be: say so now
         precision = pick_precision(cfg.precision, dev)
         fmt = pick_memory_format(cfg.memory_format, dev)
         path, resume = None, False
@@ -280,9 +281,8 @@ def train(
         first_step, interrupted = progress.step, None
         show = cfg.progress and team.is_main  # one bar, on process 0
         bar = tqdm(total=steps, initial=first_step, disable=not show, desc="training", unit="step")
-        graphs = TrainGraphs(
-            net, cfg.cuda_graphs, dev, team.world_size, bar.write, passthrough=(TrainingError,)
-        )
+        graphs = TrainGraphs(net, cfg.cuda_graphs, dev, team.world_size, bar.write,
+                             passthrough=(TrainingError,), rng=generator)  # fmt: skip
 
         def one_step(
             net: Callable, x0: torch.Tensor, y: Optional[torch.Tensor], step: int

@@ -144,8 +144,9 @@ def tracing() -> bool:
     """True while ``torch.compile`` traces the net or a CUDA graph records it: a check that
     reads tensor values would cut the graph there (:mod:`.graphs`), so it is left to the
     callers, which check labels where they are made."""
-    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
-    if compiling is not None and compiling():
+    compiler = getattr(torch, "compiler", None)
+    compiling = getattr(compiler, "is_compiling", None) or torch._dynamo.is_compiling  # < 2.3
+    if compiling():
         return True
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 

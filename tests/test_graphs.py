@@ -28,13 +28,33 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 CPU = torch.device("cpu")
 
 
+class Counted:
+    """A compiled net that counts its calls and can be told to fail at call ``fail_at``."""
+
+    def __init__(self, net, compiled, fail_at=None):
+        self.config, self.compiled, self.calls, self.fail_at = net.config, compiled, 0, fail_at
+
+    def __call__(self, *args):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("CUDA graph recording failed: out of memory\nlong traceback")
+        return self.compiled(*args)
+
+
 @pytest.fixture
 def pretend_gpu(monkeypatch):
-    """CUDA graphs 'available' on this CPU; compiling is dynamo with its eager backend."""
+    """CUDA graphs 'available' on this CPU; compiling is dynamo and AOTAutograd (which compile
+    the forward and backward passes as separate graphs) with the eager backend in place of
+    Triton. Returns the list of compiled nets made, to count their calls."""
+    made = []
+
+    def compile_net(net):
+        made.append(Counted(net, torch.compile(net, backend="aot_eager", dynamic=False)))
+        return made[-1]
+
     monkeypatch.setattr(graphs, "unavailable_reason", lambda device, compile=True: None)
-    monkeypatch.setattr(
-        graphs, "compile_net", lambda net: torch.compile(net, backend="eager", dynamic=False)
-    )
+    monkeypatch.setattr(graphs, "compile_net", compile_net)
+    return made
 
 
 def written(monkeypatch):
@@ -52,9 +72,13 @@ def test_cpu_runs_eagerly_and_says_why():
     assert sampling_net(model, CPU, calls=1000) is model
 
 
-def test_asking_for_graphs_where_there_are_none_is_refused_before_any_work():
+def test_asking_for_graphs_where_there_are_none_is_refused_before_any_work(tmp_path):
+    model = tiny_model()
+    before = flat(model).clone()
     with pytest.raises(ValueError, match="cuda_graphs='on', but CUDA graphs need a CUDA GPU"):
-        train(tiny_model(), images(), SCHEDULE, steps=2, cuda_graphs="on", **FAST)
+        train(model, images(), SCHEDULE, steps=2, cuda_graphs="on", checkpoint=tmp_path / "c.pt",
+              **FAST)  # fmt: skip
+    assert torch.equal(flat(model), before) and list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="cuda_graphs='on'"):
         sample(
             tiny_model(), SCHEDULE, n=1, method="ddim", steps=2, cuda_graphs="on", progress=False
@@ -104,6 +128,7 @@ def test_the_unet_traces_as_one_graph(num_classes):
 def test_switching_to_the_compiled_net_mid_run_changes_nothing(pretend_gpu, monkeypatch):
     """Eager for the probe steps, compiled after: the same losses and weights as all-eager,
     in fp32 (the eager backend runs the very same operations, so 1e-6 is float rounding)."""
+    made = pretend_gpu
     monkeypatch.setattr(graphs, "PROBE_STEPS", 3)
     monkeypatch.setattr(graphs, "worth_compiling", lambda *args, **kw: True)
     lines = written(monkeypatch)
@@ -118,6 +143,7 @@ def test_switching_to_the_compiled_net_mid_run_changes_nothing(pretend_gpu, monk
     assert any(line.startswith("Compiled in") for line in lines)
     torch.testing.assert_close(runs["auto"].losses, runs["off"].losses, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(flat(runs["auto"].raw_model), flat(runs["off"].raw_model))
+    assert len(made) == 1 and made[0].calls == 7 - 3  # the compiled net ran after the probe
 
 
 def test_a_conditional_net_compiles_too(pretend_gpu):
@@ -142,9 +168,32 @@ def test_a_failing_compiler_falls_back_and_training_goes_on(pretend_gpu, monkeyp
     result = train(tiny_model(), images(), SCHEDULE, steps=4, seed=0, cuda_graphs="on", **FAST)
     status = result.settings["cuda_graphs"]
     assert status == "off: compiling failed (RuntimeError: Triton found no C compiler)"
-    assert result.steps == 4 and len(result.losses) == 4
-    assert all(torch.isfinite(torch.tensor(result.losses)))
     assert any("training goes on without them" in line for line in lines)
+    # the failed step was redone with the same draws: the run is the all-eager run
+    eager = train(tiny_model(), images(), SCHEDULE, steps=4, seed=0, cuda_graphs="off", **FAST)
+    assert result.losses == eager.losses
+    assert torch.equal(flat(result.raw_model), flat(eager.raw_model))
+
+
+def test_a_compiled_net_failing_later_falls_back_too(pretend_gpu, monkeypatch):
+    """Recording the graphs happens at the second compiled call, not the first: a failure
+    there (or at any later step) also turns the graphs off and redoes the step eagerly."""
+    made = []
+
+    def fails_at_third_call(net):
+        made.append(Counted(net, torch.compile(net, backend="aot_eager"), fail_at=3))
+        return made[-1]
+
+    monkeypatch.setattr(graphs, "compile_net", fails_at_third_call)
+    lines = written(monkeypatch)
+    result = train(tiny_model(), images(2), SCHEDULE, steps=6, seed=1, cuda_graphs="on", **FAST)
+    assert result.settings["cuda_graphs"] == (
+        "off: the compiled net failed (RuntimeError: CUDA graph recording failed: out of memory)"
+    )
+    assert made[0].calls == 3 and len(lines) >= 2
+    eager = train(tiny_model(), images(2), SCHEDULE, steps=6, seed=1, cuda_graphs="off", **FAST)
+    torch.testing.assert_close(result.losses, eager.losses, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(flat(result.raw_model), flat(eager.raw_model))
 
 
 def test_a_diverged_loss_is_not_taken_for_a_compiler_failure(pretend_gpu, monkeypatch):
@@ -198,7 +247,9 @@ def test_a_run_too_short_to_decide_says_so(pretend_gpu):
 def test_a_short_run_never_compiles(monkeypatch):
     graphed, used = drive(monkeypatch, FakeClock(0.05, 0.0125), (None, 30.0), PROBE_STEPS + 5)
     assert used == ["eager"] * (PROBE_STEPS + 5)
-    assert graphed.status == "off: the run is too short to pay back compiling"
+    assert graphed.status == (
+        "off: compiling would save less than it costs (30 s of training left at 50 ms a step)"
+    )
 
 
 def test_compiled_steps_that_are_not_faster_go_back_to_eager(monkeypatch):
@@ -272,8 +323,8 @@ def test_sampling_falls_back_when_a_graph_fails(monkeypatch, capture, message):
 
 
 def test_sampling_replays_the_graph_from_the_second_step(monkeypatch):
-    """A capture that works: the first step runs the eager net once (the check) and the graph
-    stands in for all later steps; images as eager."""
+    """A capture that works: the graph stands in for every step, the first two also run the
+    eager net (the checks); images as eager."""
     model = lively_model()
     expected = sample(model, SCHEDULE, n=2, method="ddim", steps=25, seed=0, progress=False)
     replays = []
@@ -286,9 +337,37 @@ def test_sampling_replays_the_graph_from_the_second_step(monkeypatch):
     net = Recorder(model)
     got = sample(net, SCHEDULE, n=2, method="ddim", steps=25, seed=0, progress=False)
     torch.testing.assert_close(got.images, expected.images, rtol=0, atol=0)
-    assert net.calls == 1 and len(replays) == 25
+    assert net.calls == 2 and len(replays) == 25
     few = sampling_net(model, torch.device("cuda"), calls=10)  # a short run is not worth it
     assert few is model
     graphed = GraphedForward(model, write=lambda line: None)
     graphed.shapes, graphed.replay = [(torch.Size([9]), torch.float32)], lambda *a: None
     assert graphed(images(1), torch.tensor([5])).shape == (1, 3, 16, 16)  # another shape: eager
+
+
+def test_a_replay_right_only_for_the_recorded_input_is_caught(monkeypatch):
+    """A graph that froze its output (values computed outside the graph at recording) matches
+    eager at the first step and not at the second: the second check catches it."""
+    model = lively_model()
+    expected = sample(model, SCHEDULE, n=2, method="ddim", steps=25, seed=0, progress=False)
+
+    def frozen(net, args):
+        out = net(*args)
+        return lambda *a: out.clone()
+
+    monkeypatch.setattr(graphs, "unavailable_reason", lambda device, compile=True: None)
+    monkeypatch.setattr(graphs, "capture_forward", frozen)
+    lines = written(monkeypatch)
+    got = sample(model, SCHEDULE, n=2, method="ddim", steps=25, seed=0, progress=False)
+    torch.testing.assert_close(got.images, expected.images, rtol=0, atol=0)
+    assert len(lines) == 1 and "the replay differs" in lines[0]
+
+
+def test_a_net_that_cannot_be_recorded_samples_eagerly_without_a_word():
+    """An x_0-predicting net seen as a noise predictor indexes the schedule on the CPU at
+    every call: not recordable, so not tried."""
+    from diffusion_helpers.reverse import NoiseFromX0
+
+    wrapped = NoiseFromX0(tiny_model(), SCHEDULE)
+    assert sampling_net(wrapped, torch.device("cuda"), calls=1000) is wrapped
+    assert isinstance(sampling_net(tiny_model(), torch.device("cuda"), 1000), GraphedForward)
