@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The one prepared GPU check, for a session lent a GPU machine (see /work/.library/device):
 #
-#   bash bench/gpu_check.sh tests   # the test suite on CUDA                      (~3-4 min)
-#   bash bench/gpu_check.sh speed   # bench/gpu_speed.py: throughput, a 2-minute
-#                                   # budget run eager vs auto, sampling          (~7-8 min)
+#   bash bench/gpu_check.sh tests   # the test suite on CUDA                       (~3-4 min)
+#   bash bench/gpu_check.sh speed   # sampling, eager vs graphs; throughput and compile
+#                                   # time, small at batch 32 (ours and diffusers),
+#                                   # tiny at batch 128                            (~6 min)
+#   bash bench/gpu_check.sh budget  # 2-minute runs, eager vs auto: images, PSNR    (~5 min)
 #
+# Estimates (each compiling run ~1 min in a fresh process); a session's 15 device minutes,
+# start included, hold about two of the three: speed and budget first.
 # Each stage fits one 10-minute command; logs go to $OUT (or bench_output/). The GPU image has
 # torch, pytest, matplotlib, pillow, tqdm and scikit-learn but not diffusers, jupytext,
 # nbclient or ipywidgets: carry them as wheels in .whl/ (the device README says how: for the
@@ -31,12 +35,16 @@ tests)
     ;;
 speed)
     python3 bench/gpu_speed.py sampling 2>&1 | tee "$out/speed.log"
-    python3 bench/gpu_speed.py throughput --nets ours diffusers --batches 32 --steps 200 \
+    python3 bench/gpu_speed.py throughput --presets small --batches 32 --nets ours diffusers \
         2>&1 | tee -a "$out/speed.log"
-    python3 bench/gpu_speed.py budget --nets ours --minutes 2 2>&1 | tee -a "$out/speed.log"
+    python3 bench/gpu_speed.py throughput --presets tiny --batches 128 --nets ours \
+        2>&1 | tee -a "$out/speed.log"
+    ;;
+budget)
+    python3 bench/gpu_speed.py budget --nets ours --minutes 2 2>&1 | tee "$out/budget.log"
     ;;
 *)
-    echo "usage: bash bench/gpu_check.sh tests|speed" >&2
+    echo "usage: bash bench/gpu_check.sh tests|speed|budget" >&2
     exit 2
     ;;
 esac

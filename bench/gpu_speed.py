@@ -104,6 +104,8 @@ def throughput(args):
     print(f"{'net':10s} {'preset':6s} {'batch':>5s} {'eager img/s':>11s} {'graphs img/s':>12s} "
           f"{'ratio':>5s} {'compile s':>9s} {'break-even s':>12s}")  # fmt: skip
     for preset, size in (("tiny", 32), ("small", 64)):
+        if preset not in args.presets:
+            continue
         default = default_batch_size(size, torch.device("cuda"))
         for batch in args.batches or (default, 2 * default, 4 * default):
             for net in args.nets:
@@ -155,6 +157,9 @@ def main():
     parser.add_argument("--nets", nargs="+", default=["ours", "diffusers"],
                         choices=("ours", "diffusers"))  # fmt: skip
     parser.add_argument("--batches", type=int, nargs="+", help="default: 1, 2, 4 x the default")
+    parser.add_argument(
+        "--presets", nargs="+", default=["tiny", "small"], choices=("tiny", "small")
+    )
     parser.add_argument("--steps", type=int, default=200, help="throughput: steps per variant")
     parser.add_argument("--minutes", type=float, nargs="+", default=[2.0], help="budget runs")
     parser.add_argument("-n", type=int, default=8, help="sampling: how many pictures")
