@@ -13,7 +13,7 @@ backward passes as CUDA graphs and replays them with one launch each, after 46 s
   the compiled steps are timed too and the eager net comes back if they are not faster.
 - Sampling (:func:`sampling_net`): the forward pass captured directly with
   ``torch.cuda.CUDAGraph`` (milliseconds, nothing to compile) and replayed at every step; the
-  first replay is checked against the eager net's output for the same input.
+  first two replays are checked against the eager net's output for the same inputs.
 
 Each is off on a CPU (there are no CUDA graphs there) and wherever it is unsupported, and any
 failure falls back to the eager net with one line saying why: a run never stops because a
