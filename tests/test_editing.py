@@ -5,11 +5,9 @@ eps = (x_t - sqrt(abar_t) B) / sqrt(1 - abar_t) (eq. 4 solved for the noise), pi
 From any x_t its x0 prediction is B, so a reverse run must end on B wherever the model draws.
 """
 
-from dataclasses import dataclass
-from typing import Optional
-
 import pytest
 import torch
+from tiny import StandInConfig
 from torch import nn
 
 from diffusion_helpers.editing import (
@@ -29,13 +27,6 @@ N, C, SIZE = 2, 3, 16
 ATOL = 1e-4
 
 
-@dataclass
-class Config:
-    image_size: int = SIZE
-    image_channels: int = C
-    num_classes: Optional[int] = None
-
-
 class Oracle(nn.Module):
     """eps*(x_t, t) for the picture B; counts its calls. With ``num_classes`` it also takes
     labels (and ignores them)."""
@@ -43,7 +34,7 @@ class Oracle(nn.Module):
     def __init__(self, picture: torch.Tensor, schedule: NoiseSchedule, num_classes=None):
         super().__init__()
         self.picture, self.schedule = picture, schedule
-        self.config = Config(num_classes=num_classes)
+        self.config = StandInConfig(SIZE, C, num_classes=num_classes)
         self.batches: list[int] = []
 
     def forward(self, x, t, labels=None):

@@ -1,11 +1,9 @@
 """Classifier-free guidance (guidance.py): eps_u + w (eps_c - eps_u) in one batched pass,
 what w = 0, 1 and the default draw, and bad labels refused before the model runs."""
 
-from dataclasses import dataclass
-from typing import Optional
-
 import pytest
 import torch
+from tiny import StandInConfig
 from torch import nn
 
 from diffusion_helpers.guidance import DEFAULT_GUIDANCE, guided_noise
@@ -13,13 +11,6 @@ from diffusion_helpers.sampling import sample
 from diffusion_helpers.schedule import NoiseSchedule
 
 SIZE, CHANNELS = 8, 3
-
-
-@dataclass
-class TinyConfig:
-    image_size: int = SIZE
-    image_channels: int = CHANNELS
-    num_classes: Optional[int] = None
 
 
 class FakeConditional(nn.Module):
@@ -30,7 +21,7 @@ class FakeConditional(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.scale = nn.Parameter(torch.tensor(0.1))
-        self.config = TinyConfig(num_classes=NUM_CLASSES)
+        self.config = StandInConfig(SIZE, CHANNELS, num_classes=NUM_CLASSES)
         self.calls: list[tuple[int, list[int], list[int]]] = []
 
     def forward(self, x, t, labels):

@@ -8,11 +8,10 @@ back x_0).
 
 import copy
 import math
-from dataclasses import dataclass
-from typing import Optional
 
 import pytest
 import torch
+from tiny import StandInConfig
 from torch import nn
 
 from diffusion_helpers import sampling
@@ -32,13 +31,6 @@ from diffusion_helpers.schedule import NoiseSchedule
 SIZE, CHANNELS = 8, 3
 
 
-@dataclass
-class TinyConfig:
-    image_size: int = SIZE
-    image_channels: int = CHANNELS
-    num_classes: Optional[int] = None
-
-
 class TinyNet(nn.Module):
     """One 3x3 conv plus a learned per-timestep offset: eps = conv(x) + emb[t]."""
 
@@ -47,7 +39,7 @@ class TinyNet(nn.Module):
         torch.manual_seed(0)
         self.conv = nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1)
         self.emb = nn.Embedding(num_steps, 1)
-        self.config = TinyConfig()
+        self.config = StandInConfig(SIZE, CHANNELS)
         self.seen_training: list[bool] = []
 
     def forward(self, x, t):
@@ -258,7 +250,7 @@ def test_missing_image_size_without_config(schedule, x0):
 def test_a_given_zero_is_refused_not_replaced(schedule):
     """image_channels=0 in a config is an error, not a cue to look at another field."""
     net = TinyNet(schedule.num_steps)
-    net.config = TinyConfig(image_channels=0)
+    net.config = StandInConfig(SIZE, 0)
     net.config.channels = 3
     with pytest.raises(ValueError, match="channels"):
         run(net, schedule, method="ddim", steps=2)

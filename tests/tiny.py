@@ -1,4 +1,8 @@
-"""Small nets and pictures shared by the training, data and checkpoint tests."""
+"""Small nets and pictures shared by the training, data and checkpoint tests, and the config
+of the stand-in models of the sampler tests."""
+
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -8,6 +12,15 @@ from diffusion_helpers.unet import UNet, UNetConfig
 SCHEDULE = NoiseSchedule(num_steps=1000)
 # Pinned to the CPU in fp32 so results are the same on a machine with a GPU.
 FAST = dict(progress=False, precision="fp32", device="cpu")
+
+
+@dataclass
+class StandInConfig:
+    """The ``config`` of a stand-in model: the fields of a U-Net's config the samplers read."""
+
+    image_size: int
+    image_channels: int = 3
+    num_classes: Optional[int] = None
 
 
 def tiny_model(seed=0, **overrides):
