@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
         p.add_argument("--device", help="cpu, cuda or mps (default: the fastest available)")
+        p.add_argument("--cuda-graphs", choices=("auto", "on", "off"), default="auto",
+                       help="on a GPU, replay the U-Net as CUDA graphs: auto (when a run pays "
+                            "back compiling), on or off (default: auto)")  # fmt: skip
 
     d = sub.add_parser("demo", help="the whole tutorial, headless, writing pictures to a folder")
     d.add_argument("--image", type=Path, help="your picture (default: the bundled sample)")
@@ -211,6 +214,7 @@ def run(args: argparse.Namespace) -> None:
             seed=args.seed,
             device=args.device,
             resume=args.resume,
+            cuda_graphs=args.cuda_graphs,
         )
     elif args.command in ("edit", "inpaint"):
         shared = dict(checkpoint=args.checkpoint, n=args.n, method=args.method, steps=args.steps,
@@ -240,6 +244,7 @@ def run(args: argparse.Namespace) -> None:
             preset=args.preset,
             export=args.export,
             use_labels=not args.no_labels,
+            cuda_graphs=args.cuda_graphs,
         )
     else:
         demo.run_sample(

@@ -19,6 +19,7 @@ from . import tutorial, viz
 from .checkpoint import export_weights, load_for_sampling, read_checkpoint
 from .datasets import DATASET_NAMES, load_dataset
 from .distributed import is_main_process
+from .graphs import CudaGraphs
 from .images import load_image_info, sample_image_path
 from .interrupts import Interrupted
 from .outputs import check_checkpoint_target, check_export_target, check_output_folder
@@ -40,11 +41,13 @@ def run_demo(
     seed: int = 0,
     device: Optional[str] = None,
     resume: bool = False,
+    cuda_graphs: CudaGraphs = "auto",
 ) -> dict:
     """Forward grid, schedule plot, training, reverse GIF and final samples with PSNR, in ``out``.
 
     A checkpoint already in ``out`` is moved aside to ``unet.previous.pt`` and training starts
-    afresh, unless ``resume`` (then the run continues from it, and says so).
+    afresh, unless ``resume`` (then the run continues from it, and says so). ``cuda_graphs``:
+    for training and sampling on a GPU (:mod:`.graphs`).
     Returns a summary dict (paths, PSNR, times) that the tests read.
     """
     cfg = tutorial.settings(device)
@@ -80,12 +83,13 @@ def run_demo(
         f"Training a {cfg.preset} U-Net ({model.num_parameters() / 1e6:.2f} M parameters) "
         f"on {cfg.device.type}..."
     )
-    result = _train(model, x0, schedule, cfg, minutes, steps, seed, checkpoint)
+    result = _train(model, x0, schedule, cfg, minutes, steps, seed, checkpoint, cuda_graphs)
     written["loss"] = save_figure(viz.plot_losses(result.losses), out / "loss.png")
     written["checkpoint"] = checkpoint
 
     start = time.perf_counter()
-    run = sample(result.model, schedule, n=cfg.num_samples, seed=seed, every=frame_every(schedule))
+    run = sample(result.model, schedule, n=cfg.num_samples, seed=seed, every=frame_every(schedule),
+                 cuda_graphs=cuda_graphs)  # fmt: skip
     sample_seconds = time.perf_counter() - start
     scores = psnr(run.images, x0, mirror=True)
     written["reverse_gif"] = viz.save_gif(run.frames, out / "reverse.gif")
@@ -124,6 +128,7 @@ def run_train(
     preset: Optional[str] = None,
     export: Optional[Path] = None,
     use_labels: bool = True,
+    cuda_graphs: CudaGraphs = "auto",
 ) -> Path:
     """Train on a picture (default: the bundled sample), a folder of pictures, or a named
     dataset ("digits", "mnist", ...), into the checkpoint ``out`` (resumed if it is ours).
@@ -158,7 +163,8 @@ def run_train(
         num_classes=classes,
         seed=seed,
     )
-    result = _train(model, data, NoiseSchedule(cfg.num_steps), cfg, minutes, steps, seed, out)
+    result = _train(model, data, NoiseSchedule(cfg.num_steps), cfg, minutes, steps, seed, out,
+                    cuda_graphs)  # fmt: skip
     if main:
         print(f"{_trained(result)}; checkpoint: {out}")
     if export is not None and main:
@@ -246,6 +252,7 @@ def _train(
     steps: Optional[int],
     seed: int,
     checkpoint: Path,
+    cuda_graphs: CudaGraphs = "auto",
 ) -> TrainResult:
     """train() with the command line's budget: given steps/minutes, else the settings' own."""
     if minutes is None and steps is None:
@@ -259,6 +266,7 @@ def _train(
         device=cfg.device,
         seed=seed,
         checkpoint=checkpoint,
+        cuda_graphs=cuda_graphs,
     )
     stop_if_interrupted(result)
     return result

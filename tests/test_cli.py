@@ -40,6 +40,7 @@ def test_help_lists_the_three_commands():
         (["demo", "--size", "-3"], "--size"),
         (["demo", "--bogus"], "--bogus"),
         (["frobnicate"], "frobnicate"),
+        (["train", "--cuda-graphs", "sometimes"], "--cuda-graphs"),
     ],
 )
 def test_bad_options_give_one_line_and_exit_2(args, words, capsys):
@@ -56,6 +57,14 @@ def test_bad_image_gives_one_line_and_exit_2(tmp_path, capsys):
     assert main(["demo", "--image", str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "notes.txt" in err and "not an image" in err
+
+
+def test_cuda_graphs_on_a_cpu_is_one_line_before_training(tmp_path, capsys):
+    out = tmp_path / "unet.pt"
+    assert main(["train", "--cuda-graphs", "on", "--device", "cpu", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cuda_graphs='on'" in err and "CPU" in err, err
+    assert not out.exists()
 
 
 def test_missing_image_and_impossible_size(tmp_path, capsys):
