@@ -204,18 +204,11 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def run(args: argparse.Namespace) -> None:
     """Dispatch one parsed command."""
+    if args.command in ("demo", "train"):  # the options of common() in build_parser
+        common = dict(size=args.size, minutes=args.minutes, steps=args.steps, seed=args.seed,
+                      device=args.device, cuda_graphs=args.cuda_graphs)  # fmt: skip
     if args.command == "demo":
-        demo.run_demo(
-            args.image,
-            args.out,
-            size=args.size,
-            minutes=args.minutes,
-            steps=args.steps,
-            seed=args.seed,
-            device=args.device,
-            resume=args.resume,
-            cuda_graphs=args.cuda_graphs,
-        )
+        demo.run_demo(args.image, args.out, resume=args.resume, **common)
     elif args.command in ("edit", "inpaint"):
         shared = dict(checkpoint=args.checkpoint, n=args.n, method=args.method, steps=args.steps,
                       seed=args.seed, device=args.device, label=args.label, guidance=args.guidance)  # fmt: skip
@@ -233,19 +226,8 @@ def run(args: argparse.Namespace) -> None:
             seed=args.seed, device=args.device,
         )  # fmt: skip
     elif args.command == "train":
-        demo.run_train(
-            args.data,
-            args.out,
-            size=args.size,
-            minutes=args.minutes,
-            steps=args.steps,
-            seed=args.seed,
-            device=args.device,
-            preset=args.preset,
-            export=args.export,
-            use_labels=not args.no_labels,
-            cuda_graphs=args.cuda_graphs,
-        )
+        demo.run_train(args.data, args.out, preset=args.preset, export=args.export,
+                       use_labels=not args.no_labels, **common)  # fmt: skip
     else:
         demo.run_sample(
             args.checkpoint,

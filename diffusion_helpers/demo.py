@@ -281,10 +281,8 @@ def _trained(result: TrainResult) -> str:
         if result.resumed_from
         else ""
     )
-    graphs = result.settings.get("cuda_graphs", "")
-    graphs = (
-        f", CUDA graphs {graphs}" if result.settings.get("device", "").startswith("cuda") else ""
-    )
+    on_gpu = result.settings["device"].startswith("cuda")
+    graphs = f", CUDA graphs {result.settings['cuda_graphs']}" if on_gpu else ""
     return f"Trained {this_run} steps in {result.elapsed:.0f} s{resumed}{graphs}"
 
 

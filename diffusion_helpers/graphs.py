@@ -74,20 +74,20 @@ def unavailable_reason(device: torch.device, compile: bool = True) -> Optional[s
     return None
 
 
-def check_request(mode: str, device: torch.device, processes: int = 1) -> None:
-    """Raise ``ValueError`` for an unknown mode, or for ``"on"`` where training cannot use CUDA
-    graphs (called before any work is done)."""
-    check_mode(mode)
-    reason = training_reason(device, processes)
-    if mode == "on" and reason is not None:
-        raise ValueError(f"cuda_graphs='on', but {reason}. Use 'auto' or 'off'.")
-
-
-def training_reason(device: torch.device, processes: int) -> Optional[str]:
-    """Why training cannot use CUDA graphs here, or None."""
+def check_request(mode: str, device: torch.device, processes: int = 1) -> Optional[str]:
+    """Why training cannot use CUDA graphs here, or None. Raises ``ValueError`` for an unknown
+    mode, or for ``"on"`` where they cannot be used (called before any work is done)."""
     reason = unavailable_reason(device)
     if reason is None and processes > 1:
         reason = "under torchrun the nets run eagerly (DDP with CUDA graphs is not measured)"
+    return _refuse_on(mode, reason)
+
+
+def _refuse_on(mode: str, reason: Optional[str]) -> Optional[str]:
+    """``reason``, after checking ``mode`` and refusing ``"on"`` when there is a reason."""
+    check_mode(mode)
+    if mode == "on" and reason is not None:
+        raise ValueError(f"cuda_graphs='on', but {reason}. Use 'auto' or 'off'.")
     return reason
 
 
@@ -152,10 +152,9 @@ class TrainGraphs:
         passthrough: tuple[type[BaseException], ...] = (),
         rng: Optional[torch.Generator] = None,
     ) -> None:
-        check_request(mode, device, processes)
+        reason = check_request(mode, device, processes)
         self.eager, self.compiled, self.device, self.mode = net, None, device, mode
         self.write, self.clock, self.passthrough, self.rng = write, clock, passthrough, rng
-        reason = training_reason(device, processes)
         self.state = {"off": "off", "on": "compile"}.get(mode, "probe") if reason is None else "off"
         undecided = f"off: the run ended within the {PROBE_STEPS} eager steps that decide"
         self.status = f"off: {reason}" if reason else ("off: asked" if mode == "off" else undecided)
@@ -254,10 +253,7 @@ def sampling_net(
 ) -> Callable[..., torch.Tensor]:
     """``model``, or a :class:`GraphedForward` of it when CUDA graphs are on for a sampling run
     of ``calls`` forward passes on ``device`` ("auto": on a CUDA GPU from MIN_SAMPLING_CALLS)."""
-    check_mode(mode)
-    reason = unavailable_reason(device, compile=False)
-    if mode == "on" and reason is not None:
-        raise ValueError(f"cuda_graphs='on', but {reason}. Use 'auto' or 'off'.")
+    reason = _refuse_on(mode, unavailable_reason(device, compile=False))
     if mode == "off" or reason is not None or (mode == "auto" and calls < MIN_SAMPLING_CALLS):
         return model
     if getattr(model, "records_as_cuda_graph", True) is False:  # e.g. reads the CPU per call

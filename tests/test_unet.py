@@ -2,22 +2,11 @@
 
 import pytest
 import torch
+from tiny import tiny_config
 
 from diffusion_helpers.unet import Attention, UNet, UNetConfig, timestep_embedding
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
-
-
-def tiny_config(**overrides):
-    base = dict(
-        image_channels=3,
-        base_channels=8,
-        channel_mults=(1, 2),
-        attention_resolutions=(8,),
-        image_size=16,
-        norm_groups=4,
-    )
-    return UNetConfig(**{**base, **overrides})
 
 
 @pytest.mark.parametrize("channels", [1, 3])

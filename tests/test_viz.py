@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from IPython.core.formatters import PNGFormatter  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from tiny import ramp_picture  # noqa: E402
 
 from diffusion_helpers import animation, viz  # noqa: E402
 from diffusion_helpers.images import to_numpy  # noqa: E402
@@ -25,9 +26,7 @@ def schedule():
 
 @pytest.fixture(scope="module")
 def image():
-    """A 16 px RGB picture with structure: a horizontal ramp in red, vertical in green."""
-    ramp = torch.linspace(-1, 1, 16)
-    return torch.stack([ramp.expand(16, 16), ramp[:, None].expand(16, 16), -ramp.expand(16, 16)])
+    return ramp_picture()
 
 
 # ---------------------------------------------------------------- figures

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny import ramp_picture
 
 from diffusion_helpers import widgets
 from diffusion_helpers.images import to_numpy
@@ -21,9 +22,7 @@ def schedule():
 
 @pytest.fixture(scope="module")
 def image():
-    """A 16 px RGB picture with structure: a horizontal ramp in red, vertical in green."""
-    ramp = torch.linspace(-1, 1, 16)
-    return torch.stack([ramp.expand(16, 16), ramp[:, None].expand(16, 16), -ramp.expand(16, 16)])
+    return ramp_picture()
 
 
 def flat_frames(count, n, size, channels=3):

@@ -23,8 +23,8 @@ class StandInConfig:
     num_classes: Optional[int] = None
 
 
-def tiny_model(seed=0, **overrides):
-    """A 2-level U-Net for 16 px pictures (a few thousand parameters), seeded."""
+def tiny_config(**overrides):
+    """The config of a 2-level U-Net for 16 px pictures (a few thousand parameters)."""
     cfg = dict(
         image_channels=3,
         base_channels=8,
@@ -33,7 +33,18 @@ def tiny_model(seed=0, **overrides):
         image_size=16,
         norm_groups=4,
     )
-    return UNet(UNetConfig(**{**cfg, **overrides}), seed=seed)
+    return UNetConfig(**{**cfg, **overrides})
+
+
+def tiny_model(seed=0, **overrides):
+    """The U-Net of :func:`tiny_config`, its initial weights seeded."""
+    return UNet(tiny_config(**overrides), seed=seed)
+
+
+def ramp_picture():
+    """A 16 px RGB picture with structure: a horizontal ramp in red, vertical in green."""
+    ramp = torch.linspace(-1, 1, 16)
+    return torch.stack([ramp.expand(16, 16), ramp[:, None].expand(16, 16), -ramp.expand(16, 16)])
 
 
 def images(n=1, size=16, seed=0, channels=3):
