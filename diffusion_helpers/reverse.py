@@ -158,6 +158,9 @@ def dpm_solver_2m_step(
     schedule: NoiseSchedule,
     previous: Optional[tuple[Timesteps, torch.Tensor]] = None,
     clip: bool = CLIP_X0,
+    eta: float = 0.0,
+    noise: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One DPM-Solver++(2M) step from t to an earlier t_prev (Lu et al. 2022, Algorithm 2):
 
@@ -173,6 +176,18 @@ def dpm_solver_2m_step(
     The step to t_prev = -1 (abar = 1, sigma = 0, h infinite) is always first order and returns
     x0_hat (diffusers' ``lower_order_final``). lambda is computed in float64 from the schedule.
 
+    With ``eta > 0`` the step solves the reverse SDE instead of the ODE and adds noise, as DDIM
+    does with the same eta: part of sigma_prev is fresh noise, s = eta sigma_prev sqrt(1 - e^{-2h}),
+    and the rest follows x_t,
+
+        x_prev = (sigma_prev / sigma_t) sqrt(1 - eta^2 (1 - e^{-2h})) x_t + c D + s z,
+        c = alpha_prev - (sigma_prev / sigma_t) sqrt(1 - eta^2 (1 - e^{-2h})) alpha_t.
+
+    eta = 0 is the ODE step above (c = -alpha_prev (e^{-h} - 1)); eta = 1 is SDE-DPM-Solver++(2M)
+    (Lu et al.'s SDE variant, diffusers' ``algorithm_type="sde-dpmsolver++"``):
+    x_prev = (sigma_prev / sigma_t) e^{-h} x_t + alpha_prev (1 - e^{-2h}) D + s z. First order,
+    any eta, it is exactly :func:`ddim_step` with that eta (s is DDIM's sigma, eq. 16).
+
     Args:
         x_t: images at step t [B, C, H, W].
         t, t_prev: 0-based timesteps (ints or LongTensors [B]) with -1 <= t_prev < t.
@@ -180,10 +195,17 @@ def dpm_solver_2m_step(
         previous: ``(t_last, x0_hat_last)`` as returned by the step before (from t_last to t),
             or None for a first-order step (the first step of a run).
         clip: clip the data prediction x0_hat to [-1, 1]; default :data:`CLIP_X0`.
+        eta: 0 (default) the deterministic ODE solver, 1 the SDE solver; between, a mix.
+        noise: z for ``eta > 0`` (default: drawn from ``generator``).
     Returns:
         ``(x_prev [B, C, H, W], x0_hat [B, C, H, W])``: give ``(t, x0_hat)`` as ``previous``
         to the next step.
     """
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
+        raise ValueError(
+            f"eta must be a number in [0, 1] for DPM-Solver++ (0 solves the ODE, 1 the SDE), "
+            f"got {eta!r}."
+        )
     _check_pair(x_t, predicted_noise)
     t_tensor = schedule.check_t(t, x_t.shape[0]).cpu()
     t_prev_tensor = _check_t_prev(t_prev, t_tensor).cpu()
@@ -195,8 +217,11 @@ def dpm_solver_2m_step(
     abar_prev = schedule.alpha_bars_prev[t_prev_tensor + 1]
     lam_t, lam_prev = _half_log_snr(abar_t), _half_log_snr(abar_prev)  # lam_prev = inf at -1
     h = lam_prev - lam_t
-    x_coef = ((1 - abar_prev) / (1 - abar_t)).sqrt()  # sigma_prev / sigma_t
-    d_coef = -abar_prev.sqrt() * torch.expm1(-h)  # -alpha_prev (exp(-h) - 1)
+    one_minus_e2h = -torch.expm1(-2 * h)  # 1 - e^{-2h}: 1 on the final step (h infinite)
+    kept = (1 - eta**2 * one_minus_e2h).clamp(min=0).sqrt()  # 1 for the ODE, e^{-h} for the SDE
+    x_coef = ((1 - abar_prev) / (1 - abar_t)).sqrt() * kept  # sigma_prev / sigma_t, times kept
+    d_coef = abar_prev.sqrt() - x_coef * abar_t.sqrt()  # eta = 0: -alpha_prev (exp(-h) - 1)
+    noise_std = eta * (1 - abar_prev).sqrt() * one_minus_e2h.sqrt()  # 0 on the final step
     data = x0_hat
     if previous is not None:
         t_last, x0_last = previous
@@ -217,6 +242,8 @@ def dpm_solver_2m_step(
         half_inv_r = torch.where(t_prev_tensor == -1, 0.0, h / (2 * h_last))
         data = x0_hat + _per_image(half_inv_r, x_t) * (x0_hat - x0_last)
     x_prev = _per_image(x_coef, x_t) * x_t + _per_image(d_coef, x_t) * data
+    if eta > 0:
+        x_prev = x_prev + _per_image(noise_std, x_t) * draw_noise(x_t, noise, generator)
     return x_prev, x0_hat
 
 

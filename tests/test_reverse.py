@@ -221,6 +221,70 @@ def test_dpm_solver_final_step_is_first_order(setup):
     torch.testing.assert_close(got, x0_hat, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("eta", [0.3, 1.0])
+@pytest.mark.parametrize("clip", [False, True])
+def test_sde_dpm_solver_first_order_is_ddim_with_the_same_eta(setup, eta, clip):
+    """With noise (eta > 0) the first-order step is DDIM with that eta, given the same z:
+    the same mean, and s = eta sigma_prev sqrt(1 - e^{-2h}) is DDIM's sigma (eq. 16)."""
+    s, _, t, x_t, eps, z = setup
+    eps_hat = 0.7 * eps + 0.3 * z
+    for t_prev in (t - 1, t // 2 - 1, -1):
+        got, _ = dpm_solver_2m_step(x_t, t, t_prev, eps_hat, s, clip=clip, eta=eta, noise=z)
+        want = ddim_step(x_t, t, t_prev, eps_hat, s, eta=eta, noise=z, clip=clip)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-9)
+
+
+def test_sde_dpm_solver_second_order_matches_the_formula(setup):
+    """One SDE-DPM-Solver++(2M) step (eta = 1) against the update written out with float64
+    scalars: (sigma_prev / sigma_t) e^{-h} x_t + alpha_prev (1 - e^{-2h}) D
+    + sigma_prev sqrt(1 - e^{-2h}) z, D as in the ODE step."""
+    s, _, _, _, _, z = setup
+    gen = torch.Generator().manual_seed(6)
+    x_t, eps_hat, x0_last = (
+        torch.randn(z.shape, generator=gen, dtype=torch.float64) for _ in "abc"
+    )
+    t_last, t, t_prev = 700, 500, 250
+    got, _ = dpm_solver_2m_step(
+        x_t, t, t_prev, eps_hat, s, (t_last, x0_last), clip=False, eta=1.0, noise=z
+    )
+    ab = {k: float(s.alpha_bars[k]) for k in (t_last, t, t_prev)}
+    lam = {k: 0.5 * math.log(v / (1 - v)) for k, v in ab.items()}
+    h, h_last = lam[t_prev] - lam[t], lam[t] - lam[t_last]
+    x0 = (x_t - (1 - ab[t]) ** 0.5 * eps_hat) / ab[t] ** 0.5
+    d = x0 + h / (2 * h_last) * (x0 - x0_last)
+    sigma_ratio = ((1 - ab[t_prev]) / (1 - ab[t])) ** 0.5
+    want = (sigma_ratio * math.exp(-h) * x_t + ab[t_prev] ** 0.5 * (1 - math.exp(-2 * h)) * d
+            + (1 - ab[t_prev]) ** 0.5 * (1 - math.exp(-2 * h)) ** 0.5 * z)  # fmt: skip
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-9)
+
+
+def test_sde_dpm_solver_with_the_true_noise_keeps_q(setup):
+    """A perfect model (x0_hat = x_0 at every step) and eta = 1: x_prev is x_0's marginal
+    q(x_prev | x_0) again. Over 16,000 draws of one pixel value the mean is sqrt(abar_prev) x_0
+    and the variance 1 - abar_prev = 0.61 (standard errors 0.0062 and 0.0068; the bounds are
+    four of them)."""
+    s = NoiseSchedule(T)
+    gen = torch.Generator().manual_seed(7)
+    x0 = torch.full((4000, 1, 2, 2), 0.5, dtype=torch.float64)
+    x_t, eps = add_noise(x0, 600, s, generator=gen)
+    x_prev, _ = dpm_solver_2m_step(x_t, 600, 300, eps, s, (800, x0), clip=False, eta=1.0,
+                                   generator=gen)  # fmt: skip
+    ab = float(s.alpha_bars[300])
+    assert abs(x_prev.mean().item() - ab**0.5 * 0.5) < 0.025
+    assert abs(x_prev.var().item() - (1 - ab)) < 0.027
+    # and it is not the ODE's deterministic landing point: the noise is new
+    ode, _ = dpm_solver_2m_step(x_t, 600, 300, eps, s, (800, x0), clip=False)
+    assert (x_prev - ode).abs().mean() > 0.1
+
+
+@pytest.mark.parametrize("eta", [-0.1, 1.5, float("nan"), True, "1"])
+def test_dpm_solver_rejects_eta_outside_0_1(eta):
+    s = NoiseSchedule(T)
+    x = torch.zeros(1, 1, 4, 4)
+    with pytest.raises(ValueError, match="eta"):
+        dpm_solver_2m_step(x, 5, 2, x, s, eta=eta)
+
+
 def test_dpm_solver_per_image_timesteps_equal_one_at_a_time(setup):
     s, x0, _, _, eps, z = setup
     t = torch.tensor([1, 10, 500, 980])
