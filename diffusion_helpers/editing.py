@@ -101,7 +101,7 @@ def edit(
             f"starts at t0 = {t0}, and visits at most the {t0 + 1} timesteps t0..0; "
             f"got {steps!r}."
         )
-    timesteps = method_timesteps(method, t0 + 1, steps)  # t0, ..., 0, -1
+    timesteps = method_timesteps(method, schedule, steps, start=t0)  # t0, ..., 0, -1
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     picture = image.detach().to(model_device(model), torch.float32)
     x, _ = add_noise(picture, t0, schedule, generator=generator)  # eq. 4
@@ -156,7 +156,7 @@ def inpaint(
     keep = _check_mask(mask, image)
     check_sample_args(method, image.shape[0], 0.0, "posterior", every, seed, None)
     check_labels(model, labels, guidance_scale, image.shape[0])
-    base = method_timesteps(method, schedule.num_steps, steps)
+    base = method_timesteps(method, schedule, steps)
     for name, value in (("resample", resample), ("jump", jump)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")

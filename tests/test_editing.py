@@ -18,7 +18,7 @@ from diffusion_helpers.editing import (
     repaint_timesteps,
 )
 from diffusion_helpers.forward import add_noise
-from diffusion_helpers.sampling import ddim_timesteps
+from diffusion_helpers.sampling import ddim_timesteps, logsnr_timesteps
 from diffusion_helpers.schedule import NoiseSchedule
 
 N, C, SIZE = 2, 3, 16
@@ -97,8 +97,10 @@ def test_edit_starts_at_round_strength_t_minus_1(schedule, pictures, method):
     if method == "ddpm":
         assert result.timesteps == list(range(299, -1, -1))
     else:  # the default steps of a whole run times 300 / 1000, from t0 = 299 down to 0
-        steps = {"ddim": 15, "dpm_solver": 6}[method]
-        assert result.timesteps == ddim_timesteps(300, steps)[:-1]
+        if method == "ddim":
+            assert result.timesteps == ddim_timesteps(300, 15)[:-1]
+        else:  # even in log-SNR between t0 and 0
+            assert result.timesteps == logsnr_timesteps(schedule, 6, start=299)[:-1]
     assert len(model.batches) == len(result.timesteps)
     assert (result.images - a).abs().max() < ATOL
 

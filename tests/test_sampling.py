@@ -22,6 +22,7 @@ from diffusion_helpers.sampling import (
     SampleResult,
     ddim_timesteps,
     forward_jump,
+    logsnr_timesteps,
     psnr,
     reverse_process,
     sample,
@@ -75,35 +76,18 @@ def run(model, schedule, **kwargs):
     return sample(model, schedule, **kwargs)
 
 
-# ---------------------------------------------------------------- timesteps
-
-
-def test_ddim_timesteps_even_decreasing_from_last_to_minus_one():
-    ts = ddim_timesteps(1000, 50)
-    assert len(ts) == 51
-    assert ts[0] == 999 and ts[-2:] == [0, -1]
-    gaps = [a - b for a, b in zip(ts[:-1], ts[1:])]
-    assert all(g > 0 for g in gaps)
-    assert max(gaps[:-1]) - min(gaps[:-1]) <= 1  # even spacing up to rounding: 999 / 49 = 20.4
-    assert ddim_timesteps(10, 10) == list(range(9, -2, -1))  # every step, as DDPM
-    assert ddim_timesteps(10, 1) == [9, -1]
-
-
-@pytest.mark.parametrize("steps", [0, 11, 2.5, True])
-def test_ddim_timesteps_rejects_bad_steps(steps):
-    with pytest.raises(ValueError, match="steps"):
-        ddim_timesteps(10, steps)
-
-
 # ---------------------------------------------------------------- determinism
 
 
-@pytest.mark.parametrize("method", ["ddpm", "ddim", "dpm_solver"])
-def test_same_seed_same_images_other_seed_other_images(schedule, method):
+@pytest.mark.parametrize(
+    "method,eta", [("ddpm", 0), ("ddim", 0), ("dpm_solver", 0), ("dpm_solver", 1)]
+)
+def test_same_seed_same_images_other_seed_other_images(schedule, method, eta):
     net = TinyNet(schedule.num_steps)
-    a = run(net, schedule, method=method, steps=None if method == "ddpm" else 10, seed=3)
-    b = run(net, schedule, method=method, steps=None if method == "ddpm" else 10, seed=3)
-    c = run(net, schedule, method=method, steps=None if method == "ddpm" else 10, seed=4)
+    steps = None if method == "ddpm" else 10
+    a = run(net, schedule, method=method, steps=steps, eta=eta, seed=3)
+    b = run(net, schedule, method=method, steps=steps, eta=eta, seed=3)
+    c = run(net, schedule, method=method, steps=steps, eta=eta, seed=4)
     assert torch.equal(a.images, b.images)
     assert not torch.allclose(a.images, c.images)
 
@@ -222,7 +206,7 @@ def test_oracle_ddpm_intermediate_x_t_follow_q(x0):
         ({"method": "ddim", "steps": 0}, "steps"),  # given, so refused, never "the default"
         ({"method": "dpm_solver", "steps": 0}, "steps"),
         ({"method": "ddpm", "steps": 0}, "steps"),
-        ({"method": "dpm_solver", "eta": 1.0}, "eta"),
+        ({"method": "dpm_solver", "eta": 1.5}, "eta"),
         ({"method": "dpm_solver", "variance": "beta"}, "variance"),
         ({"labels": 0}, "labels"),  # TinyNet is unconditional
         ({"guidance_scale": 2.0}, "guidance_scale"),
@@ -263,7 +247,7 @@ def test_a_given_zero_is_refused_not_replaced(schedule):
 
 def test_dpm_solver_default_steps_and_timesteps(schedule):
     result = run(TinyNet(schedule.num_steps), schedule, method="dpm_solver", seed=0)
-    assert result.timesteps == ddim_timesteps(schedule.num_steps, 20)[:-1]
+    assert result.timesteps == logsnr_timesteps(schedule, 20)[:-1]
     assert result.method == "dpm_solver"
 
 
@@ -272,15 +256,17 @@ def test_dpm_solver_oracle_10_steps_returns_x0(x0):
     q(x_prev | x_0, eps) and the last on x_0: the error is float32 rounding. 10 steps visit
     t = 999 ... 0; we measured 3.5e-6 and allow 1e-4 (as for DDIM above)."""
     schedule = NoiseSchedule(1000)
-    for clip in (True, False):
+    for clip, eta in ((True, 0.0), (False, 0.0), (True, 1.0)):
         result = run(make_oracle(x0, schedule), schedule, n=3, image_size=16, channels=CHANNELS,
-                     method="dpm_solver", steps=10, clip=clip, seed=0)  # fmt: skip
+                     method="dpm_solver", steps=10, clip=clip, eta=eta, seed=0)  # fmt: skip
         assert (result.images - x0).abs().max() < 1e-4
 
 
-def reference_dpm_solver_2m(model, schedule, x, timesteps, clip):
+def reference_dpm_solver_2m(model, schedule, x, timesteps, clip, eta=0.0, generator=None):
     """DPM-Solver++(2M), Lu et al. 2022 Algorithm 2, written independently in float64 with
-    alpha, sigma, lambda as Python floats; the last step (to sigma = 0) is first order."""
+    alpha, sigma, lambda as Python floats; the last step (to sigma = 0) is first order. With
+    ``eta = 1`` the SDE variant: x_t weighs sigma_p / sigma e^{-h}, D alpha_p (1 - e^{-2h}),
+    plus sigma_p sqrt(1 - e^{-2h}) z, z drawn in float32 from ``generator`` as the sampler does."""
     x0_last, lam_last = None, None
     for t, t_prev in zip(timesteps[:-1], timesteps[1:]):
         ab = float(schedule.alpha_bars[t])
@@ -299,26 +285,34 @@ def reference_dpm_solver_2m(model, schedule, x, timesteps, clip):
         else:
             r = (lam - lam_last) / h
             d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * x0_last
-        x = sigma_p / sigma * x - alpha_p * (math.exp(-h) - 1) * d
+        if eta == 0:
+            x = sigma_p / sigma * x - alpha_p * (math.exp(-h) - 1) * d
+        else:
+            z = torch.randn(x.shape, generator=generator).double()
+            x = (sigma_p / sigma * math.exp(-h) * x + alpha_p * (1 - math.exp(-2 * h)) * d
+                 + sigma_p * math.sqrt(1 - math.exp(-2 * h)) * z)  # fmt: skip
         x0_last, lam_last = x0, lam
     raise AssertionError("timesteps must end with -1")
 
 
-@pytest.mark.parametrize("clip", [False, True])
-def test_dpm_solver_equals_a_float64_reimplementation(schedule, clip):
+@pytest.mark.parametrize("clip,eta", [(False, 0.0), (True, 0.0), (True, 1.0)])
+def test_dpm_solver_equals_a_float64_reimplementation(schedule, clip, eta):
     net = TinyNet(schedule.num_steps)
-    result = run(net, schedule, method="dpm_solver", steps=6, clip=clip, seed=2)
-    x_T = torch.randn(2, CHANNELS, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
-    ts = ddim_timesteps(schedule.num_steps, 6)
+    result = run(net, schedule, method="dpm_solver", steps=6, clip=clip, eta=eta, seed=2)
+    generator = torch.Generator().manual_seed(2)
+    x_T = torch.randn(2, CHANNELS, SIZE, SIZE, generator=generator)
+    ts = logsnr_timesteps(schedule, 6)
     with torch.no_grad():
         want = reference_dpm_solver_2m(
-            copy.deepcopy(net).double(), schedule, x_T.double(), ts, clip
+            copy.deepcopy(net).double(), schedule, x_T.double(), ts, clip, eta, generator
         )
     # float32 against float64 over 6 steps of an O(1) net: we measured 5e-7; 1e-5 allows for
     # other CPUs' float32 kernels and still catches any wrong coefficient (those move pixels
-    # by > 1e-2: the first-order solver, DDIM, differs from it by 0.2).
+    # by > 1e-2: the first-order solver, DDIM on the same timesteps, differs from it by 0.2).
     torch.testing.assert_close(result.images, want.clamp(-1, 1).float(), rtol=0, atol=1e-5)
-    first_order = run(net, schedule, method="ddim", steps=6, clip=clip, seed=2)
+    first_order = reverse_process(net, schedule, x_T, ts, method="ddim", eta=eta, clip=clip,
+                                  generator=torch.Generator().manual_seed(2),
+                                  progress=False)  # fmt: skip
     assert (first_order.images - result.images).abs().max() > 1e-2
 
 
