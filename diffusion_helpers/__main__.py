@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="steps for ddim (default 50) or dpm_solver (default 20); ddpm takes all T",
     )
     s.add_argument(
+        "--eta",
+        type=float,
+        default=0.0,
+        help="fresh noise for ddim or dpm_solver: 0 deterministic (default), 1 DDPM-like; "
+        "for a model of one picture, dpm_solver with --eta 1 is as good as ddpm in 20 steps",
+    )
+    s.add_argument(
         "--label", type=int, help="the class to draw, for a class-conditional model (e.g. 7)"
     )
     s.add_argument(
@@ -235,6 +242,7 @@ def run(args: argparse.Namespace) -> None:
             n=args.n,
             method=args.method,
             steps=args.steps,
+            eta=args.eta,
             seed=args.seed,
             device=args.device,
             label=args.label,

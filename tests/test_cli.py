@@ -167,6 +167,10 @@ def test_sample_outputs_and_labels_are_checked(tmp_path, capsys):
     # the shipped model is unconditional: asking for a class is a one-line error
     assert main(["sample", "--label", "3", "-n", "1", "--out", str(tmp_path / "s")]) == 2
     assert "labels" in capsys.readouterr().err
+    # DPM-Solver's noise is at most the SDE's: a one-line error before any sampling
+    args = ["sample", "--method", "dpm_solver", "--eta", "2", "-n", "1", "--out", str(tmp_path)]
+    assert main(args) == 2
+    assert "eta=2.0 with method='dpm_solver'" in capsys.readouterr().err
 
 
 @pytest.mark.slow
