@@ -6,12 +6,21 @@ loads another, ``--minutes`` trains one here first (``tutorial.settings``). Then
 same number of images from the same seed with each method:
 
     DDPM (all T steps), DDIM-50 with eta = 0 (deterministic) and eta = 1 (DDPM-like noise),
-    DPM-Solver++(2M) with 10, 20 and 50 steps,
+    DPM-Solver++(2M) with 10, 20 and 50 steps, eta = 0 (the ODE) and eta = 1 (the SDE),
+    and, at 20 steps, DDIM with eta = 1 on DPM-Solver's timesteps (even in log-SNR) and
+    DPM-Solver++ on DDIM's (even in t), which separate what the spacing does from what the
+    solver does,
 
 and prints the wall time of each and the PSNR of the samples against the picture (the nearer
 of it and its mirror image: training flips pictures), mean and min over the images.
 
+``--digits CHECKPOINT`` scores the same samplers on a class-conditional digits model instead
+(notebook 05's ``digits.pt``, or ``bench/dataset_quality.py --save``): ``--n`` samples, n / 10
+per digit at guidance w = 1.5, each scored by the class accuracy and the Frechet distance of
+``evaluate.py``'s classifier (as in dataset_quality.py). DDPM only with ``--with-ddpm``.
+
     OMP_NUM_THREADS=1 python bench/sample_speed.py          # shipped model, 8 images, seed 0
+    python bench/sample_speed.py --digits outputs/digits.pt --n 500
     OMP_NUM_THREADS=1 python bench/sample_speed.py --inpaint --n 4   # RePaint settings instead
     python bench/sample_speed.py --checkpoint outputs/unet.pt
     python bench/sample_speed.py --minutes 2 --save /tmp/unet.pt   # train here, keep the model
@@ -34,11 +43,21 @@ from pathlib import Path
 
 import torch
 
-from diffusion_helpers import tutorial
+from diffusion_helpers import evaluate, tutorial
 from diffusion_helpers.checkpoint import load_for_sampling
+from diffusion_helpers.datasets import load_dataset
 from diffusion_helpers.editing import inpaint
+from diffusion_helpers.gallery import class_labels
 from diffusion_helpers.images import load_image, sample_image_path
-from diffusion_helpers.sampling import psnr, sample
+from diffusion_helpers.sampling import (
+    DEFAULT_GUIDANCE,
+    ddim_timesteps,
+    logsnr_timesteps,
+    model_device,
+    psnr,
+    reverse_process,
+    sample,
+)
 from diffusion_helpers.schedule import NoiseSchedule
 from diffusion_helpers.train import train
 from diffusion_helpers.unet import UNet
@@ -82,10 +101,60 @@ def get_model(args, cfg):
     return result.model, schedule, x0
 
 
-def timed_sample(model, schedule, args, **kwargs):
+def timed_sample(model, schedule, args, timesteps=None, **kwargs):
+    """``args.n`` samples; ``timesteps`` runs the loop on those instead of the method's own."""
     start = time.perf_counter()
-    run = sample(model, schedule, n=args.n, seed=args.seed, progress=False, **kwargs)
+    if timesteps is None:
+        run = sample(model, schedule, n=args.n, seed=args.seed, progress=False, **kwargs)
+    else:  # as sample() does: x_T and every z from one CPU generator seeded with args.seed
+        generator = torch.Generator().manual_seed(args.seed)
+        c, size = model.config.image_channels, model.config.image_size
+        x = torch.randn(args.n, c, size, size, generator=generator).to(model_device(model))
+        run = reverse_process(model, schedule, x, timesteps, generator=generator,
+                              progress=False, **kwargs)  # fmt: skip
     return run.images, time.perf_counter() - start  # .images is on the CPU: the GPU has synced
+
+
+def sampler_plan(schedule, ddpm=True):
+    """(name, steps, keyword arguments) of each sampler in the table."""
+    T = schedule.num_steps
+    plan = [("DDPM", T, {"method": "ddpm"})] if ddpm else []
+    plan += [(f"DDIM eta={eta:g}", 50, {"method": "ddim", "steps": 50, "eta": eta})
+             for eta in (0.0, 1.0)]  # fmt: skip
+    for eta, name in ((0.0, "DPM-Solver++"), (1.0, "SDE-DPM-Solver++")):
+        plan += [(name, k, {"method": "dpm_solver", "steps": k, "eta": eta}) for k in (10, 20, 50)]
+    # the spacing apart from the solver: DDIM on DPM-Solver's timesteps, DPM-Solver on DDIM's
+    logsnr, even = logsnr_timesteps(schedule, 20), ddim_timesteps(T, 20)
+    plan += [("DDIM eta=1 logSNR", 20, {"method": "ddim", "eta": 1.0, "timesteps": logsnr})]
+    plan += [(f"{name} even t", 20, {"method": "dpm_solver", "eta": eta, "timesteps": even})
+             for eta, name in ((0.0, "DPM++"), (1.0, "SDE-DPM++"))]  # fmt: skip
+    return plan
+
+
+def digits_table(args):
+    """The samplers on a class-conditional digits model: class accuracy and Frechet distance."""
+    model, schedule, _ = load_for_sampling(args.digits, device=args.device)
+    size = model.config.image_size
+    data = load_dataset("digits", size)
+    print(f"Loaded {args.digits}: {model.num_parameters() / 1e6:.2f} M parameters, {size} px, "
+          f"{model.config.num_classes} classes; {data.describe()}")  # fmt: skip
+    classifier = evaluate.train_classifier(data.images, data.labels, seed=0)
+    real = evaluate.features(classifier, data.images)
+    labels = class_labels(10, args.n // 10)
+    guided = {"labels": labels, "guidance_scale": DEFAULT_GUIDANCE}
+    rows = []
+    for name, steps, kwargs in sampler_plan(schedule, ddpm=args.with_ddpm):
+        images, seconds = timed_sample(model, schedule, args, **kwargs, **guided)
+        rows.append((name, steps, seconds, evaluate.class_accuracy(classifier, images, labels),
+                     evaluate.frechet_distance(evaluate.features(classifier, images), real)))  # fmt: skip
+        print(f"  {name} {steps}: {seconds:.1f} s", flush=True)
+    print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\n{args.n} digits ({args.n // 10} per class) of {size} px, w = {DEFAULT_GUIDANCE}, "
+          f"T = {schedule.num_steps}, seed {args.seed}, torch threads {torch.get_num_threads()}; "
+          f"classifier {classifier.held_out_accuracy:.1%} on held-out real digits")  # fmt: skip
+    print(f"{'method':<20}{'steps':>6}{'seconds':>9}{'accuracy':>10}{'Frechet':>9}")
+    for name, steps, seconds, accuracy, frechet in rows:
+        print(f"{name:<20}{steps:>6}{seconds:>9.2f}{accuracy:>10.1%}{frechet:>9.1f}")
 
 
 def masked_psnr(images, reference, fill):
@@ -156,7 +225,18 @@ def main():
     )
     parser.add_argument("--method", default="ddpm", help="--inpaint: the sampler")
     parser.add_argument("--steps", type=int, default=None, help="--inpaint: its steps")
+    parser.add_argument("--digits", type=Path, default=None,
+                        help="score the samplers on this conditional digits model instead")  # fmt: skip
+    parser.add_argument("--with-ddpm", action="store_true",
+                        help="--digits: DDPM too (1000 steps: 500 guided digits take 20 min)")  # fmt: skip
     args = parser.parse_args()
+    if args.digits is not None:
+        if args.n % 10:
+            parser.error("--n must be a multiple of 10 with --digits (n / 10 per digit).")
+        print(f"CPU: {describe_cpu()}; torch threads {torch.get_num_threads()}")
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        digits_table(args)
+        return
 
     cfg = tutorial.settings(args.device)
     print(f"CPU: {describe_cpu()}; torch threads {torch.get_num_threads()}")
@@ -169,12 +249,8 @@ def main():
         return
 
     T = schedule.num_steps
-    plan = [("DDPM", T, {"method": "ddpm"})]
-    plan += [(f"DDIM eta={eta:g}", 50, {"method": "ddim", "steps": 50, "eta": eta})
-             for eta in (0.0, 1.0)]  # fmt: skip
-    plan += [("DPM-Solver++", k, {"method": "dpm_solver", "steps": k}) for k in (10, 20, 50)]
     runs = []
-    for name, steps, kwargs in plan:
+    for name, steps, kwargs in sampler_plan(schedule):
         images, seconds = timed_sample(model, schedule, args, **kwargs)
         runs.append((name, steps, images, seconds))
     print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -182,10 +258,10 @@ def main():
         f"\n{args.n} images of {x0.shape[-1]} px, T = {T}, seed {args.seed}, on {cfg.device}, "
         f"torch threads {torch.get_num_threads()}; PSNR against the picture or its mirror"
     )
-    print(f"{'method':<14}{'steps':>6}{'seconds':>9}{'PSNR mean':>11}{'min':>7}{'max':>7}")
+    print(f"{'method':<20}{'steps':>6}{'seconds':>9}{'PSNR mean':>11}{'min':>7}{'max':>7}")
     for name, steps, images, seconds in runs:
         db = psnr(images, x0, mirror=True)
-        print(f"{name:<14}{steps:>6}{seconds:>9.2f}{db.mean():>11.2f}{db.min():>7.2f}"
+        print(f"{name:<20}{steps:>6}{seconds:>9.2f}{db.mean():>11.2f}{db.min():>7.2f}"
               f"{db.max():>7.2f}")  # fmt: skip
 
 
