@@ -17,7 +17,7 @@ because a notebook that forgot the call would show ``<Figure size ...>`` instead
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Optional, Union
 
 import numpy as np
@@ -49,6 +49,7 @@ __all__ = [
     "plot_noise_prediction",
     "plot_noising_grid",
     "plot_pixel_values",
+    "plot_sampler_quality",
     "plot_schedules",
     "show_images",
     "NOISE_RANGE",
@@ -286,6 +287,35 @@ def plot_loss_by_timestep(
     ax.set_ylabel("mean loss")
     ax.set_title(f"Loss by timestep ({t.numel()} samples, {buckets} buckets)", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def plot_sampler_quality(
+    curves: Mapping[str, Sequence[tuple[int, float]]],
+    ylabel: str = "mean PSNR against your picture (dB)",
+) -> Figure:
+    """Quality against the number of model calls, one line per sampler.
+
+    Args:
+        curves: sampler name -> its (model calls, score) points, e.g.
+            ``{"DDPM": [(1000, 38.1)], "DPM-Solver++, eta = 1": [(10, 35.7), (20, 39.0)]}``.
+            A sampler with one point is drawn as a marker.
+        ylabel: what the score is.
+    """
+    if not curves or any(len(points) == 0 for points in curves.values()):
+        raise ValueError("curves must map each sampler name to at least one (calls, score).")
+    fig = Figure(figsize=(7, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for name, points in curves.items():
+        calls, scores = zip(*sorted(points))
+        ax.plot(calls, scores, marker="o", lw=1.8, label=name)
+        for x, y in zip(calls, scores):
+            ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("model calls (steps), log scale: the time a sampler takes")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=9)
     return fig
 
 

@@ -279,6 +279,51 @@ dh.show_images(torch.cat([images[:k] for images, _ in results.values()]), titles
 # closer to DDPM's. On models trained on many pictures, $\eta = 0$ is the usual choice: it is
 # deterministic and its samples are sharp.
 #
+# ## Fewer steps still: DPM-Solver++
+#
+# DDIM treats the model's guess $\hat x_0$ as constant over a whole jump. Lu et al. (2022) do
+# better in the variable $\lambda_t = \log(\alpha_t/\sigma_t)$, half the log signal-to-noise
+# ratio ($\alpha_t = \sqrt{\bar\alpha_t}$, $\sigma_t = \sqrt{1-\bar\alpha_t}$): there the part of
+# the step that depends on $x_t$ is solved exactly, and only $\hat x_0$ is approximated, by a
+# line through the guesses of the last two steps. One step of DPM-Solver++(2M), from $t$ to
+# $t'$ with $h = \lambda_{t'} - \lambda_t$ ($h_{\rm last}$ the step before):
+#
+# $$x_{t'} = \frac{\sigma_{t'}}{\sigma_t}\,x_t + \alpha_{t'}\left(1 - e^{-h}\right) D,
+# \qquad D = \hat x_0 + \frac{h}{2h_{\rm last}}\left(\hat x_0 - \hat x_0^{\rm last}\right).$$
+#
+# With $D = \hat x_0$ this is DDIM with $\eta = 0$ exactly; the correction makes it second
+# order. Its steps are evenly spaced in $\lambda$, not in $t$, so they are dense where the fine
+# detail is decided (small $t$). With `eta=1` it solves the reverse *stochastic* equation
+# instead: part of $\sigma_{t'}$ is fresh noise, as in DDPM and DDIM with $\eta = 1$,
+#
+# $$x_{t'} = \frac{\sigma_{t'}}{\sigma_t}e^{-h}\,x_t + \alpha_{t'}\left(1 - e^{-2h}\right) D
+# + \sigma_{t'}\sqrt{1 - e^{-2h}}\;z.$$
+#
+# Each at 10, 20 and 50 steps, against DDPM and DDIM from above (same pictures, same seed):
+
+# %%
+curves = {f"DDPM ({T} steps)": [(T, dh.psnr(run.images, x0).mean().item())]}
+for eta in (0.0, 1.0):
+    curves[f"DDIM, η = {eta:g}"] = [(S.ddim_steps, dh.psnr(results[f"DDIM, {S.ddim_steps} steps, η = {eta:g}"][0], x0).mean().item())]
+for eta, name in ((0.0, "DPM-Solver++, η = 0 (ODE)"), (1.0, "SDE-DPM-Solver++, η = 1")):
+    curves[name] = []
+    for steps in (10, 20, 50):
+        start = time.perf_counter()
+        out = dh.sample(model, schedule, n=S.num_samples, seed=0, method="dpm_solver", steps=steps, eta=eta, progress=False)
+        seconds = time.perf_counter() - start
+        curves[name].append((steps, dh.psnr(out.images, x0).mean().item()))
+        print(f"{name:<26} {steps:3d} steps {seconds:5.1f} s   mean PSNR {curves[name][-1][1]:5.1f} dB")
+dh.plot_sampler_quality(curves)
+
+# %% [markdown]
+# On the shipped model (8 pictures) we measured: DDPM in 1000 steps 38 dB; the ODE samplers
+# (DDIM with $\eta = 0$, DPM-Solver++ with `eta=0`) about 24 dB however many steps they take,
+# because what they solve finely is the model's ODE, errors included; SDE-DPM-Solver++ 36 dB in
+# 10 steps and 39 dB in 20, as good as DDPM at a fiftieth of the model calls. Noise that later
+# steps can correct, and a second-order step that needs few of them: that is why
+# `dh.sample(..., method="dpm_solver", eta=1)` is the fast way to sample a model of one picture.
+# On a model of many pictures (notebook 05) the ODE version is the usual choice.
+#
 # ## What you have built
 #
 # A complete diffusion model: a fixed noise schedule, a network trained with one simple loss,
