@@ -118,6 +118,20 @@ def test_noise_prediction_panels(image, schedule):
         viz.plot_noise_prediction(x_t, eps, pred, [5])
 
 
+def test_sampler_quality_one_line_per_sampler_sorted_by_calls():
+    curves = {"DDPM": [(1000, 38.1)], "SDE": [(50, 37.8), (10, 35.7), (20, 39.0)]}
+    fig = viz.plot_sampler_quality(curves)
+    (ax,) = fig.axes
+    assert [line.get_label() for line in ax.lines] == ["DDPM", "SDE"]
+    assert list(ax.lines[1].get_xdata()) == [10, 20, 50]  # in order of calls, each with its score
+    assert list(ax.lines[1].get_ydata()) == [35.7, 39.0, 37.8]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() and ax.get_ylabel()
+    assert {text.get_text() for text in ax.texts} == {"38.1", "35.7", "39.0", "37.8"}
+    for bad in ({}, {"DDPM": []}):
+        with pytest.raises(ValueError, match="at least one"):
+            viz.plot_sampler_quality(bad)
+
+
 def data_axes(fig):
     """The axes of a figure that plot data (lines, bars or histograms), not pictures."""
     return [ax for ax in fig.axes if (ax.lines or ax.patches) and not ax.images]
