@@ -51,6 +51,7 @@ def edit(
     *,
     method: Method = "ddpm",
     steps: Optional[int] = None,
+    eta: float = 0.0,
     seed: Optional[int] = None,
     labels: Optional[Labels] = None,
     guidance_scale: Optional[float] = None,
@@ -61,12 +62,12 @@ def edit(
 
         x_t0 = sqrt(abar_t0) image + sqrt(1 - abar_t0) eps,
 
-    then run the reverse process from t0 to a clean image (DDPM: t0, t0-1, ..., 0; DDIM and
-    DPM-Solver: ``steps`` timesteps from t0 to 0, evenly spaced).
+    then run the reverse process from t0 to a clean image (DDPM: t0, t0-1, ..., 0; DDIM:
+    ``steps`` timesteps from t0 to 0 evenly spaced in t; DPM-Solver: evenly in log-SNR).
 
     Args:
-        model, schedule, method, labels, guidance_scale, every, progress: as for
-            :func:`.sampling.sample` (DDIM runs with eta = 0).
+        model, schedule, method, eta, labels, guidance_scale, every, progress: as for
+            :func:`.sampling.sample` (DDIM and DPM-Solver deterministic by default, eta = 0).
         image: the pictures [n, C, H, W] in [-1, 1].
         strength: how much noise, in [0, 1]. 0 returns ``image`` unchanged; 1 starts from
             x_{T-1}, almost pure noise (at T = 1000, sqrt(abar) = 0.006 of the
@@ -87,7 +88,7 @@ def edit(
             f"strength must lie in [0, 1] (0 keeps the picture, 1 starts from pure noise), "
             f"got {strength!r}."
         )
-    check_sample_args(method, image.shape[0], 0.0, "posterior", every, seed, None)
+    check_sample_args(method, image.shape[0], eta, "posterior", every, seed, None)
     check_labels(model, labels, guidance_scale, image.shape[0])
     T = schedule.num_steps
     t0 = round(strength * T) - 1
@@ -105,9 +106,9 @@ def edit(
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     picture = image.detach().to(model_device(model), torch.float32)
     x, _ = add_noise(picture, t0, schedule, generator=generator)  # eq. 4
-    return reverse_process(model, schedule, x, timesteps, method=method, generator=generator,
-                           labels=labels, guidance_scale=guidance_scale, every=every,
-                           progress=progress)  # fmt: skip
+    return reverse_process(model, schedule, x, timesteps, method=method, eta=eta,
+                           generator=generator, labels=labels, guidance_scale=guidance_scale,
+                           every=every, progress=progress)  # fmt: skip
 
 
 def inpaint(
@@ -120,6 +121,7 @@ def inpaint(
     jump: int = DEFAULT_JUMP,
     method: Method = "ddpm",
     steps: Optional[int] = None,
+    eta: float = 0.0,
     seed: Optional[int] = None,
     labels: Optional[Labels] = None,
     guidance_scale: Optional[float] = None,
@@ -144,8 +146,8 @@ def inpaint(
         mask: 1 = keep, 0 = fill; [1 or n, 1 or C, H, W] (bool, or 0/1 numbers).
         resample, jump: integers >= 1 (defaults :data:`DEFAULT_RESAMPLE`, off, and
             :data:`DEFAULT_JUMP`); with resampling, ``jump`` is at most the number of steps.
-        method, steps, labels, guidance_scale, every, progress: as for
-            :func:`.sampling.sample` (DDIM runs with eta = 0).
+        method, steps, eta, labels, guidance_scale, every, progress: as for
+            :func:`.sampling.sample` (DDIM and DPM-Solver deterministic by default, eta = 0).
         seed: seeds the CPU generator that draws x_T, the noise of the kept part and of the
             reverse steps.
     Returns:
@@ -154,7 +156,7 @@ def inpaint(
     """
     _check_picture(image)
     keep = _check_mask(mask, image)
-    check_sample_args(method, image.shape[0], 0.0, "posterior", every, seed, None)
+    check_sample_args(method, image.shape[0], eta, "posterior", every, seed, None)
     check_labels(model, labels, guidance_scale, image.shape[0])
     base = method_timesteps(method, schedule, steps)
     for name, value in (("resample", resample), ("jump", jump)):
@@ -178,9 +180,9 @@ def inpaint(
 
     x = draw_noise(picture, generator=generator)  # x_T ~ N(0, I) everywhere
     timesteps = repaint_timesteps(base, resample, jump)
-    return reverse_process(model, schedule, x, timesteps, method=method, generator=generator,
-                           labels=labels, guidance_scale=guidance_scale, every=every,
-                           progress=progress, after_step=paste_known)  # fmt: skip
+    return reverse_process(model, schedule, x, timesteps, method=method, eta=eta,
+                           generator=generator, labels=labels, guidance_scale=guidance_scale,
+                           every=every, progress=progress, after_step=paste_known)  # fmt: skip
 
 
 def repaint_timesteps(timesteps: list[int], resample: int, jump: int) -> list[int]:

@@ -79,13 +79,31 @@ def test_edit_strength_0_returns_the_input(schedule, pictures, method):
     assert model.batches == [] and result.timesteps == []
 
 
-@pytest.mark.parametrize("method", ["ddpm", "ddim", "dpm_solver"])
-def test_edit_strength_1_with_an_oracle_for_b_returns_b_from_any_input(schedule, pictures, method):
+@pytest.mark.parametrize(
+    "method,eta", [("ddpm", 0), ("ddim", 0), ("dpm_solver", 0), ("dpm_solver", 1)]
+)
+def test_edit_strength_1_with_an_oracle_for_b_returns_b_from_any_input(
+    schedule, pictures, method, eta
+):
     a, b = pictures
-    result = edit(Oracle(b, schedule), schedule, a, 1.0, method=method, seed=0, progress=False)
+    result = edit(Oracle(b, schedule), schedule, a, 1.0, method=method, eta=eta, seed=0,
+                  progress=False)  # fmt: skip
     assert result.timesteps[0] == schedule.num_steps - 1
     assert (result.images - b).abs().max() < ATOL
     assert (result.images - a).abs().max() > 0.5  # nothing of A is left to speak of
+
+
+def test_edit_eta_adds_fresh_noise_along_the_way(schedule, pictures):
+    """The same seed with eta = 1 draws new noise at every DPM-Solver step: another picture
+    from a model that is not an oracle (the oracle would give B either way)."""
+    a, _ = pictures
+    net = lambda x, t: 0.3 * x  # noqa: E731  (a fixed, wrong noise guess)
+    ode = edit(net, schedule, a, 0.6, method="dpm_solver", seed=0, progress=False)
+    sde = edit(net, schedule, a, 0.6, method="dpm_solver", eta=1.0, seed=0, progress=False)
+    assert ode.timesteps == sde.timesteps
+    assert (ode.images - sde.images).abs().max() > 0.1
+    with pytest.raises(ValueError, match="eta"):
+        edit(net, schedule, a, 0.6, method="dpm_solver", eta=2.0, progress=False)
 
 
 @pytest.mark.parametrize("method", ["ddpm", "ddim", "dpm_solver"])
@@ -195,15 +213,17 @@ def test_repaint_timesteps_example_and_shape():
 
 
 @pytest.mark.parametrize(
-    "method,resample,jump", [("ddpm", 1, 1), ("ddpm", 3, 5), ("ddim", 2, 3), ("dpm_solver", 2, 4)]
-)
-def test_inpaint_keeps_a_and_fills_with_b(schedule, pictures, method, resample, jump):
+    "method,resample,jump,eta",
+    [("ddpm", 1, 1, 0), ("ddpm", 3, 5, 0), ("ddim", 2, 3, 0), ("dpm_solver", 2, 4, 0),
+     ("dpm_solver", 1, 1, 1), ("ddim", 1, 1, 1)],
+)  # fmt: skip
+def test_inpaint_keeps_a_and_fills_with_b(schedule, pictures, method, resample, jump, eta):
     """Input A, an oracle for B: the kept part is A exactly, the filled part becomes B (the
     oracle predicts B there from any x_t, and the reverse steps act pixel by pixel)."""
     a, b = pictures
     mask = centre_mask()
     result = inpaint(Oracle(b, schedule), schedule, a, mask, resample=resample, jump=jump,
-                     method=method, seed=0, progress=False)  # fmt: skip
+                     method=method, eta=eta, seed=0, progress=False)  # fmt: skip
     keep = mask.bool().expand_as(a)
     assert torch.equal(result.images[keep], a[keep])
     assert (result.images[~keep] - b[~keep]).abs().max() < ATOL
@@ -287,6 +307,8 @@ def test_inpaint_bad_masks_raise(schedule, pictures, mask, word):
         ({"jump": 0}, "jump"),
         ({"method": "ddim", "steps": 10, "resample": 2, "jump": 11}, "jump"),
         ({"method": "ddpm", "steps": 50}, "steps"),
+        ({"method": "dpm_solver", "eta": 1.5}, "eta"),
+        ({"method": "ddpm", "eta": 1.0}, "eta"),
     ],
 )
 def test_inpaint_bad_arguments(schedule, pictures, kwargs, word):
