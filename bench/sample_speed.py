@@ -178,7 +178,7 @@ def inpaint_table(model, schedule, x0, args):
     image = x0.expand(args.n, -1, -1, -1)
     flat = image.clone()
     flat[fill.expand_as(flat)] = 0.0  # grey: what a fill that knows nothing scores
-    steps = f"{args.method}-{args.steps or 'default'}"
+    steps = f"{args.method}-{args.steps or 'default'}, eta {args.eta:g}"
     print(f"\nRePaint ({steps}, T = {schedule.num_steps}), {args.n} images of {size} px, seed "
           f"{args.seed}, {args.fill} filled; torch threads {torch.get_num_threads()}")  # fmt: skip
     print(f"{'resample':>9}{'jump':>6}{'seconds':>9}{'PSNR mean':>11}{'min':>7}  kept exact")
@@ -195,6 +195,7 @@ def inpaint_table(model, schedule, x0, args):
             jump=jump,
             method=args.method,
             steps=args.steps,
+            eta=args.eta,
             seed=args.seed,
             progress=False,
         )
@@ -225,6 +226,7 @@ def main():
     )
     parser.add_argument("--method", default="ddpm", help="--inpaint: the sampler")
     parser.add_argument("--steps", type=int, default=None, help="--inpaint: its steps")
+    parser.add_argument("--eta", type=float, default=0.0, help="--inpaint: its eta")
     parser.add_argument("--digits", type=Path, default=None,
                         help="score the samplers on this conditional digits model instead")  # fmt: skip
     parser.add_argument("--with-ddpm", action="store_true",

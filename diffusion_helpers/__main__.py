@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-n", type=positive_int, default=4, help="how many results (default: 4)")
         p.add_argument("--method", choices=METHODS, default="ddpm", help="sampler (default: ddpm)")
         p.add_argument("--steps", type=positive_int, help="steps for ddim or dpm_solver")
+        p.add_argument(
+            "--eta", type=float, default=0.0, help="fresh noise for ddim or dpm_solver (0-1)"
+        )
         p.add_argument("--label", type=int, help="the class to draw (a conditional model)")
         p.add_argument("--guidance", type=float, help="classifier-free guidance scale w")
         p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -218,7 +221,8 @@ def run(args: argparse.Namespace) -> None:
         demo.run_demo(args.image, args.out, resume=args.resume, **common)
     elif args.command in ("edit", "inpaint"):
         shared = dict(checkpoint=args.checkpoint, n=args.n, method=args.method, steps=args.steps,
-                      seed=args.seed, device=args.device, label=args.label, guidance=args.guidance)  # fmt: skip
+                      eta=args.eta, seed=args.seed, device=args.device, label=args.label,
+                      guidance=args.guidance)  # fmt: skip
         if args.command == "edit":
             demo_edit.run_edit(args.image, args.out, strength=args.strength, **shared)
         else:

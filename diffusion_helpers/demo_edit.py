@@ -32,6 +32,7 @@ def run_edit(
     n: int = 4,
     method: str = "ddpm",
     steps: Optional[int] = None,
+    eta: float = 0.0,
     seed: int = 0,
     device: Optional[str] = None,
     label: Optional[int] = None,
@@ -43,7 +44,7 @@ def run_edit(
     model, schedule, picture = _model_and_picture(checkpoint, image, device)
     run = sdedit(
         model, schedule, picture.expand(n, -1, -1, -1), strength, method=method, steps=steps,
-        seed=seed, labels=label, guidance_scale=guidance, every=frame_every(schedule),
+        eta=eta, seed=seed, labels=label, guidance_scale=guidance, every=frame_every(schedule),
     )  # fmt: skip
     scores = psnr(run.images, picture)
     titles = ["input"] + [f"{s:.1f} dB to the input" for s in scores.tolist()]
@@ -65,6 +66,7 @@ def run_inpaint(
     jump: int = 10,
     method: str = "ddpm",
     steps: Optional[int] = None,
+    eta: float = 0.0,
     seed: int = 0,
     device: Optional[str] = None,
     label: Optional[int] = None,
@@ -79,7 +81,7 @@ def run_inpaint(
     keep = mask_preset(mask, picture.shape[-1], seed=seed)
     run = inpaint(
         model, schedule, picture.expand(n, -1, -1, -1), keep, resample=resample, jump=jump,
-        method=method, steps=steps, seed=seed, labels=label, guidance_scale=guidance,
+        method=method, steps=steps, eta=eta, seed=seed, labels=label, guidance_scale=guidance,
         every=frame_every(schedule),
     )  # fmt: skip
     scores = region_psnr(run.images, picture, keep)
