@@ -68,7 +68,7 @@ def logsnr_timesteps(schedule: NoiseSchedule, steps: int, start: Optional[int] =
         )
     if steps == 1:
         return [start, -1]
-    lam = 0.5 * torch.log(schedule.alpha_bars[: start + 1] / (1 - schedule.alpha_bars[: start + 1]))
+    lam = 0.5 * schedule.log_snr[: start + 1]  # lambda_t, float64
     targets = torch.linspace(float(lam[start]), float(lam[0]), steps, dtype=torch.float64)
     nearest = (lam[None, :] - targets[:, None]).abs().argmin(dim=1).tolist()
     nearest[0], nearest[-1] = start, 0
