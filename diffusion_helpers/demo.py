@@ -25,6 +25,7 @@ from .interrupts import Interrupted
 from .outputs import check_checkpoint_target, check_export_target, check_output_folder
 from .sampling import psnr, sample
 from .schedule import NoiseSchedule
+from .timesteps import method_timesteps
 from .train import TrainResult, train
 from .unet import UNet
 
@@ -200,7 +201,7 @@ def run_sample(
         steps=steps,
         eta=eta,
         seed=seed,
-        every=frame_every(schedule),
+        every=frame_every(schedule, method, steps),
         labels=labels,
         guidance_scale=guidance,
     )
@@ -224,9 +225,10 @@ def trained_model(checkpoint: Optional[Path], device: Optional[str]) -> tuple[UN
     return model, schedule
 
 
-def frame_every(schedule: NoiseSchedule) -> int:
-    """Capture a frame every T / 100 steps: 100 frames for the GIF whatever T is."""
-    return max(1, schedule.num_steps // 100)
+def frame_every(schedule: NoiseSchedule, method: str = "ddpm", steps: Optional[int] = None) -> int:
+    """Capture a frame every 1/100 of the reverse steps a whole run of ``method`` takes: about
+    100 frames for the GIF whatever T is, and every step of a 20-step DPM-Solver run."""
+    return max(1, (len(method_timesteps(method, schedule, steps)) - 1) // 100)
 
 
 def stop_if_interrupted(result: TrainResult) -> None:

@@ -44,7 +44,8 @@ def run_edit(
     model, schedule, picture = _model_and_picture(checkpoint, image, device)
     run = sdedit(
         model, schedule, picture.expand(n, -1, -1, -1), strength, method=method, steps=steps,
-        eta=eta, seed=seed, labels=label, guidance_scale=guidance, every=frame_every(schedule),
+        eta=eta, seed=seed, labels=label, guidance_scale=guidance,
+        every=frame_every(schedule, method, steps),
     )  # fmt: skip
     scores = psnr(run.images, picture)
     titles = ["input"] + [f"{s:.1f} dB to the input" for s in scores.tolist()]
@@ -82,7 +83,7 @@ def run_inpaint(
     run = inpaint(
         model, schedule, picture.expand(n, -1, -1, -1), keep, resample=resample, jump=jump,
         method=method, steps=steps, eta=eta, seed=seed, labels=label, guidance_scale=guidance,
-        every=frame_every(schedule),
+        every=frame_every(schedule, method, steps),
     )  # fmt: skip
     scores = region_psnr(run.images, picture, keep)
     titles = ["input", "to fill"] + [f"filled: {s:.1f} dB" for s in scores.tolist()]
@@ -121,7 +122,7 @@ def run_vary(
     stop_if_interrupted(result)
     how = dict(method=method, steps=sampler_steps)
     same = sample_variations(
-        result.model, schedule, n, size, seed=seed, every=frame_every(schedule), **how
+        result.model, schedule, n, size, seed=seed, every=frame_every(schedule, **how), **how
     )
     wide = sample_variations(result.model, schedule, n, 2 * size, seed=seed + 1, **how)
     titles = ["your picture"] + [f"copy? {s:.1f} dB" for s in copy_psnr(same.images, picture)]

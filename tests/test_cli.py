@@ -160,6 +160,16 @@ def test_train_outputs_are_checked_before_training(tmp_path, capsys, make, args,
         assert photo.read_bytes() == b"\xff\xd8\xff my photo"
 
 
+def test_a_few_step_sampler_animates_every_step(tmp_path):
+    """The GIF's frames follow the run, not T: 12 DPM-Solver steps give 12 frames and the
+    finished pictures (one frame every T / 100 = 10 steps gave 3)."""
+    out = tmp_path / "s"
+    args = ["sample", "--method", "dpm_solver", "--steps", "12", "--eta", "1", "-n", "1"]
+    assert main([*args, "--device", "cpu", "--out", str(out)]) == 0
+    with Image.open(out / "reverse.gif") as gif:
+        assert gif.n_frames == 13
+
+
 def test_sample_outputs_and_labels_are_checked(tmp_path, capsys):
     (tmp_path / "taken").write_text("a file, not a folder")
     assert main(["sample", "--out", str(tmp_path / "taken"), "-n", "1"]) == 2
