@@ -302,9 +302,9 @@ dh.show_images(torch.cat([images[:k] for images, _ in results.values()]), titles
 # Each at 10, 20 and 50 steps, against DDPM and DDIM from above (same pictures, same seed):
 
 # %%
-curves = {f"DDPM ({T} steps)": [(T, dh.psnr(run.images, x0).mean().item())]}
-for eta in (0.0, 1.0):
-    curves[f"DDIM, η = {eta:g}"] = [(S.ddim_steps, dh.psnr(results[f"DDIM, {S.ddim_steps} steps, η = {eta:g}"][0], x0).mean().item())]
+curves = {}
+for name, (images, _) in results.items():  # DDPM and DDIM, from above
+    curves[name] = [(T if name.startswith("DDPM") else S.ddim_steps, dh.psnr(images, x0).mean().item())]
 for eta, name in ((0.0, "DPM-Solver++, η = 0 (ODE)"), (1.0, "SDE-DPM-Solver++, η = 1")):
     curves[name] = []
     for steps in (10, 20, 50):
