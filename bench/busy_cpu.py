@@ -23,7 +23,7 @@ import time
 import torch
 
 from diffusion_helpers import sampling
-from diffusion_helpers.env import pick_threads, usable_cores
+from diffusion_helpers.runtime.threads import pick_threads, usable_cores
 from diffusion_helpers.schedule import NoiseSchedule
 from diffusion_helpers.train import train
 from diffusion_helpers.unet import UNet

@@ -44,17 +44,21 @@ from sample_speed import describe_cpu  # bench/ is the script's folder, so on sy
 from torch import nn
 from train_speed import diffusers_twin
 
-from diffusion_helpers import evaluate
-from diffusion_helpers.datasets import load_dataset
-from diffusion_helpers.gallery import (
-    class_labels,
-    pick_per_class,
-    plot_class_rows,
+from diffusion_helpers.figures.gallery import plot_class_rows
+from diffusion_helpers.guidance import DEFAULT_GUIDANCE
+from diffusion_helpers.metrics.classifier import (
+    class_accuracy,
+    features,
+    frechet_distance,
+    train_classifier,
     within_class_diversity,
 )
-from diffusion_helpers.sampling import DEFAULT_GUIDANCE, sample
+from diffusion_helpers.metrics.copying import diversity, memorisation_ratio
+from diffusion_helpers.pictures.datasets import load_dataset
+from diffusion_helpers.sampling import sample
 from diffusion_helpers.schedule import NoiseSchedule
 from diffusion_helpers.train import DEFAULT_MINUTES, train
+from diffusion_helpers.tutorial.sweeps import class_labels, pick_per_class
 from diffusion_helpers.unet import UNet, UNetConfig
 
 OUTPUT = Path("bench_output")
@@ -146,16 +150,16 @@ def main():
         nets["diffusers"] = fit(theirs, data, schedule, args)
     load_after_training = os.getloadavg()
 
-    classifier = evaluate.train_classifier(data.images, data.labels, seed=0)
-    real = evaluate.features(classifier, data.images)
+    classifier = train_classifier(data.images, data.labels, seed=0)
+    real = features(classifier, data.images)
     gen = torch.Generator().manual_seed(args.seed)
     per_class = args.n // 10
     random_real = pick(data.images, args.n, gen)
     # n / 10 of each class, at random (the digits are stored writer by writer)
     balanced, _ = pick_per_class(data.images, data.labels, per_class, seed=args.seed)
     floor = {
-        "random": evaluate.frechet_distance(evaluate.features(classifier, random_real), real),
-        "per class": evaluate.frechet_distance(evaluate.features(classifier, balanced), real),
+        "random": frechet_distance(features(classifier, random_real), real),
+        "per class": frechet_distance(features(classifier, balanced), real),
     }
 
     labels = class_labels(10, per_class)
@@ -177,10 +181,10 @@ def main():
         results.append(dict(
             net=net,
             guidance=w,
-            accuracy=evaluate.class_accuracy(classifier, images, labels) if w else None,
-            frechet=evaluate.frechet_distance(evaluate.features(classifier, images), real),
-            memorisation=evaluate.memorisation_ratio(images, data.images),
-            diversity=evaluate.diversity(images),
+            accuracy=class_accuracy(classifier, images, labels) if w else None,
+            frechet=frechet_distance(features(classifier, images), real),
+            memorisation=memorisation_ratio(images, data.images),
+            diversity=diversity(images),
             class_diversity=within_class_diversity(images, labels) if w else None,
             train_steps=run.steps,
             train_images_per_second=run.images_per_second,
@@ -197,7 +201,7 @@ def main():
     print(f"classifier: {classifier.held_out_accuracy:.1%} held-out accuracy")
     print(f"Fréchet distance floor ({args.n} real digits vs all): random {floor['random']:.1f}, "
           f"{per_class} per class {floor['per class']:.1f}")  # fmt: skip
-    print(f"diversity of the real digits: {evaluate.diversity(data.images):.2f} in all, "
+    print(f"diversity of the real digits: {diversity(data.images):.2f} in all, "
           f"{within_class_diversity(data.images, data.labels):.2f} within a class")  # fmt: skip
     print(f"\n{'net':<10}{'w':>5}{'accuracy':>10}{'Fréchet':>9}{'memo.':>7}{'div.':>6}"
           f"{'in class':>9}{'steps':>7}{'train img/s':>12}{'sample s':>10}")  # fmt: skip

@@ -43,11 +43,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from dataset_quality import DiffusersEps  # noqa: E402
 from train_speed import diffusers_twin  # noqa: E402
 
-from diffusion_helpers.data import default_batch_size  # noqa: E402
-from diffusion_helpers.images import load_image, sample_image_path  # noqa: E402
-from diffusion_helpers.sampling import psnr, sample  # noqa: E402
+from diffusion_helpers.metrics.psnr import psnr
+from diffusion_helpers.pictures.images import load_image, sample_image_path  # noqa: E402
+from diffusion_helpers.sampling import sample
 from diffusion_helpers.schedule import NoiseSchedule  # noqa: E402
-from diffusion_helpers.train import train  # noqa: E402
+from diffusion_helpers.train import (
+    default_batch_size,
+    train,  # noqa: E402
+)
 from diffusion_helpers.unet import UNet  # noqa: E402
 
 SCHEDULE = NoiseSchedule()

@@ -37,29 +37,36 @@ that times can be judged.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 from pathlib import Path
 
 import torch
 
-from diffusion_helpers import evaluate, tutorial
-from diffusion_helpers.checkpoint import load_for_sampling
-from diffusion_helpers.datasets import load_dataset
 from diffusion_helpers.editing import inpaint
-from diffusion_helpers.gallery import class_labels
-from diffusion_helpers.images import load_image, sample_image_path
+from diffusion_helpers.guidance import DEFAULT_GUIDANCE
+from diffusion_helpers.metrics.classifier import (
+    class_accuracy,
+    features,
+    frechet_distance,
+    train_classifier,
+)
+from diffusion_helpers.metrics.psnr import psnr
+from diffusion_helpers.pictures.datasets import load_dataset
+from diffusion_helpers.pictures.images import load_image, sample_image_path
 from diffusion_helpers.sampling import (
-    DEFAULT_GUIDANCE,
-    ddim_timesteps,
-    logsnr_timesteps,
+    Sampler,
+    load_for_sampling,
     model_device,
-    psnr,
     reverse_process,
     sample,
 )
 from diffusion_helpers.schedule import NoiseSchedule
+from diffusion_helpers.timesteps import ddim_timesteps, logsnr_timesteps
 from diffusion_helpers.train import train
+from diffusion_helpers.tutorial.settings import settings
+from diffusion_helpers.tutorial.sweeps import class_labels
 from diffusion_helpers.unet import UNet
 
 SHIPPED = (
@@ -101,32 +108,32 @@ def get_model(args, cfg):
     return result.model, schedule, x0
 
 
-def timed_sample(model, schedule, args, timesteps=None, **kwargs):
-    """``args.n`` samples; ``timesteps`` runs the loop on those instead of the method's own."""
+def timed_sample(model, schedule, args, sampler, timesteps=None, labels=None):
+    """``args.n`` samples; ``timesteps`` runs the loop on those instead of the sampler's own."""
     start = time.perf_counter()
     if timesteps is None:
-        run = sample(model, schedule, n=args.n, seed=args.seed, progress=False, **kwargs)
+        run = sample(model, schedule, args.n, sampler, labels=labels, seed=args.seed,
+                     progress=False)  # fmt: skip
     else:  # as sample() does: x_T and every z from one CPU generator seeded with args.seed
         generator = torch.Generator().manual_seed(args.seed)
         c, size = model.config.image_channels, model.config.image_size
         x = torch.randn(args.n, c, size, size, generator=generator).to(model_device(model))
-        run = reverse_process(model, schedule, x, timesteps, generator=generator,
-                              progress=False, **kwargs)  # fmt: skip
+        run = reverse_process(model, schedule, x, timesteps, sampler, generator=generator,
+                              labels=labels, progress=False)  # fmt: skip
     return run.images, time.perf_counter() - start  # .images is on the CPU: the GPU has synced
 
 
 def sampler_plan(schedule, ddpm=True):
-    """(name, steps, keyword arguments) of each sampler in the table."""
+    """(name, steps, Sampler, timesteps or None) of each sampler in the table."""
     T = schedule.num_steps
-    plan = [("DDPM", T, {"method": "ddpm"})] if ddpm else []
-    plan += [(f"DDIM eta={eta:g}", 50, {"method": "ddim", "steps": 50, "eta": eta})
-             for eta in (0.0, 1.0)]  # fmt: skip
+    plan = [("DDPM", T, Sampler("ddpm"), None)] if ddpm else []
+    plan += [(f"DDIM eta={eta:g}", 50, Sampler("ddim", 50, eta), None) for eta in (0.0, 1.0)]
     for eta, name in ((0.0, "DPM-Solver++"), (1.0, "SDE-DPM-Solver++")):
-        plan += [(name, k, {"method": "dpm_solver", "steps": k, "eta": eta}) for k in (10, 20, 50)]
+        plan += [(name, k, Sampler("dpm_solver", k, eta), None) for k in (10, 20, 50)]
     # the spacing apart from the solver: DDIM on DPM-Solver's timesteps, DPM-Solver on DDIM's
     logsnr, even = logsnr_timesteps(schedule, 20), ddim_timesteps(T, 20)
-    plan += [("DDIM eta=1 logSNR", 20, {"method": "ddim", "eta": 1.0, "timesteps": logsnr})]
-    plan += [(f"{name} even t", 20, {"method": "dpm_solver", "eta": eta, "timesteps": even})
+    plan += [("DDIM eta=1 logSNR", 20, Sampler("ddim", eta=1.0), logsnr)]
+    plan += [(f"{name} even t", 20, Sampler("dpm_solver", eta=eta), even)
              for eta, name in ((0.0, "DPM++"), (1.0, "SDE-DPM++"))]  # fmt: skip
     return plan
 
@@ -138,15 +145,15 @@ def digits_table(args):
     data = load_dataset("digits", size)
     print(f"Loaded {args.digits}: {model.num_parameters() / 1e6:.2f} M parameters, {size} px, "
           f"{model.config.num_classes} classes; {data.describe()}")  # fmt: skip
-    classifier = evaluate.train_classifier(data.images, data.labels, seed=0)
-    real = evaluate.features(classifier, data.images)
+    classifier = train_classifier(data.images, data.labels, seed=0)
+    real = features(classifier, data.images)
     labels = class_labels(10, args.n // 10)
-    guided = {"labels": labels, "guidance_scale": DEFAULT_GUIDANCE}
     rows = []
-    for name, steps, kwargs in sampler_plan(schedule, ddpm=args.with_ddpm):
-        images, seconds = timed_sample(model, schedule, args, **kwargs, **guided)
-        rows.append((name, steps, seconds, evaluate.class_accuracy(classifier, images, labels),
-                     evaluate.frechet_distance(evaluate.features(classifier, images), real)))  # fmt: skip
+    for name, steps, sampler, timesteps in sampler_plan(schedule, ddpm=args.with_ddpm):
+        guided = dataclasses.replace(sampler, guidance_scale=DEFAULT_GUIDANCE)
+        images, seconds = timed_sample(model, schedule, args, guided, timesteps, labels)
+        rows.append((name, steps, seconds, class_accuracy(classifier, images, labels),
+                     frechet_distance(features(classifier, images), real)))  # fmt: skip
         print(f"  {name} {steps}: {seconds:.1f} s", flush=True)
     print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"\n{args.n} digits ({args.n // 10} per class) of {size} px, w = {DEFAULT_GUIDANCE}, "
@@ -155,15 +162,6 @@ def digits_table(args):
     print(f"{'method':<20}{'steps':>6}{'seconds':>9}{'accuracy':>10}{'Frechet':>9}")
     for name, steps, seconds, accuracy, frechet in rows:
         print(f"{name:<20}{steps:>6}{seconds:>9.2f}{accuracy:>10.1%}{frechet:>9.1f}")
-
-
-def masked_psnr(images, reference, fill):
-    """PSNR in dB of each image against the reference over the pixels where ``fill`` is True."""
-    x = ((images.double() + 1) / 2).clamp(0, 1)
-    ref = ((reference.double() + 1) / 2).clamp(0, 1).expand_as(x)
-    where = fill.expand_as(x)
-    mse = torch.stack([((a - b)[w] ** 2).mean() for a, b, w in zip(x, ref, where)])
-    return 10 * torch.log10(1.0 / mse)
 
 
 def inpaint_table(model, schedule, x0, args):
@@ -182,25 +180,14 @@ def inpaint_table(model, schedule, x0, args):
     print(f"\nRePaint ({steps}, T = {schedule.num_steps}), {args.n} images of {size} px, seed "
           f"{args.seed}, {args.fill} filled; torch threads {torch.get_num_threads()}")  # fmt: skip
     print(f"{'resample':>9}{'jump':>6}{'seconds':>9}{'PSNR mean':>11}{'min':>7}  kept exact")
-    db = masked_psnr(flat, x0, fill)
+    db = psnr(flat, x0, mask=~fill)
     print(f"{'grey fill':>15}{'':>9}{db.mean():>11.2f}{db.min():>7.2f}")
     for resample, jump in args.repaint:
         start = time.perf_counter()
-        run = inpaint(
-            model,
-            schedule,
-            image,
-            mask,
-            resample=resample,
-            jump=jump,
-            method=args.method,
-            steps=args.steps,
-            eta=args.eta,
-            seed=args.seed,
-            progress=False,
-        )
+        run = inpaint(model, schedule, image, mask, Sampler(args.method, args.steps, args.eta),
+                      resample=resample, jump=jump, seed=args.seed, progress=False)  # fmt: skip
         seconds = time.perf_counter() - start
-        db = masked_psnr(run.images, x0, fill)
+        db = psnr(run.images, x0, mask=~fill)
         kept = torch.equal(run.images[~fill.expand_as(image)], image[~fill.expand_as(image)])
         print(f"{resample:>9}{jump:>6}{seconds:>9.1f}{db.mean():>11.2f}{db.min():>7.2f}  {kept}")
 
@@ -240,11 +227,11 @@ def main():
         digits_table(args)
         return
 
-    cfg = tutorial.settings(args.device)
+    cfg = settings(args.device)
     print(f"CPU: {describe_cpu()}; torch threads {torch.get_num_threads()}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     model, schedule, x0 = get_model(args, cfg)
-    sample(model, schedule, n=args.n, method="ddim", steps=2, progress=False)  # warm-up
+    sample(model, schedule, args.n, Sampler("ddim", 2), progress=False)  # warm-up
     if args.inpaint:
         inpaint_table(model, schedule, x0, args)
         print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -252,8 +239,8 @@ def main():
 
     T = schedule.num_steps
     runs = []
-    for name, steps, kwargs in sampler_plan(schedule):
-        images, seconds = timed_sample(model, schedule, args, **kwargs)
+    for name, steps, sampler, timesteps in sampler_plan(schedule):
+        images, seconds = timed_sample(model, schedule, args, sampler, timesteps)
         runs.append((name, steps, images, seconds))
     print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(

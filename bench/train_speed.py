@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from diffusion_helpers.env import pick_precision
 from diffusion_helpers.forward import add_noise
+from diffusion_helpers.runtime.device import pick_precision
 from diffusion_helpers.schedule import NoiseSchedule
 from diffusion_helpers.train import train
 from diffusion_helpers.unet import UNet

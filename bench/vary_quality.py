@@ -31,10 +31,18 @@ from pathlib import Path
 
 import torch
 
-from diffusion_helpers import vary
-from diffusion_helpers.images import load_image, sample_image_path
+from diffusion_helpers.checks.tensors import check_image
+from diffusion_helpers.figures.plots import show_images
+from diffusion_helpers.metrics.copying import (
+    _one_picture,
+    copy_psnr,
+    held_out_patch_distance,
+    patch_distance,
+    sample_spread,
+)
+from diffusion_helpers.pictures.images import load_image, sample_image_path
 from diffusion_helpers.schedule import NoiseSchedule
-from diffusion_helpers.viz import show_images
+from diffusion_helpers.variations import sample_variations, train_variations
 
 PICTURES = ["scene", "face", "pattern", "landscape", "pebbles"]
 
@@ -66,14 +74,14 @@ def measure(name: str, args: argparse.Namespace, schedule: NoiseSchedule) -> dic
     """Train on one picture, sample, measure; write the PNG. Returns one row of the table."""
     picture = load_image(picture_path(name), size=args.size)
     start = time.perf_counter()
-    result = vary.train_variations(picture, schedule, crop=args.crop, steps=args.steps,
+    result = train_variations(picture, schedule, crop=args.crop, steps=args.steps,
                                    minutes=args.minutes, seed=args.seed, device=args.device,
                                    flip=args.flip, progress=False)  # fmt: skip
     train_s = time.perf_counter() - start
     sampler = dict(method="ddim", steps=args.sample_steps, eta=1.0, progress=False)
     start = time.perf_counter()
-    same = vary.sample_variations(result.model, schedule, args.n, args.size, seed=1, **sampler)
-    large = vary.sample_variations(result.model, schedule, 2, args.large, seed=2, **sampler)
+    same = sample_variations(result.model, schedule, args.n, args.size, seed=1, **sampler)
+    large = sample_variations(result.model, schedule, 2, args.large, seed=2, **sampler)
     sample_s = time.perf_counter() - start
     images = same.images
     half = args.size // 2  # the four quarters of the picture: the yardstick for colours
@@ -85,18 +93,18 @@ def measure(name: str, args: argparse.Namespace, schedule: NoiseSchedule) -> dic
         steps=result.steps,
         train_s=train_s,
         sample_s=sample_s,
-        copy=float(vary.copy_psnr(images, picture).max()),
-        copy_large=float(vary.copy_psnr(large.images, picture).max()),
-        patch=float(vary.patch_distance(images, picture, mirror=args.flip).mean()),
-        patch_large=float(vary.patch_distance(large.images, picture, mirror=args.flip).mean()),
-        patch_ref=vary.held_out_patch_distance(picture),
-        colour=float(vary.colour_distance(images, picture).mean()),
-        colour_ref=float(vary.colour_distance(quarters, picture).mean()),
-        spread=vary.sample_spread(images),
+        copy=float(copy_psnr(images, picture).max()),
+        copy_large=float(copy_psnr(large.images, picture).max()),
+        patch=float(patch_distance(images, picture, mirror=args.flip).mean()),
+        patch_large=float(patch_distance(large.images, picture, mirror=args.flip).mean()),
+        patch_ref=held_out_patch_distance(picture),
+        colour=float(colour_distance(images, picture).mean()),
+        colour_ref=float(colour_distance(quarters, picture).mean()),
+        spread=sample_spread(images),
         loss=sum(result.losses[-100:]) / len(result.losses[-100:]),
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    titles = [f"{name} ({args.size} px)"] + [f"{s:.1f} dB" for s in vary.copy_psnr(images, picture)]
+    titles = [f"{name} ({args.size} px)"] + [f"{s:.1f} dB" for s in copy_psnr(images, picture)]
     show_images(torch.cat([picture, images]), titles=titles, ncols=len(titles), size=2.0).savefig(
         args.out / f"vary_{name}.png", dpi=100
     )
@@ -104,6 +112,34 @@ def measure(name: str, args: argparse.Namespace, schedule: NoiseSchedule) -> dic
         args.out / f"vary_{name}_large.png", dpi=100
     )
     return row
+
+
+# Colour histograms: 8 bins per channel (512 colours for RGB), coarse enough that a handful of
+# samples at 48 px (thousands of pixels) fill them without holes.
+COLOUR_BINS = 8
+
+
+def colour_histogram(images: torch.Tensor, bins: int = COLOUR_BINS) -> torch.Tensor:
+    """The share of pixels of each colour: [n, bins^C], each row summing to 1 (each channel's
+    [-1, 1] cut into ``bins`` equal bins; a colour is one bin per channel)."""
+    check_image(images, "images")
+    n, c = images.shape[:2]
+    level = ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2 * bins).long().clamp_max(bins - 1)
+    weights = bins ** torch.arange(c - 1, -1, -1)
+    index = (level * weights[None, :, None, None]).sum(1).flatten(1)  # [n, H W] colour numbers
+    hist = torch.zeros(n, bins**c).scatter_add_(1, index, torch.ones(index.shape))
+    return hist / index.shape[1]
+
+
+def colour_distance(
+    samples: torch.Tensor, picture: torch.Tensor, bins: int = COLOUR_BINS
+) -> torch.Tensor:
+    """Total-variation distance between the colour histogram of each sample and the picture's:
+    half the sum of |share differences|, 0 = the same colours in the same amounts, 1 = no
+    colour in common. float32 [n]."""
+    picture = _one_picture(picture, "picture", samples)
+    mine, theirs = colour_histogram(samples, bins), colour_histogram(picture, bins)
+    return 0.5 * (mine - theirs).abs().sum(1)
 
 
 def main() -> None:

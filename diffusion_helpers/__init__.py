@@ -1,29 +1,63 @@
 """diffusion_helpers: the tested code behind a hands-on DDPM tutorial (Ho et al. 2020).
 
-The schedule, the forward and reverse process, the image loader, the datasets, the U-Net,
-training, sampling, editing, evaluation and the pictures live in separate modules that meet
-only through plain tensors (the README's package table lists them in the order data flows).
+The paper sits at the top of the package, one module per idea, in the order the notebooks
+meet them: ``schedule`` (beta_t, alpha-bar), ``forward`` (q, eq. 2 and 4), ``unet``
+(eps_theta), ``train`` (Algorithm 1), ``reverse`` (one step back: Algorithm 2, DDIM,
+DPM-Solver++), ``timesteps`` (which steps a sampler visits), ``guidance`` (classifier-free),
+``sampling`` (the loop), ``editing`` (SDEdit, RePaint) and ``variations`` (a patch model).
+
+Everything else lives in a folder named for its job, and imports point one way:
+
+- below the paper: ``checks`` (one check per concept), ``runtime`` (device, precision,
+  threads, CUDA graphs, torchrun, interrupts), ``storage`` (checkpoints, outputs),
+  ``pictures`` (picture files, uploads, datasets, masks), ``metrics`` (PSNR, copying, a digit
+  classifier and the Frechet distance);
+- above it: ``figures`` (plots, animations, widgets), ``tutorial`` (sizes for this machine,
+  the work folder, derivations, exercises) and ``cli`` (the command line).
+
+``dh.*`` below is what the notebooks call.
 """
 
-from .checkpoint import CheckpointError, export_weights, load_checkpoint, load_for_sampling
-from .datasets import DATASET_NAMES, ImageDataset, load_dataset
-from .distributed import is_main_process
+from . import checks, runtime  # noqa: F401  (the layers, for readers of dh.__dict__)
 from .editing import edit, inpaint
-from .env import describe_device, in_colab, pick_device, quick_mode
-from .evaluate import (
-    DigitClassifier,
-    class_accuracy,
-    diversity,
-    features,
-    frechet_distance,
-    memorisation_ratio,
-    nearest_neighbours,
-    plot_nearest_neighbours,
-    train_classifier,
+from .figures.animation import animate, animation_html, save_gif
+from .figures.gallery import class_sampler, plot_class_rows, plot_nearest_neighbours
+from .figures.plots import (
+    plot_chain_vs_closed_form,
+    plot_loss_by_timestep,
+    plot_losses,
+    plot_noise_prediction,
+    plot_noising_grid,
+    plot_pixel_values,
+    plot_sampler_quality,
+    plot_schedules,
+    show_images,
 )
+from .figures.widgets import MaskPicker, forward_slider, reverse_explorer
 from .forward import add_noise, add_noise_chain, add_noise_step
 from .guidance import DEFAULT_GUIDANCE
-from .images import (
+from .metrics.classifier import (
+    DigitClassifier,
+    class_accuracy,
+    features,
+    frechet_distance,
+    train_classifier,
+    within_class_diversity,
+)
+from .metrics.copying import (
+    copy_psnr,
+    diversity,
+    held_out_patch_distance,
+    memorisation_ratio,
+    nearest_neighbours,
+    patch_distance,
+    picture_variants,
+    sample_spread,
+)
+from .metrics.psnr import psnr
+from .pictures.dataset import DATASET_NAMES, ImageDataset
+from .pictures.datasets import load_dataset
+from .pictures.images import (
     DEFAULT_IMAGE,
     IMAGE_SUFFIXES,
     ImageInfo,
@@ -34,43 +68,53 @@ from .images import (
     to_numpy,
     to_pil,
 )
-from .interrupts import Interrupted
-from .masks import MaskPicker, mask_preset, region_psnr
+from .pictures.masks import mask_preset, masked
+from .pictures.upload import pick_image, upload_image, upload_widget, uploaded_files
 from .reverse import CLIP_X0, ddim_step, dpm_solver_2m_step, predict_x0, q_posterior, reverse_step
-from .sampling import Frame, SampleResult, ddim_timesteps, psnr, reverse_process, sample
+from .runtime.device import describe_device, pick_device
+from .runtime.distributed import is_main_process
+from .runtime.environment import in_colab, quick_mode
+from .runtime.interrupts import Interrupted
+from .sampling import (
+    FAST_SAMPLER,
+    Frame,
+    Sampler,
+    SampleResult,
+    load_for_sampling,
+    reverse_process,
+    sample,
+)
 from .schedule import NoiseSchedule, make_betas
+from .storage.checkpoint import CheckpointError, export_weights
+from .timesteps import ddim_timesteps
 from .train import TrainConfig, TrainingError, TrainResult, train
-from .tutorial import (
+from .tutorial import derivations, exercises
+from .tutorial.derivations import noise_prediction_examples
+from .tutorial.settings import TutorialSettings, dataset_settings, settings
+from .tutorial.sweeps import (
+    class_labels,
+    guidance_sweep,
+    guidance_table,
+    pick_per_class,
+    plot_guidance_sweep,
+)
+from .tutorial.work_folder import (
     STORED_IMAGE_SIZE,
-    TutorialSettings,
     checkpoint_path,
-    dataset_settings,
     fresh_checkpoint_path,
     load_tutorial_model,
     my_image,
-    noise_prediction_examples,
     save_my_image,
-    settings,
     work_dir,
 )
-from .unet import UNet, UNetConfig
-from .upload import pick_image, upload_image, upload_widget, uploaded_files
-from .vary import copy_psnr, patch_model, sample_variations, train_variations
-from .viz import (
-    animate,
-    animation_html,
-    plot_chain_vs_closed_form,
-    plot_loss_by_timestep,
-    plot_losses,
-    plot_noise_prediction,
-    plot_noising_grid,
-    plot_pixel_values,
-    plot_sampler_quality,
-    plot_schedules,
-    save_gif,
-    show_images,
+from .unet import UNet, UNetConfig, load_checkpoint
+from .variations import (
+    RandomCrops,
+    patch_model,
+    receptive_field,
+    sample_variations,
+    train_variations,
 )
-from .widgets import forward_slider, reverse_explorer
 
 __version__ = "0.1.0"
 
@@ -83,6 +127,8 @@ __all__ = [
     "checkpoint_path",
     "CheckpointError",
     "class_accuracy",
+    "class_labels",
+    "class_sampler",
     "CLIP_X0",
     "copy_psnr",
     "DATASET_NAMES",
@@ -91,17 +137,22 @@ __all__ = [
     "ddim_timesteps",
     "DEFAULT_GUIDANCE",
     "DEFAULT_IMAGE",
+    "derivations",
     "describe_device",
     "DigitClassifier",
     "diversity",
     "dpm_solver_2m_step",
     "edit",
+    "exercises",
     "export_weights",
     "features",
     "forward_slider",
     "Frame",
     "frechet_distance",
     "fresh_checkpoint_path",
+    "guidance_sweep",
+    "guidance_table",
+    "held_out_patch_distance",
     "IMAGE_SUFFIXES",
     "ImageDataset",
     "ImageInfo",
@@ -118,34 +169,44 @@ __all__ = [
     "load_tutorial_model",
     "make_betas",
     "mask_preset",
+    "masked",
     "MaskPicker",
     "memorisation_ratio",
     "my_image",
     "nearest_neighbours",
     "noise_prediction_examples",
     "NoiseSchedule",
+    "patch_distance",
     "patch_model",
     "pick_device",
     "pick_image",
+    "pick_per_class",
+    "picture_variants",
     "plot_chain_vs_closed_form",
+    "plot_class_rows",
+    "plot_guidance_sweep",
     "plot_loss_by_timestep",
     "plot_losses",
-    "plot_sampler_quality",
     "plot_nearest_neighbours",
     "plot_noise_prediction",
     "plot_noising_grid",
     "plot_pixel_values",
+    "plot_sampler_quality",
     "plot_schedules",
     "predict_x0",
     "psnr",
     "q_posterior",
     "quick_mode",
-    "region_psnr",
+    "RandomCrops",
+    "receptive_field",
     "reverse_explorer",
     "reverse_process",
     "reverse_step",
     "sample",
+    "Sampler",
+    "FAST_SAMPLER",
     "sample_image_path",
+    "sample_spread",
     "sample_variations",
     "SampleResult",
     "save_gif",
@@ -167,5 +228,6 @@ __all__ = [
     "upload_image",
     "upload_widget",
     "uploaded_files",
+    "within_class_diversity",
     "work_dir",
 ]

@@ -14,21 +14,21 @@ loop, methods and guidance) from a picture instead of from pure noise:
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
-from .forward import add_noise, check_image, draw_noise
+from .checks.tensors import check_mask, check_range
+from .checks.values import number, whole_number
+from .forward import add_noise, draw_noise
+from .guidance import Labels, resolve_labels
 from .sampling import (
-    DEFAULT_STEPS,
-    Labels,
-    Method,
+    Sampler,
     SampleResult,
-    check_labels,
-    check_sample_args,
-    method_timesteps,
+    make_sampler,
     model_device,
     reverse_process,
+    seeded,
 )
 from .schedule import NoiseSchedule
 
@@ -48,67 +48,48 @@ def edit(
     schedule: NoiseSchedule,
     image: torch.Tensor,
     strength: float,
+    sampler: Optional[Sampler] = None,
     *,
-    method: Method = "ddpm",
-    steps: Optional[int] = None,
-    eta: float = 0.0,
-    seed: Optional[int] = None,
     labels: Optional[Labels] = None,
-    guidance_scale: Optional[float] = None,
+    seed: Optional[int] = None,
     every: Optional[int] = None,
     progress: bool = True,
+    **options: Any,
 ) -> SampleResult:
     """SDEdit (Meng et al. 2022): noise ``image`` to t0 = round(strength T) - 1 by eq. 4,
 
         x_t0 = sqrt(abar_t0) image + sqrt(1 - abar_t0) eps,
 
     then run the reverse process from t0 to a clean image (DDPM: t0, t0-1, ..., 0; DDIM:
-    ``steps`` timesteps from t0 to 0 evenly spaced in t; DPM-Solver: evenly in log-SNR).
+    steps from t0 to 0 evenly spaced in t; DPM-Solver: evenly in log-SNR).
 
     Args:
-        model, schedule, method, eta, labels, guidance_scale, every, progress: as for
-            :func:`.sampling.sample` (DDIM and DPM-Solver deterministic by default, eta = 0).
+        model, schedule, labels, every, progress: as for :func:`.sampling.sample`.
         image: the pictures [n, C, H, W] in [-1, 1].
         strength: how much noise, in [0, 1]. 0 returns ``image`` unchanged; 1 starts from
             x_{T-1}, almost pure noise (at T = 1000, sqrt(abar) = 0.006 of the
             picture is left), so it is plain sampling.
-        steps: DDIM / DPM-Solver steps from t0 (1..t0+1); default: the method's default for a
-            whole run times t0+1 / T (at least 1), so the steps are as long as in a whole run.
-            DDPM takes all t0+1 steps.
+        sampler, options: a :class:`.sampling.Sampler` and/or its fields as keywords. Without
+            ``steps``, DDIM and DPM-Solver take as many steps per timestep as in a whole run
+            (:meth:`.sampling.Sampler.timesteps`).
         seed: seeds the CPU generator that draws the noise of eq. 4 and of the reverse steps.
     Returns:
         A :class:`.sampling.SampleResult`: ``.images`` [n, C, H, W] in [-1, 1] on the CPU;
         ``.timesteps`` starts at t0 (empty for strength 0).
     """
-    _check_picture(image)
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
-        raise ValueError(f"strength must be a number in [0, 1], got {strength!r}.")
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(
-            f"strength must lie in [0, 1] (0 keeps the picture, 1 starts from pure noise), "
-            f"got {strength!r}."
-        )
-    check_sample_args(method, image.shape[0], eta, "posterior", every, seed, None)
-    check_labels(model, labels, guidance_scale, image.shape[0])
-    T = schedule.num_steps
-    t0 = round(strength * T) - 1
-    if t0 == -1:
-        return SampleResult(image.detach().float().cpu().clone(), [], method, [])
-    if method != "ddpm" and steps is None:
-        steps = max(1, round(DEFAULT_STEPS[method] * (t0 + 1) / T))
-    if method != "ddpm" and not (isinstance(steps, int) and 1 <= steps <= t0 + 1):
-        raise ValueError(
-            f"steps must be an integer between 1 and {t0 + 1} for strength={strength}: the edit "
-            f"starts at t0 = {t0}, and visits at most the {t0 + 1} timesteps t0..0; "
-            f"got {steps!r}."
-        )
-    timesteps = method_timesteps(method, schedule, steps, start=t0)  # t0, ..., 0, -1
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    sampler = make_sampler(sampler, options)
+    check_range(image, "image")
+    number(strength, "strength", 0.0, 1.0, hint=" 0 keeps the picture, 1 starts from pure noise.")
+    resolve_labels(model, labels, sampler.guidance_scale, image.shape[0])
+    generator = seeded(seed)
+    t0 = round(strength * schedule.num_steps) - 1
+    if t0 == -1:  # no noise: nothing to denoise
+        return SampleResult(image.detach().float().cpu().clone(), [], sampler, [])
+    timesteps = sampler.timesteps(schedule, start=t0)  # t0, ..., 0, -1
     picture = image.detach().to(model_device(model), torch.float32)
     x, _ = add_noise(picture, t0, schedule, generator=generator)  # eq. 4
-    return reverse_process(model, schedule, x, timesteps, method=method, eta=eta,
-                           generator=generator, labels=labels, guidance_scale=guidance_scale,
-                           every=every, progress=progress)  # fmt: skip
+    return reverse_process(model, schedule, x, timesteps, sampler, generator=generator,
+                           labels=labels, every=every, progress=progress)  # fmt: skip
 
 
 def inpaint(
@@ -116,17 +97,15 @@ def inpaint(
     schedule: NoiseSchedule,
     image: torch.Tensor,
     mask: torch.Tensor,
+    sampler: Optional[Sampler] = None,
     *,
     resample: int = DEFAULT_RESAMPLE,
     jump: int = DEFAULT_JUMP,
-    method: Method = "ddpm",
-    steps: Optional[int] = None,
-    eta: float = 0.0,
-    seed: Optional[int] = None,
     labels: Optional[Labels] = None,
-    guidance_scale: Optional[float] = None,
+    seed: Optional[int] = None,
     every: Optional[int] = None,
     progress: bool = True,
+    **options: Any,
 ) -> SampleResult:
     """RePaint (Lugmayr et al. 2022): fill the part of ``image`` where ``mask`` is 0.
 
@@ -146,28 +125,32 @@ def inpaint(
         mask: 1 = keep, 0 = fill; [1 or n, 1 or C, H, W] (bool, or 0/1 numbers).
         resample, jump: integers >= 1 (defaults :data:`DEFAULT_RESAMPLE`, off, and
             :data:`DEFAULT_JUMP`); with resampling, ``jump`` is at most the number of steps.
-        method, steps, eta, labels, guidance_scale, every, progress: as for
-            :func:`.sampling.sample` (DDIM and DPM-Solver deterministic by default, eta = 0).
+        sampler, options, labels, every, progress: as for :func:`.sampling.sample`.
         seed: seeds the CPU generator that draws x_T, the noise of the kept part and of the
             reverse steps.
     Returns:
         A :class:`.sampling.SampleResult`: ``.images`` [n, C, H, W] on the CPU, equal to
         ``image`` where ``mask`` is 1; ``.timesteps`` includes the rises of resampling.
     """
-    _check_picture(image)
-    keep = _check_mask(mask, image)
-    check_sample_args(method, image.shape[0], eta, "posterior", every, seed, None)
-    check_labels(model, labels, guidance_scale, image.shape[0])
-    base = method_timesteps(method, schedule, steps)
-    for name, value in (("resample", resample), ("jump", jump)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    sampler = make_sampler(sampler, options)
+    check_range(image, "image")
+    keep = check_mask(mask, image)
+    if bool(keep.all()):
+        raise ValueError("mask is all ones: nothing to fill. Mark the part to fill with 0.")
+    if not bool(keep.any()):
+        raise ValueError(
+            "mask is all zeros: everything is to be filled. That is sampling: use sample()."
+        )
+    resolve_labels(model, labels, sampler.guidance_scale, image.shape[0])
+    base = sampler.timesteps(schedule)
+    whole_number(resample, "resample")
+    whole_number(jump, "jump")
     if resample > 1 and jump > len(base) - 1:
         raise ValueError(
             f"jump={jump} is longer than the run ({len(base) - 1} steps): resampling would "
             "never happen. Use a shorter jump, or resample=1."
         )
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    generator = seeded(seed)
     device = model_device(model)
     picture = image.detach().to(device, torch.float32)
     keep = keep.to(device)
@@ -180,9 +163,9 @@ def inpaint(
 
     x = draw_noise(picture, generator=generator)  # x_T ~ N(0, I) everywhere
     timesteps = repaint_timesteps(base, resample, jump)
-    return reverse_process(model, schedule, x, timesteps, method=method, eta=eta,
-                           generator=generator, labels=labels, guidance_scale=guidance_scale,
-                           every=every, progress=progress, after_step=paste_known)  # fmt: skip
+    return reverse_process(model, schedule, x, timesteps, sampler, generator=generator,
+                           labels=labels, every=every, progress=progress,
+                           after_step=paste_known)  # fmt: skip
 
 
 def repaint_timesteps(timesteps: list[int], resample: int, jump: int) -> list[int]:
@@ -201,42 +184,3 @@ def repaint_timesteps(timesteps: list[int], resample: int, jump: int) -> list[in
             for _ in range(resample - 1):
                 out.extend(timesteps[i - jump : i + 1])  # up to timesteps[i - jump], then down
     return out
-
-
-def _check_picture(image: torch.Tensor) -> None:
-    check_image(image, "image")
-    lo, hi = float(image.min()), float(image.max())
-    if not (-1.0 <= lo and hi <= 1.0):
-        raise ValueError(
-            f"image values lie in [{lo:.3g}, {hi:.3g}], outside the data range [-1, 1]: load "
-            "pictures with load_image, or map pixels p in [0, 1] by 2 p - 1."
-        )
-
-
-def _check_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """A valid mask as a bool tensor (True = keep), broadcastable to ``image``."""
-    if not isinstance(mask, torch.Tensor):
-        raise ValueError(
-            f"mask must be a tensor [1 or n, 1 or C, H, W], got {type(mask).__name__}."
-        )
-    n, c, h, w = image.shape
-    if (
-        mask.dim() != 4
-        or mask.shape[0] not in (1, n)
-        or mask.shape[1] not in (1, c)
-        or (tuple(mask.shape[2:]) != (h, w))
-    ):
-        raise ValueError(
-            f"mask has shape {list(mask.shape)}; for images {list(image.shape)} it must be "
-            f"[1 or {n}, 1 or {c}, {h}, {w}]."
-        )
-    if mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
-        raise ValueError("mask must hold only 0 (fill) and 1 (keep), or be a bool tensor.")
-    keep = mask.bool()
-    if bool(keep.all()):
-        raise ValueError("mask is all ones: nothing to fill. Mark the part to fill with 0.")
-    if not bool(keep.any()):
-        raise ValueError(
-            "mask is all zeros: everything is to be filled. That is sampling: use sample()."
-        )
-    return keep

@@ -11,17 +11,8 @@ from typing import Optional
 
 import torch
 
+from .checks.tensors import check_image
 from .schedule import NoiseSchedule, Timesteps
-
-
-def check_image(x: torch.Tensor, name: str = "x") -> None:
-    """Raise ``ValueError`` unless ``x`` is a floating-point tensor [B, C, H, W]."""
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor [B, C, H, W], got {type(x).__name__}.")
-    if x.dim() != 4:
-        raise ValueError(f"{name} must have shape [B, C, H, W], got {list(x.shape)}.")
-    if not x.dtype.is_floating_point:
-        raise ValueError(f"{name} must be a floating-point tensor in [-1, 1], got {x.dtype}.")
 
 
 def draw_noise(

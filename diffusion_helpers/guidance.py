@@ -11,10 +11,11 @@ picture look like its class: more accurate classes, less variety.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Optional, Union
 
 import torch
+
+from .checks.values import class_labels, number
 
 # The guidance weight w when labels are given without guidance_scale. Measured on the digits
 # model of notebook 05 (conditional tiny U-Net, 16 px, 1,600 steps, 500 DPM-Solver++ samples;
@@ -25,14 +26,6 @@ import torch
 DEFAULT_GUIDANCE = 1.5
 
 Labels = Union[int, torch.Tensor]
-
-
-def check_labels(
-    model: Any, labels: Optional[Labels], guidance_scale: Optional[float], n: int
-) -> None:
-    """Raise ``ValueError`` unless ``labels`` and ``guidance_scale`` suit ``model`` and n images
-    (see :func:`sample`)."""
-    resolve_labels(model, labels, guidance_scale, n, torch.device("cpu"))
 
 
 def guided_noise(
@@ -72,9 +65,10 @@ def resolve_labels(
     labels: Optional[Labels],
     guidance_scale: Optional[float],
     n: int,
-    device: torch.device,
+    device: Optional[torch.device] = None,
 ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor], float]:
-    """Check labels and guidance; return ``(labels, null_labels, w)`` for :func:`guided_noise`.
+    """Check labels and guidance; return ``(labels, null_labels, w)`` for :func:`guided_noise`
+    (``ValueError`` before any work when they do not suit the model).
 
     An unconditional model gets (None, None, 1): it is called with two arguments. A conditional
     one without labels draws unconditionally (the null label); w = 1 and w = 0 need one pass.
@@ -93,41 +87,14 @@ def resolve_labels(
         )
     if num_classes is None:
         return None, None, 1.0
-    null = torch.full((n,), num_classes, dtype=torch.long, device=device)
+    null = torch.full((n,), num_classes, dtype=torch.long, device=device)  # None: the CPU
     if labels is None:
         return null, None, 1.0
-    cond = label_tensor(labels, num_classes, n).to(device)
+    cond = class_labels(labels, n, num_classes).to(null.device)
     w = DEFAULT_GUIDANCE if guidance_scale is None else guidance_scale
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-        raise ValueError(
-            f"guidance_scale must be a number >= 0 (1 = plain conditional, 0 = unconditional, "
-            f"> 1 = stronger guidance), got {guidance_scale!r}."
-        )
+    number(w, "guidance_scale", 0.0, hint=" 1 is plain conditional sampling, 0 unconditional.")
     if w == 1:
         return cond, None, 1.0
     if w == 0:
         return null, None, 1.0
     return cond, null, float(w)
-
-
-def label_tensor(labels: Labels, num_classes: int, n: int) -> torch.Tensor:
-    """An int or an integer tensor [n] as a LongTensor [n], each in 0..num_classes-1."""
-    if isinstance(labels, bool) or not isinstance(labels, (int, torch.Tensor)):
-        raise ValueError(f"labels must be an int or a LongTensor [{n}], got {labels!r}.")
-    if isinstance(labels, int):
-        labels = torch.full((n,), labels, dtype=torch.long)
-    elif labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
-        raise ValueError(f"labels must hold integer classes, got dtype {labels.dtype}.")
-    elif labels.shape != (n,):
-        raise ValueError(
-            f"labels has shape {list(labels.shape)} but {n} images are drawn: give one int for "
-            f"all, or a LongTensor [{n}] with one class per image."
-        )
-    labels = labels.long()
-    if bool((labels < 0).any()) or bool((labels >= num_classes).any()):
-        raise ValueError(
-            f"labels must lie in 0..{num_classes - 1} (the model's classes), got "
-            f"{labels.tolist()}. For unconditional images leave labels out, or use "
-            "guidance_scale=0."
-        )
-    return labels

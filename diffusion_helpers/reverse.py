@@ -9,7 +9,8 @@ from typing import Optional
 
 import torch
 
-from .forward import check_image, draw_noise
+from .checks.tensors import check_image
+from .forward import draw_noise
 from .schedule import NoiseSchedule, Timesteps
 
 VARIANCES = ("posterior", "beta")

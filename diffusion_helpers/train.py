@@ -16,7 +16,7 @@ Salimans 2022).
 
 Defaults (``None`` in :class:`TrainConfig`) were measured on one 32 px picture with the tiny
 preset (PSNR of DDPM samples): the budget is :func:`default_budget`; batch size and rate are
-:func:`.data.default_batch_size` and :func:`.data.default_lr`; a 50-step warm-up (a fifth of a
+:func:`default_batch_size` and :func:`default_lr`; a 50-step warm-up (a fifth of a
 short run) beat 20 steps, and a cosine decay to 5% beat a constant rate by 13 dB at 560 steps;
 the EMA decay min(0.9999, (1 + k) / (10 + k)) averages the last ~1/9 of the steps so far, which
 suits a 4-minute run and a day-long one alike. Images are drawn uniformly with replacement, so
@@ -28,7 +28,7 @@ conditional). The initial weights are the model's: build it with ``UNet.preset(.
 for a run that is reproducible end to end.
 
 Several processes (``torchrun --nproc_per_node=N``): the same function; each process draws
-the whole batch and trains on its rows, DDP averages the gradients. See :mod:`.distributed`.
+the whole batch and trains on its rows, DDP averages the gradients. See :mod:`.runtime.distributed`.
 """
 
 from __future__ import annotations
@@ -38,44 +38,157 @@ import math
 import random
 import time
 from contextlib import ExitStack, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional, Union
 
 import torch
 
-from .checkpoint import (
+from .forward import add_noise
+from .pictures.training_data import as_training_data
+from .runtime.device import make_grad_scaler, pick_device, pick_precision
+from .runtime.distributed import join
+from .runtime.environment import quick_mode
+from .runtime.graphs import MODES, CudaGraphs, TrainGraphs, check_request
+from .runtime.interrupts import Interrupted
+from .runtime.threads import ThreadGuard
+from .schedule import NoiseSchedule
+from .storage.checkpoint import (
     Checkpointer,
     Progress,
     resume_training,
     stop_report,
     training_state,
 )
-from .data import as_training_data, default_batch_size, default_lr
-from .distributed import join
-from .env import (
-    ThreadGuard,
-    make_grad_scaler,
-    pick_device,
-    pick_memory_format,
-    pick_precision,
-)
-from .forward import add_noise
-from .graphs import TrainGraphs, check_request
-from .interrupts import Interrupted
-from .outputs import claim_checkpoint
-from .schedule import NoiseSchedule
-from .train_config import (  # noqa: F401 - the settings' names, here as before
-    COND_DROP,
-    DEFAULT_MINUTES,
-    GRAD_CLIP,
-    QUICK_STEPS,
-    WARMUP_STEPS,
-    TrainConfig,
-    default_budget,
-    make_config,
-)
+from .storage.outputs import claim_checkpoint
 from .unet import UNet
+
+DEFAULT_MINUTES = 4.0  # < 5 min; one 32 px image passed 25 dB at 280 steps of batch 16
+
+
+QUICK_STEPS = 20  # quick mode (tests, CI): enough to run every line, not to learn
+
+
+WARMUP_STEPS = 50  # linear lr warm-up (at most a fifth of a run given in steps); beat 20 steps
+
+
+GRAD_CLIP = 1.0  # DDPM clipped the gradient norm at 1
+
+
+COND_DROP = 0.1  # Ho & Salimans (2022) found p_uncond 0.1-0.2 best; 0.1 keeps the class strong
+
+
+@dataclass
+class TrainConfig:
+    """The knobs of :func:`.train.train` (``None``: chosen for the model, data and machine).
+
+    Attributes:
+        steps, minutes: stop after this many steps in total (resumed ones included) or this
+            many minutes of this call, whichever comes first; neither: :func:`default_budget`.
+        batch_size, lr: see :func:`default_batch_size` and :func:`default_lr`;
+            under torchrun the batch is global (split over the processes) and lr unchanged.
+        warmup_steps: steps of the linear learning-rate warm-up (1 = none).
+        lr_schedule: ``"cosine"`` (decay to 5% over the budget) or ``"constant"``.
+        grad_clip: the gradient-norm cap, or None for no clipping.
+        ema_decay: the cap of the EMA decay; 0 keeps no EMA.
+        flip: mirror each drawn image left-right with probability 1/2; None: on for folders
+            of photos, off for one picture, tensors and datasets such as digits.
+        cond_drop: for a conditional net, the fraction of labels replaced by "no class".
+        prediction: what the net learns to output: ``"eps"`` (the noise, DDPM's choice) or
+            ``"x0"`` (the clean picture; sample through :class:`.reverse.NoiseFromX0`).
+        precision: ``"auto"`` (:func:`.runtime.device.pick_precision`), ``"fp32"``, ``"bf16"``, ``"fp16"``.
+        cuda_graphs: on a GPU, run the net through CUDA graphs when the run is long enough to
+            pay back compiling (``"auto"``), always (``"on"``) or never; see :mod:`.runtime.graphs`.
+        device: where to train (None: the fastest available). threads: CPU threads.
+        seed: seeds every random draw of training (None: a fresh random seed, reported).
+        checkpoint: a file; if it exists the run resumes from it exactly. It is written every
+            ``checkpoint_every`` steps, every ``checkpoint_minutes``, at the end, and on
+            Ctrl-C or SIGTERM.
+        progress: show a tqdm bar with the loss and images per second.
+    """
+
+    steps: Optional[int] = None
+    minutes: Optional[float] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    warmup_steps: int = WARMUP_STEPS
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    grad_clip: Optional[float] = GRAD_CLIP
+    ema_decay: float = 0.9999
+    flip: Optional[bool] = None
+    cond_drop: float = COND_DROP
+    prediction: Literal["eps", "x0"] = "eps"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    cuda_graphs: CudaGraphs = "auto"
+    device: Optional[Union[str, torch.device]] = None
+    threads: Optional[int] = None
+    seed: Optional[int] = None
+    checkpoint: Optional[Union[str, Path]] = None
+    checkpoint_every: int = 500
+    checkpoint_minutes: float = 1.0
+    progress: bool = True
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first field with an impossible value."""
+        for name in ("steps", "batch_size", "checkpoint_every", "warmup_steps", "threads"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        for name in ("minutes", "lr", "grad_clip", "checkpoint_minutes"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+            ):
+                raise ValueError(f"{name} must be a positive number, got {value!r}.")
+        for name, choices in (("lr_schedule", ("cosine", "constant")), ("prediction", ("eps", "x0")),
+                              ("cuda_graphs", MODES)):  # fmt: skip
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}.")
+        if not 0.0 <= self.cond_drop < 1.0:
+            raise ValueError(f"cond_drop must be in [0, 1), got {self.cond_drop}.")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}.")
+
+
+def default_budget() -> tuple[Optional[int], Optional[float]]:
+    """``(steps, minutes)`` when none is given: QUICK_STEPS in quick mode, else DEFAULT_MINUTES."""
+    return (QUICK_STEPS, None) if quick_mode() else (None, DEFAULT_MINUTES)
+
+
+def make_config(config: Optional[TrainConfig], overrides: dict) -> TrainConfig:
+    """``config`` (default :class:`TrainConfig`) with ``overrides`` applied, checked."""
+    names = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(f"train() got unknown settings {unknown}; known: {sorted(names)}.")
+    cfg = replace(config or TrainConfig(), **overrides)
+    if cfg.steps is None and cfg.minutes is None:
+        cfg.steps, cfg.minutes = default_budget()
+    cfg.check()
+    return cfg
+
+
+def default_batch_size(image_size: int, device: torch.device) -> int:
+    """16 images of 32 px on a CPU (128 on a GPU), scaled by (32 / side)^2, at least 4.
+
+    What counts on a CPU is the number of steps: at 4,500 images (3 minutes on a busy 2-core
+    CPU) batch 16 reached 32 dB on one picture, batch 32 27 dB, batch 64 11 dB."""
+    per_32px = 128 if device.type == "cuda" else 16
+    return max(4, int(per_32px * (32 / image_size) ** 2))
+
+
+def default_lr(model: UNet, batch_size: int) -> float:
+    """2e-3 under 5 M parameters, else DDPM's 2e-4; times sqrt(min(batch_size, 64) / 64).
+    3e-3 and 4e-3 diverged at batch 16-32 on the tiny net; 1e-3 and 2e-3 were within 1 dB."""
+    base = 2e-3 if model.num_parameters() < 5_000_000 else 2e-4
+    return base * math.sqrt(min(batch_size, 64) / 64)
+
 
 FINAL_LR_FRACTION = 0.05  # the cosine decay ends at 5% of the peak rate
 
@@ -225,8 +338,8 @@ def train(
         labels: class labels [N] for a conditional model, when ``data`` carries none.
         callback: called as ``callback(step, loss)`` after every step (on every process).
     Ctrl-C stops early and returns what was learned (``result.interrupted == "SIGINT"``);
-    SIGTERM saves the checkpoint, then raises :class:`.interrupts.Interrupted`. Under torchrun
-    every process runs this; they stop together (see :mod:`.distributed`).
+    SIGTERM saves the checkpoint, then raises :class:`.runtime.interrupts.Interrupted`. Under torchrun
+    every process runs this; they stop together (see :mod:`.runtime.distributed`).
     Raises:
         TrainingError: on a non-finite loss (names the step; the checkpoint is left intact).
         ValueError: on bad settings or data, before any work is done.
@@ -237,12 +350,11 @@ def train(
         dev = team.device
         check_request(cfg.cuda_graphs, dev, team.world_size)  # "on" where it cannot be: say so now
         precision = pick_precision(cfg.precision, dev)
-        fmt = pick_memory_format(cfg.memory_format, dev)
         path, resume = None, False
         if cfg.checkpoint is not None:  # process 0 checks and locks it; its verdict holds for all
             path, resume = team.on_main(lambda: claim_checkpoint(cfg.checkpoint, stack))
         threads = stack.enter_context(ThreadGuard(cfg.threads, dev))
-        source = as_training_data(data, model, dev, labels)
+        source = as_training_data(data, model.config, dev, labels)
         default = default_batch_size(model.config.image_size, dev)
         batch_size = team.batch_size(cfg.batch_size, default)  # global: split over processes
         lr = cfg.lr or default_lr(model, batch_size)
@@ -250,11 +362,11 @@ def train(
         seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
         seed = team.on_main(lambda: seed)  # a fresh random seed is process 0's
         settings = dict(batch_size=batch_size, lr=lr, precision=precision, flip=flip, seed=seed)
-        settings.update(memory_format=str(fmt), device=str(dev), threads=torch.get_num_threads(),
-                        ema_decay=cfg.ema_decay, lr_schedule=cfg.lr_schedule, data=source.kind,
+        settings.update(device=str(dev), threads=torch.get_num_threads(),
+                        ema_decay=cfg.ema_decay, lr_schedule=cfg.lr_schedule,
                         processes=team.world_size)  # fmt: skip
 
-        model.to(dev, memory_format=fmt).train()
+        model.to(dev).train()
         net = team.wrap(model)  # DDP on several processes: copies process 0's weights to all
         ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
         # DDPM trained without weight decay; AdamW with 0 is Adam, named so the choice is visible.
@@ -320,7 +432,6 @@ def train(
                 if flip:
                     mirror = team.rows(torch.rand(batch_size, generator=generator) < 0.5)
                     x0 = torch.where(mirror.to(dev)[:, None, None, None], x0.flip(-1), x0)
-                x0 = x0.contiguous(memory_format=fmt)
                 left = (steps - step if steps else None, budget_s - elapsed)
                 t, per_image, value = graphs.run(left, one_step, x0, y, step)
                 if ema is not None:

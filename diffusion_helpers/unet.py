@@ -16,11 +16,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Optional, Union
+from typing import Literal, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .storage.checkpoint import (
+    CheckpointError,
+    PathLike,
+    check_config,
+    model_config,
+    read_checkpoint,
+)
 
 # Named presets; sizes from UNet.num_parameters() and UNet.flops() with 3 channels.
 PRESETS: dict[str, dict] = {
@@ -142,7 +150,7 @@ class UNetConfig:
 
 def tracing() -> bool:
     """True while ``torch.compile`` traces the net or a CUDA graph records it: a check that
-    reads tensor values would cut the graph there (:mod:`.graphs`), so it is left to the
+    reads tensor values would cut the graph there (:mod:`.runtime.graphs`), so it is left to the
     callers, which check labels where they are made."""
     compiler = getattr(torch, "compiler", None)
     compiling = getattr(compiler, "is_compiling", None) or torch._dynamo.is_compiling  # < 2.3
@@ -285,11 +293,6 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     @classmethod
-    def from_config(cls, config: Union[UNetConfig, dict]) -> UNet:
-        """Build a U-Net from a :class:`UNetConfig` or its dict form."""
-        return cls(UNetConfig.from_dict(config) if isinstance(config, dict) else config)
-
-    @classmethod
     def preset(
         cls,
         name: str,
@@ -408,3 +411,32 @@ class UNet(nn.Module):
         with counter, torch.no_grad():
             self(x, t, labels)
         return int(counter.get_total_flops())
+
+
+def load_checkpoint(
+    path: PathLike, model: Optional[UNet] = None, weights: Literal["ema", "raw"] = "ema"
+) -> tuple[UNet, dict]:
+    """Load the weights of a checkpoint into ``model`` (built from the stored config if None).
+
+    Args:
+        weights: ``"ema"`` (the averaged weights to sample with; the raw ones if the run kept
+            no EMA) or ``"raw"`` (the optimiser's weights).
+    Returns:
+        ``(model, info)``: ``info`` is the whole checkpoint dict (step, losses, configs, ...).
+    """
+    if weights not in ("ema", "raw"):
+        raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}.")
+    state = read_checkpoint(path)
+    if model is None:
+        try:
+            model = UNet(UNetConfig.from_dict(state["model_config"]))
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"the model config in {path} is not valid: {err}") from err
+    else:
+        check_config(model_config(state, model, path), model.config.to_dict(), "model", path)
+    chosen = state.get("ema") if weights == "ema" and state.get("ema") is not None else None
+    try:
+        model.load_state_dict(chosen if chosen is not None else state["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"the weights in {path} do not fit the model: {err}") from err
+    return model, state

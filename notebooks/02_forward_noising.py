@@ -37,7 +37,6 @@ sys.path.insert(0, "ddpm-on-your-picture" if "google.colab" in sys.modules else 
 import torch
 
 import diffusion_helpers as dh
-from diffusion_helpers import derivations, exercises
 
 S = dh.settings()
 x0 = dh.my_image(size=S.image_size)  # your picture from notebook 01, or the sample
@@ -84,7 +83,7 @@ print(f"beta at t=0: {schedule.betas[0]:.6f}, at t={S.num_steps - 1}: {schedule.
 # variance 1. Check with random numbers, starting from variance 0 (a flat picture), 0.25 and 4:
 
 # %%
-derivations.variance_goes_to_one(schedule, n=5_000 if S.quick else 20_000)
+dh.derivations.variance_goes_to_one(schedule, n=5_000 if S.quick else 20_000)
 
 # %% [markdown]
 # ## Jumping straight to step t
@@ -99,7 +98,7 @@ derivations.variance_goes_to_one(schedule, n=5_000 if S.quick else 20_000)
 # step, with $\alpha_t\alpha_{t+1}$ in place of $\alpha_t$. Check by sampling:
 
 # %%
-derivations.two_steps_in_one(schedule, t=500)
+dh.derivations.two_steps_in_one(schedule, t=500)
 
 # %% [markdown]
 # Repeating the argument down to $x_0$ multiplies all the alphas: with
@@ -136,7 +135,7 @@ def alpha_bar(betas):  # noqa: F811 (replaces the exercise's version on purpose)
 
 
 # %%
-exercises.check_alpha_bar(alpha_bar)
+dh.exercises.check_alpha_bar(alpha_bar)
 
 # %% [markdown]
 # ### Your turn: q(x_t | x_0) in three lines
@@ -163,7 +162,7 @@ def q_sample(x0, t, noise, schedule):  # noqa: F811 (replaces the exercise's ver
 
 
 # %%
-exercises.check_q_sample(q_sample)
+dh.exercises.check_q_sample(q_sample)
 
 # %% [markdown]
 # The package's version is `dh.add_noise(x0, t, schedule)`, which also draws the noise for you

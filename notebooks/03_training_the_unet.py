@@ -37,7 +37,6 @@ import torch
 from IPython.display import display
 
 import diffusion_helpers as dh
-from diffusion_helpers import derivations, exercises
 
 S = dh.settings()
 print(dh.describe_device(S.device))
@@ -135,7 +134,7 @@ def loss_fn(predicted_noise, noise):  # noqa: F811 (replaces the exercise's vers
 
 
 # %%
-exercises.check_loss(loss_fn)
+dh.exercises.check_loss(loss_fn)
 
 # %% [markdown]
 # ### Algorithm 1 by hand
@@ -282,7 +281,7 @@ dh.plot_loss_by_timestep(result.timesteps, result.sample_losses, schedule.num_st
 # identity, checked numerically on your picture with a deliberately wrong noise prediction:
 
 # %%
-derivations.noise_error_vs_x0_error(x0, schedule)
+dh.derivations.noise_error_vs_x0_error(x0, schedule)
 #
 # ## One picture: memorised, not generalised
 #
@@ -324,11 +323,11 @@ if S.quick:  # the tests run every experiment, with a few training steps
     TRY_FEWER_STEPS = TRY_COSINE = TRY_NO_TIMESTEP = TRY_PREDICT_X0 = True
 BUDGET = {"steps": 300, "n": 4, "batch_size": 16}
 if S.quick:  # a smoke test: 2 training steps, one picture, sampled by DDIM in 10 steps
-    BUDGET = {"steps": 2, "n": 1, "sampler": {"method": "ddim", "steps": 10}}
+    BUDGET = {"steps": 2, "n": 1, "sampler": dh.Sampler("ddim", 10)}
 small = dh.my_image(size=16, channels=x0.shape[1], verbose=False)
 net = {"name": "tiny", "image_channels": small.shape[1], "image_size": 16, "seed": 0}
 if TRY_FEWER_STEPS or TRY_COSINE or TRY_NO_TIMESTEP or TRY_PREDICT_X0:
-    baseline = derivations.what_if({"baseline": (dh.UNet.preset(**net), schedule)}, small, **BUDGET)
+    baseline = dh.derivations.what_if({"baseline": (dh.UNet.preset(**net), schedule)}, small, **BUDGET)
 
 # %% [markdown]
 # ### What if T = 100?
@@ -349,7 +348,7 @@ if TRY_FEWER_STEPS:
         "T = 100, betas x 10": (dh.UNet.preset(**net), dh.NoiseSchedule(100)),
         "T = 100, unscaled": (dh.UNet.preset(**net), dh.NoiseSchedule(100, beta_start=1e-5, beta_end=2e-3)),
     }
-    display(derivations.show_what_if(baseline | derivations.what_if(runs, small, **BUDGET)))
+    display(dh.derivations.show_what_if(baseline | dh.derivations.what_if(runs, small, **BUDGET)))
 
 # %% [markdown]
 # ### What if the schedule is cosine?
@@ -361,7 +360,7 @@ if TRY_FEWER_STEPS:
 # %%
 if TRY_COSINE:
     runs = {"cosine schedule": (dh.UNet.preset(**net), dh.NoiseSchedule(1000, "cosine"))}
-    display(derivations.show_what_if(baseline | derivations.what_if(runs, small, **BUDGET)))
+    display(dh.derivations.show_what_if(baseline | dh.derivations.what_if(runs, small, **BUDGET)))
 
 # %% [markdown]
 # ### What if the U-Net is not told t?
@@ -382,7 +381,7 @@ class NoTimestepUNet(dh.UNet):
 
 if TRY_NO_TIMESTEP:
     runs = {"not told t": (NoTimestepUNet.preset(**net), schedule)}
-    display(derivations.show_what_if(baseline | derivations.what_if(runs, small, **BUDGET)))
+    display(dh.derivations.show_what_if(baseline | dh.derivations.what_if(runs, small, **BUDGET)))
 
 # %% [markdown]
 # ### What if the U-Net predicts the picture instead of the noise?
@@ -399,4 +398,4 @@ if TRY_NO_TIMESTEP:
 # %%
 if TRY_PREDICT_X0:
     runs = {"predicts x_0": (dh.UNet.preset(**net), schedule, "x0")}
-    display(derivations.show_what_if(baseline | derivations.what_if(runs, small, **BUDGET)))
+    display(dh.derivations.show_what_if(baseline | dh.derivations.what_if(runs, small, **BUDGET)))

@@ -39,7 +39,6 @@ import torch
 from IPython.display import HTML
 
 import diffusion_helpers as dh
-from diffusion_helpers import derivations, exercises
 
 S = dh.settings()
 
@@ -101,7 +100,7 @@ def reverse_step(x_t, t, predicted_noise, schedule, z):  # noqa: F811 (replaces 
 
 
 # %%
-exercises.check_reverse_step(reverse_step)
+dh.exercises.check_reverse_step(reverse_step)
 
 # %% [markdown]
 # ### Algorithm 2 by hand
@@ -196,7 +195,7 @@ dh.show_images(torch.cat([x0, run.images]), titles=["your picture"] + [f"{s:.1f}
 # line are those of eq. 7:
 
 # %%
-derivations.posterior_by_sampling(schedule, t=10, n=100_000 if S.quick else 400_000)
+dh.derivations.posterior_by_sampling(schedule, t=10, n=100_000 if S.quick else 400_000)
 
 # %% [markdown]
 # A sampler does not know $x_0$. Algorithm 2 writes it through the predicted noise,
@@ -207,7 +206,7 @@ derivations.posterior_by_sampling(schedule, t=10, n=100_000 if S.quick else 400_
 # $t$; float64):
 
 # %%
-derivations.posterior_mean_is_algorithm_2_mean(x0, schedule)
+dh.derivations.posterior_mean_is_algorithm_2_mean(x0, schedule)
 
 # %% [markdown]
 # ## Two choices in the sampler

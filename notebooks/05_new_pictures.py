@@ -40,17 +40,14 @@ import torch.nn.functional as F
 from IPython.display import HTML, display
 
 import diffusion_helpers as dh
-from diffusion_helpers import evaluate, gallery
-from diffusion_helpers.datasets import load_dataset
-from diffusion_helpers.tutorial import dataset_settings
 
-S = dataset_settings()  # 16 px and the tiny net on a CPU, 32 px and the small net on a GPU
+S = dh.dataset_settings()  # 16 px and the tiny net on a CPU, 32 px and the small net on a GPU
 print(dh.describe_device(S.device))
 schedule = dh.NoiseSchedule(S.num_steps)
 # DPM-Solver++ in 20 steps (notebook 04): on the digits model its 500 samples scored as well as
 # DDIM's in 50 steps (99.8% of digits as asked and FD 32.0, against 100% and 36.0) for 2.5
 # times less work: 8 digits in about a second (bench/sample_speed.py --digits).
-SAMPLER = dict(method="dpm_solver", steps=S.ddim_steps if S.quick else 20)
+SAMPLER = dh.Sampler("dpm_solver", S.ddim_steps if S.quick else 20)
 
 # %% [markdown]
 # ## Why the one-picture model only copies
@@ -85,12 +82,12 @@ SAMPLER = dict(method="dpm_solver", steps=S.ddim_steps if S.quick else 20)
 # %%
 one_model, one_schedule, x0 = dh.load_tutorial_model(S.device)
 one = dh.sample(one_model, one_schedule, n=8, method="ddim", steps=S.ddim_steps, eta=1.0, seed=0)
-variants = gallery.picture_variants(x0)  # x0, its mirror, and both shifted by up to 2 px
-shift_d = evaluate.nearest_neighbours(x0, variants[1:])[0].item()  # x0 to its nearest neighbour
-one_ratio = evaluate.memorisation_ratio(one.images, variants)
+variants = dh.picture_variants(x0)  # x0, its mirror, and both shifted by up to 2 px
+shift_d = dh.nearest_neighbours(x0, variants[1:])[0].item()  # x0 to its nearest neighbour
+one_ratio = dh.memorisation_ratio(one.images, variants)
 print(f"your picture moved by one pixel is d = {shift_d:.1f} away from it")
 print(f"one-picture model: memorisation ratio {one_ratio:.2f} (0 = copies, 1 = new pictures)")
-evaluate.plot_nearest_neighbours(one.images, variants)
+dh.plot_nearest_neighbours(one.images, variants)
 
 # %% [markdown]
 # Every sample sits on top of the picture: its $d$ is a fraction of the distance between the
@@ -103,9 +100,9 @@ evaluate.plot_nearest_neighbours(one.images, variants)
 # white ink on black, like MNIST. Each comes with its label, the digit it shows.
 
 # %%
-data = load_dataset("digits", S.image_size)
+data = dh.load_dataset("digits", S.image_size)
 print(data.describe())
-gallery.plot_class_rows(data.images, data.labels, data.classes, size=0.6)
+dh.plot_class_rows(data.images, data.labels, data.classes, size=0.6)
 
 # %% [markdown]
 # ## A U-Net that knows which digit it draws
@@ -152,9 +149,9 @@ dh.plot_losses(result.losses)
 
 # %%
 PER_CLASS = 1 if S.quick else 6
-labels = gallery.class_labels(len(data.classes), PER_CLASS)  # 0, 0, ..., 1, 1, ..., 9
-samples = dh.sample(model, schedule, n=len(labels), labels=labels, seed=0, **SAMPLER).images
-gallery.plot_class_rows(samples, labels, data.classes, size=0.6)
+labels = dh.class_labels(len(data.classes), PER_CLASS)  # 0, 0, ..., 1, 1, ..., 9
+samples = dh.sample(model, schedule, n=len(labels), labels=labels, seed=0, sampler=SAMPLER).images
+dh.plot_class_rows(samples, labels, data.classes, size=0.6)
 
 # %% [markdown]
 # ## New digits, or copies?
@@ -163,9 +160,9 @@ gallery.plot_class_rows(samples, labels, data.classes, size=0.6)
 # for pairs that are the same picture: there should be none.
 
 # %%
-ratio = evaluate.memorisation_ratio(samples, data.images)
+ratio = dh.memorisation_ratio(samples, data.images)
 print(f"memorisation ratio: digits model {ratio:.2f}, one-picture model {one_ratio:.2f}")
-evaluate.plot_nearest_neighbours(samples[::PER_CLASS], data.images)  # one per digit, 0 to 7
+dh.plot_nearest_neighbours(samples[::PER_CLASS], data.images)  # one per digit, 0 to 7
 
 # %% [markdown]
 # A ratio near 1 (or above: samples a little off the real digits also sit far from them) and
@@ -181,8 +178,8 @@ evaluate.plot_nearest_neighbours(samples[::PER_CLASS], data.images)  # one per d
 # expect fewer clean digits than with a class.
 
 # %%
-free = dh.sample(model, schedule, n=len(labels), seed=1, **SAMPLER).images  # no labels
-sevens = dh.sample(model, schedule, n=len(labels), labels=7, guidance_scale=0.0, seed=1, **SAMPLER).images
+free = dh.sample(model, schedule, n=len(labels), seed=1, sampler=SAMPLER).images  # no labels
+sevens = dh.sample(model, schedule, n=len(labels), labels=7, guidance_scale=0.0, seed=1, sampler=SAMPLER).images
 print("labels=7 with w = 0 gives the same pictures as no labels:", torch.equal(free, sevens))
 dh.show_images(free[:20], ncols=10, size=0.8)
 
@@ -194,13 +191,13 @@ dh.show_images(free[:20], ncols=10, size=0.8)
 # two on a CPU. Try $w = 0$ (the class is ignored), $w = 1$, and $w = 7$.
 
 # %%
-gallery.class_sampler(model, schedule, data.classes)
+dh.class_sampler(model, schedule, data.classes)
 
 # %% [markdown]
 # ## How strong should guidance be?
 #
 # To score many pictures we need a judge. A small classifier (three convolutions, trained in
-# seconds on the real digits; `evaluate.train_classifier`) tells which digit a picture shows:
+# seconds on the real digits; `dh.train_classifier`) tells which digit a picture shows:
 #
 # - **accuracy**: how often it reads the digit we asked for;
 # - **diversity**: the mean pixel distance between two samples of the same digit (the real
@@ -209,13 +206,13 @@ gallery.class_sampler(model, schedule, data.classes)
 # Same starting noise in every row, only $w$ changes:
 
 # %%
-classifier = evaluate.train_classifier(data.images, data.labels, steps=50 if S.quick else 400, seed=0)
+classifier = dh.train_classifier(data.images, data.labels, steps=50 if S.quick else 400, seed=0)
 print(f"classifier: {classifier.held_out_accuracy:.0%} right on digits it did not train on")
-real_features = evaluate.features(classifier, data.images)
-real_diversity = gallery.within_class_diversity(data.images, data.labels)
-sweep = gallery.guidance_sweep(model, schedule, classifier, per_class=2 if S.quick else 10, reference_features=real_features, **SAMPLER)
-print(gallery.guidance_table(sweep, real_diversity))
-gallery.plot_guidance_sweep(sweep, data.classes, real_diversity)
+real_features = dh.features(classifier, data.images)
+real_diversity = dh.within_class_diversity(data.images, data.labels)
+sweep = dh.guidance_sweep(model, schedule, classifier, per_class=2 if S.quick else 10, reference_features=real_features, sampler=SAMPLER)
+print(dh.guidance_table(sweep, real_diversity))
+dh.plot_guidance_sweep(sweep, data.classes, real_diversity)
 
 # %% [markdown]
 # Guidance buys the right digit with variety: at $w = 0$ the classifier reads the asked-for
@@ -256,7 +253,7 @@ HTML(dh.animation_html(run.frames, scale=4))
 
 # %%
 per = len(sweep[0].images) // len(data.classes)  # as many of each digit as the sweep drew
-real, _ = gallery.pick_per_class(data.images, data.labels, per, seed=0)
+real, _ = dh.pick_per_class(data.images, data.labels, per, seed=0)
 sets = {
     "real digits\n(= a copier)": real,
     "real, blurred": F.avg_pool2d(real, 3, stride=1, padding=1, count_include_pad=False),
@@ -265,11 +262,11 @@ sets = {
 }
 names = []
 for name, images in sets.items():
-    fd = evaluate.frechet_distance(evaluate.features(classifier, images), real_features)
-    names.append(f"{name}\nFD {fd:.0f} · ratio {evaluate.memorisation_ratio(images, data.images):.2f}")
+    fd = dh.frechet_distance(dh.features(classifier, images), real_features)
+    names.append(f"{name}\nFD {fd:.0f} · ratio {dh.memorisation_ratio(images, data.images):.2f}")
 shown = [images[::per][:10] for images in sets.values()]  # one of each digit (sets go 0, 0, ..., 9)
 row_of = torch.cat([torch.full((len(x),), i) for i, x in enumerate(shown)])
-gallery.plot_class_rows(torch.cat(shown), row_of, names, size=0.6)
+dh.plot_class_rows(torch.cat(shown), row_of, names, size=0.6)
 
 # %% [markdown]
 # The copier has the best FD (what this many pictures can reach at best) and a ratio of 0:
@@ -290,13 +287,13 @@ MY_FOLDER = None  # e.g. "my_pictures": one subfolder per class, or just picture
 if MY_FOLDER is None:
     print("Skipped: set MY_FOLDER to a folder of pictures and run this cell again.")
 else:
-    mine = load_dataset(MY_FOLDER, S.image_size)
+    mine = dh.load_dataset(MY_FOLDER, S.image_size)
     print(mine.describe())
     mine_model = dh.UNet.preset(S.preset, image_channels=mine.images.shape[1], image_size=S.image_size, num_classes=len(mine.classes) or None, seed=0)
     mine_model = dh.train(mine_model, mine, schedule, minutes=S.train_minutes, steps=S.train_steps, device=S.device, seed=0).model
-    mine_samples = dh.sample(mine_model, schedule, n=16, seed=0, **SAMPLER).images
-    print(f"memorisation ratio {evaluate.memorisation_ratio(mine_samples, mine.images):.2f}")
-    display(evaluate.plot_nearest_neighbours(mine_samples, mine.images))
+    mine_samples = dh.sample(mine_model, schedule, n=16, seed=0, sampler=SAMPLER).images
+    print(f"memorisation ratio {dh.memorisation_ratio(mine_samples, mine.images):.2f}")
+    display(dh.plot_nearest_neighbours(mine_samples, mine.images))
 
 # %% [markdown]
 # ## Bigger datasets: MNIST, Fashion-MNIST, CIFAR-10 (online, e.g. in Colab)
@@ -316,7 +313,7 @@ if not USE_BIG_DATASET:
     print("Skipped (not in Colab): set USE_BIG_DATASET = True on a machine that is online.")
 else:
     try:
-        big = load_dataset(BIG_DATASET, S.image_size, download=True)
+        big = dh.load_dataset(BIG_DATASET, S.image_size, download=True)
         print(big.describe())
     except ValueError as err:  # offline, or a damaged download: the message says what to do
         print(err)
@@ -325,9 +322,9 @@ else:
 if big is not None:
     big_model = dh.UNet.preset(S.preset, image_channels=big.images.shape[1], image_size=S.image_size, num_classes=len(big.classes), seed=0)
     big_model = dh.train(big_model, big, schedule, minutes=S.train_minutes, steps=S.train_steps, device=S.device, seed=0).model
-    big_labels = gallery.class_labels(len(big.classes), 6)
-    big_samples = dh.sample(big_model, schedule, n=len(big_labels), labels=big_labels, seed=0, **SAMPLER).images
-    display(gallery.plot_class_rows(big_samples, big_labels, big.classes, size=0.6))
+    big_labels = dh.class_labels(len(big.classes), 6)
+    big_samples = dh.sample(big_model, schedule, n=len(big_labels), labels=big_labels, seed=0, sampler=SAMPLER).images
+    display(dh.plot_class_rows(big_samples, big_labels, big.classes, size=0.6))
 
 # %% [markdown]
 # ## What you have seen

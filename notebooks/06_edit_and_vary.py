@@ -41,7 +41,6 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 import diffusion_helpers as dh
-from diffusion_helpers import editing, masks, vary
 
 S = dh.settings()
 model, schedule, x0 = dh.load_tutorial_model(S.device)  # notebook 03's model, or the shipped one
@@ -80,7 +79,7 @@ dh.show_images(torch.cat([x0, rough]), titles=["what the model learned", "a roug
 
 # %%
 STRENGTHS = [0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]
-edits = torch.cat([editing.edit(model, schedule, rough, s, seed=0, **FAST).images for s in STRENGTHS])
+edits = torch.cat([dh.edit(model, schedule, rough, s, seed=0, **FAST).images for s in STRENGTHS])
 dh.show_images(torch.cat([rough, edits]), titles=["drawing"] + [f"strength {s:g}" for s in STRENGTHS], ncols=6)
 
 # %% [markdown]
@@ -112,7 +111,7 @@ fig
 # learned one appear.
 
 # %%
-one_edit = editing.edit(model, schedule, rough, 0.3, method="dpm_solver" if S.quick else "ddpm", seed=0,
+one_edit = dh.edit(model, schedule, rough, 0.3, method="dpm_solver" if S.quick else "ddpm", seed=0,
                         every=1 if S.quick else 3, progress=False)  # fmt: skip
 HTML(dh.animation_html(one_edit.frames))
 
@@ -148,8 +147,8 @@ print(digits.describe(), "| conditional model" if CONDITIONAL else "| unconditio
 canvas = Image.new("L", (64, 64), 0)  # black, like the digits
 ImageDraw.Draw(canvas).line([(18, 14), (46, 14), (30, 54)], fill=255, width=7)
 scribble = dh.load_image(canvas, size=digits.images.shape[-1], channels=digits.images.shape[1])
-free = editing.edit(digit_model, digit_schedule, scribble.repeat(4, 1, 1, 1), 0.6, seed=1, **FAST)
-asked = editing.edit(digit_model, digit_schedule, scribble.repeat(10, 1, 1, 1), 0.6, seed=1, **FAST,
+free = dh.edit(digit_model, digit_schedule, scribble.repeat(4, 1, 1, 1), 0.6, seed=1, **FAST)
+asked = dh.edit(digit_model, digit_schedule, scribble.repeat(10, 1, 1, 1), 0.6, seed=1, **FAST,
                      labels=torch.arange(10) if CONDITIONAL else None)  # fmt: skip
 titles = ["scribble"] + ["no class"] * 4 + [f"asked: {k}" if CONDITIONAL else "no class" for k in range(10)]
 dh.show_images(torch.cat([scribble, free.images, asked.images]), titles=titles, ncols=5, size=1.6)
@@ -176,16 +175,16 @@ dh.show_images(torch.cat([scribble, free.images, asked.images]), titles=titles, 
 # next cell (running all cells unattended uses the centre box).
 
 # %%
-picker = masks.MaskPicker(x0)
+picker = dh.MaskPicker(x0)
 picker
 
 # %%
 chosen = picker.mask()
-all_masks = torch.cat([chosen] + [masks.mask_preset(name, SIZE, seed=0) for name in ("left_half", "strokes")])
+all_masks = torch.cat([chosen] + [dh.mask_preset(name, SIZE, seed=0) for name in ("left_half", "strokes")])
 n = len(all_masks)
-filled = editing.inpaint(model, schedule, x0.repeat(n, 1, 1, 1), all_masks, seed=0, **INPAINT, **FAST)
-scores = masks.region_psnr(filled.images, x0, all_masks)
-dh.show_images(torch.cat([masks.masked(x0.repeat(n, 1, 1, 1), all_masks), filled.images]),
+filled = dh.inpaint(model, schedule, x0.repeat(n, 1, 1, 1), all_masks, seed=0, **INPAINT, **FAST)
+scores = dh.psnr(filled.images, x0, mask=all_masks)
+dh.show_images(torch.cat([dh.masked(x0.repeat(n, 1, 1, 1), all_masks), filled.images]),
                titles=["given"] * n + [f"filled: {s:.1f} dB" for s in scores], ncols=n, size=2.5)  # fmt: skip
 
 # %% [markdown]
@@ -198,11 +197,11 @@ dh.show_images(torch.cat([masks.masked(x0.repeat(n, 1, 1, 1), all_masks), filled
 # %%
 pick = torch.stack([(digits.labels == k).nonzero()[0, 0] for k in range(10)])  # the first of each class
 real, real_labels = digits.images[pick], digits.labels[pick]
-bottom = masks.mask_preset("bottom_half", real.shape[-1])
-guess = editing.inpaint(digit_model, digit_schedule, real, bottom, seed=2, **INPAINT, **FAST)
-told = editing.inpaint(digit_model, digit_schedule, real, bottom, seed=2, **INPAINT, **FAST,
+bottom = dh.mask_preset("bottom_half", real.shape[-1])
+guess = dh.inpaint(digit_model, digit_schedule, real, bottom, seed=2, **INPAINT, **FAST)
+told = dh.inpaint(digit_model, digit_schedule, real, bottom, seed=2, **INPAINT, **FAST,
                        labels=real_labels if CONDITIONAL else None)  # fmt: skip
-dh.show_images(torch.cat([real, masks.masked(real, bottom), guess.images, told.images]), ncols=10, size=1.2,
+dh.show_images(torch.cat([real, dh.masked(real, bottom), guess.images, told.images]), ncols=10, size=1.2,
                titles=[f"real {int(y)}" for y in real_labels] + ["given"] * 10 + ["free"] * 10 + ["told"] * 10)  # fmt: skip
 
 # %% [markdown]
@@ -225,13 +224,13 @@ dh.show_images(torch.cat([real, masks.masked(real, bottom), guess.images, told.i
 VARY_SIZE = 16 if S.quick else 48  # the picture's side (48 px: about 4 minutes on a CPU)
 CROP = VARY_SIZE // 2  # the side of the crops
 picture = dh.my_image(size=VARY_SIZE)
-crops = vary.RandomCrops(picture, CROP)
+crops = dh.RandomCrops(picture, CROP)
 dh.show_images(torch.stack([crops[i] for i in range(8)]), titles=[f"crop at {crops.where(i)[:2]}" for i in range(8)], ncols=8, size=1.4)
 
 # %%
-patch_net = vary.patch_model(CROP, picture.shape[1], seed=0)
+patch_net = dh.patch_model(CROP, picture.shape[1], seed=0)
 print(f"{patch_net.num_parameters() / 1e6:.2f} M parameters; each output pixel sees a "
-      f"{vary.receptive_field(patch_net)} x {vary.receptive_field(patch_net)} px window "
+      f"{dh.receptive_field(patch_net)} x {dh.receptive_field(patch_net)} px window "
       f"of a {VARY_SIZE} px picture")
 
 # %% [markdown]
@@ -239,7 +238,7 @@ print(f"{patch_net.num_parameters() / 1e6:.2f} M parameters; each output pixel s
 # pictures. On a CPU, 4 minutes give rough but recognisable variations; longer is better.
 
 # %%
-variations = vary.train_variations(picture, schedule, model=patch_net, seed=0, device=S.device,
+variations = dh.train_variations(picture, schedule, model=patch_net, seed=0, device=S.device,
                                    steps=10 if S.quick else None, minutes=None if S.quick else 4.0)  # fmt: skip
 dh.plot_losses(variations.losses)
 
@@ -249,8 +248,8 @@ dh.plot_losses(variations.losses)
 
 # %%
 SAMPLER = dict(method="ddim", steps=10 if S.quick else 100, eta=1.0, progress=False)
-same = vary.sample_variations(variations.model, schedule, 4, VARY_SIZE, seed=1, **SAMPLER)
-wide = vary.sample_variations(variations.model, schedule, 2, 2 * VARY_SIZE, seed=2, **SAMPLER)
+same = dh.sample_variations(variations.model, schedule, 4, VARY_SIZE, seed=1, **SAMPLER)
+wide = dh.sample_variations(variations.model, schedule, 2, 2 * VARY_SIZE, seed=2, **SAMPLER)
 dh.show_images(torch.cat([picture, same.images]), titles=["your picture"] + ["variation"] * 4, ncols=5, size=2.2)
 
 # %%
@@ -259,7 +258,7 @@ dh.show_images(wide.images, titles=[f"{2 * VARY_SIZE} x {2 * VARY_SIZE} px"] * 2
 # %% [markdown]
 # ### Is it a copy?
 #
-# Three numbers (`diffusion_helpers/vary.py`):
+# Three numbers (`diffusion_helpers/metrics/copying.py`):
 #
 # - **copy PSNR**: the best PSNR of the picture (and its mirror image, shifted by up to 4 px)
 #   against each sample. A copy scores above 30 dB; a new picture below 20 dB.
@@ -273,11 +272,11 @@ dh.show_images(wide.images, titles=[f"{2 * VARY_SIZE} x {2 * VARY_SIZE} px"] * 2
 
 # %%
 memorised = dh.sample(model, schedule, n=2, method="ddim", steps=SAMPLER["steps"], eta=1.0, seed=3, progress=False).images
-print(f"memorised model:  copy PSNR {vary.copy_psnr(memorised, x0).max():5.1f} dB")
-print(f"variations:       copy PSNR {vary.copy_psnr(same.images, picture).max():5.1f} dB (the most copy-like of 4)")
-print(f"patch distance:   {vary.patch_distance(same.images, picture).mean():.3f} "
-      f"(held-out parts of your picture: {vary.held_out_patch_distance(picture):.3f})")
-print(f"spread:           {vary.sample_spread(same.images):.3f}")
+print(f"memorised model:  copy PSNR {dh.copy_psnr(memorised, x0).max():5.1f} dB")
+print(f"variations:       copy PSNR {dh.copy_psnr(same.images, picture).max():5.1f} dB (the most copy-like of 4)")
+print(f"patch distance:   {dh.patch_distance(same.images, picture).mean():.3f} "
+      f"(held-out parts of your picture: {dh.held_out_patch_distance(picture):.3f})")
+print(f"spread:           {dh.sample_spread(same.images):.3f}")
 
 # %% [markdown]
 # What 4 CPU minutes give (`bench/vary_quality.py` measures five pictures): the pieces are the

@@ -18,8 +18,8 @@ from diffusion_helpers.editing import (
     repaint_timesteps,
 )
 from diffusion_helpers.forward import add_noise
-from diffusion_helpers.sampling import ddim_timesteps, logsnr_timesteps
 from diffusion_helpers.schedule import NoiseSchedule
+from diffusion_helpers.timesteps import ddim_timesteps, logsnr_timesteps
 
 N, C, SIZE = 2, 3, 16
 # float32 rounding (~1e-7) amplified by 1/sqrt(1 - abar_0) = 100 at the last step: ~1e-5; the

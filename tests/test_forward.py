@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from diffusion_helpers import NoiseSchedule, add_noise, add_noise_chain, add_noise_step
+from diffusion_helpers.forward import add_noise, add_noise_chain, add_noise_step
+from diffusion_helpers.schedule import NoiseSchedule
 
 
 def test_closed_form_is_the_formula():

@@ -110,7 +110,7 @@ def test_guidance_scale_zero_one_and_default_give_the_right_images():
         ({"labels": NUM_CLASSES}, "labels"),  # the null class is not a class to ask for
         ({"labels": -1}, "labels"),
         ({"labels": torch.tensor([0, 1, 2])}, "labels"),  # 3 labels for 2 images
-        ({"labels": torch.tensor([0.0, 1.0])}, "labels"),
+        ({"labels": torch.tensor([0.5, 1.0])}, "labels"),  # whole numbers only
         ({"labels": True}, "labels"),
         ({"guidance_scale": 3.0}, "guidance_scale"),  # no labels
         ({"labels": 1, "guidance_scale": -1.0}, "guidance_scale"),

@@ -21,7 +21,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 import diffusion_helpers as dh
-from diffusion_helpers import exercises
+from diffusion_helpers.tutorial import exercises
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -41,8 +41,8 @@ MUST_SHOW = {
     "02_forward_noising": ["dh.forward_slider("],
     "03_training_the_unet": [],
     "04_reverse_sampling": ["dh.animation_html(", "dh.reverse_explorer("],
-    "05_new_pictures": ["gallery.class_sampler(", "dh.animation_html("],
-    "06_edit_and_vary": ["dh.animation_html(", "masks.MaskPicker("],
+    "05_new_pictures": ["dh.class_sampler(", "dh.animation_html("],
+    "06_edit_and_vary": ["dh.animation_html(", "dh.MaskPicker("],
 }
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
@@ -147,7 +147,7 @@ def solution(stem, name):
     return found[0]
 
 
-CHECK_CALL = re.compile(r"^exercises\.(check_\w+)\((\w+)\)$", re.M)
+CHECK_CALL = re.compile(r"^dh\.exercises\.(check_\w+)\((\w+)\)$", re.M)
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)

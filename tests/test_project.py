@@ -1,5 +1,6 @@
 """The project's own promises: public names, README commands, CI wiring."""
 
+import ast
 import re
 from pathlib import Path
 
@@ -28,11 +29,83 @@ def test_public_names_import_from_the_package():
         assert getattr(dh, name, None) is not None, name
 
 
-def test_no_module_is_over_about_400_lines():
-    """One job per module: a file that grows past this is doing two (split it)."""
-    for path in sorted((ROOT / "diffusion_helpers").rglob("*.py")):
-        lines = len(path.read_text().splitlines())
-        assert lines <= 440, f"{path.name} has {lines} lines"
+# The layers of the package, lowest first: a module may import from its own folder, from the
+# paper, and from any lower layer; never upwards, never sideways into another folder of its own
+# layer. The paper (the flat modules at the top of the package) is one unit.
+PAPER = ("schedule", "forward", "unet", "train", "reverse", "timesteps", "guidance", "sampling",
+         "editing", "variations")  # fmt: skip
+LAYERS = {"checks": 0, "runtime": 1, "storage": 2, "pictures": 2, "metrics": 2, "paper": 3,
+          "figures": 4, "tutorial": 5, "cli": 6}  # fmt: skip
+
+
+def package_imports():
+    """(importing module, imported module, names) for every import inside the package, as
+    dotted names relative to it ("runtime.threads"); the top __init__ and __main__ are left out
+    (they only gather the public names and start the command line)."""
+    package = ROOT / "diffusion_helpers"
+    edges = []
+    for path in sorted(package.rglob("*.py")):
+        parts = list(path.relative_to(package).with_suffix("").parts)
+        if parts in (["__init__"], ["__main__"]):
+            continue
+        folder = parts[:-1]
+        module = ".".join(folder if parts[-1] == "__init__" else parts)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = folder[: len(folder) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+                edges.append((module, target or node.names[0].name, [a.name for a in node.names]))
+    return edges
+
+
+def unit(module):
+    first = module.split(".")[0]
+    return "paper" if first in PAPER else first
+
+
+def test_imports_point_one_way():
+    """Machinery and checks below the paper, figures, tutorial and command line above it."""
+    units = {unit(m) for m, _, _ in package_imports()}
+    assert units <= set(LAYERS), f"a folder without a layer: {units - set(LAYERS)}"
+    wrong = [
+        f"{a} imports {b}"
+        for a, b, _ in package_imports()
+        if LAYERS[unit(a)] < LAYERS[unit(b)]
+        or (LAYERS[unit(a)] == LAYERS[unit(b)] and unit(a) != unit(b))
+    ]
+    assert not wrong, wrong
+
+
+def test_no_import_cycles_and_no_private_names_across_modules():
+    graph = {}
+    for a, b, names in package_imports():
+        graph.setdefault(a, set()).add(b)
+        private = [n for n in names if n.startswith("_")]
+        assert not private, f"{a} imports the private {private} from {b}"
+    state = {}
+
+    def visit(node, path):
+        if state.get(node) == "done":
+            return
+        assert state.get(node) != "open", f"import cycle: {' -> '.join(path + [node])}"
+        state[node] = "open"
+        for nxt in graph.get(node, ()):
+            visit(nxt, path + [node])
+        state[node] = "done"
+
+    for node in list(graph):
+        visit(node, [])
+
+
+def test_folders_hold_modules_not_re_exports():
+    """A folder's __init__ is its docstring: names are imported from the module that defines
+    them (the package's own __init__ gathers dh.* for the notebooks)."""
+    for init in sorted((ROOT / "diffusion_helpers").glob("*/__init__.py")):
+        body = ast.parse(init.read_text()).body
+        code = [node for node in body if not isinstance(node, ast.Expr)]
+        if init.parent.name == "exercises":  # dh.exercises.check_*: the notebooks' checkers
+            continue
+        assert not code, f"{init.relative_to(ROOT)} holds code or imports"
 
 
 def test_ci_also_runs_the_widget_tests_under_colabs_ipywidgets():

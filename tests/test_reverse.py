@@ -13,9 +13,9 @@ from diffusion_helpers import (
     predict_x0,
     q_posterior,
     reverse_step,
-    sample,
 )
 from diffusion_helpers.reverse import CLIP_X0, dpm_solver_2m_step
+from diffusion_helpers.sampling import Sampler
 
 T = 1000
 
@@ -306,8 +306,9 @@ def test_dpm_solver_per_image_timesteps_equal_one_at_a_time(setup):
 
 def test_one_clip_default_for_every_sampler():
     """Hand-run steps and `sample` run the same math unless told otherwise."""
-    for fn in (reverse_step, ddim_step, dpm_solver_2m_step, sample):
+    for fn in (reverse_step, ddim_step, dpm_solver_2m_step):
         assert inspect.signature(fn).parameters["clip"].default is CLIP_X0, fn.__name__
+    assert Sampler().clip is CLIP_X0
     assert CLIP_X0 is True
 
 

@@ -19,15 +19,14 @@ from diffusion_helpers.forward import add_noise
 from diffusion_helpers.reverse import ddim_step
 from diffusion_helpers.sampling import (
     Frame,
+    Sampler,
     SampleResult,
-    ddim_timesteps,
     forward_jump,
-    logsnr_timesteps,
-    psnr,
     reverse_process,
     sample,
 )
 from diffusion_helpers.schedule import NoiseSchedule
+from diffusion_helpers.timesteps import ddim_timesteps, logsnr_timesteps
 
 SIZE, CHANNELS = 8, 3
 
@@ -310,7 +309,7 @@ def test_dpm_solver_equals_a_float64_reimplementation(schedule, clip, eta):
     # other CPUs' float32 kernels and still catches any wrong coefficient (those move pixels
     # by > 1e-2: the first-order solver, DDIM on the same timesteps, differs from it by 0.2).
     torch.testing.assert_close(result.images, want.clamp(-1, 1).float(), rtol=0, atol=1e-5)
-    first_order = reverse_process(net, schedule, x_T, ts, method="ddim", eta=eta, clip=clip,
+    first_order = reverse_process(net, schedule, x_T, ts, Sampler("ddim", eta=eta, clip=clip),
                                   generator=torch.Generator().manual_seed(2),
                                   progress=False)  # fmt: skip
     assert (first_order.images - result.images).abs().max() > 1e-2
@@ -361,7 +360,7 @@ def test_reverse_process_with_jumps_and_after_step(x0):
     ts = [999, 600, 300, 600, 300, 100, 400, 100, 0, -1]
     for method in ("ddim", "dpm_solver"):
         seen.clear()
-        result = reverse_process(make_oracle(x0, schedule), schedule, x, ts, method=method,
+        result = reverse_process(make_oracle(x0, schedule), schedule, x, ts, Sampler(method),
                                  generator=torch.Generator().manual_seed(1), progress=False,
                                  after_step=after_step)  # fmt: skip
         assert (result.images - x0).abs().max() < 1e-4
@@ -369,29 +368,3 @@ def test_reverse_process_with_jumps_and_after_step(x0):
 
 
 # ---------------------------------------------------------------- psnr
-
-
-def test_psnr_known_mse():
-    ref = torch.zeros(3, 4, 4)  # 0 in [-1, 1] is 0.5 on the [0, 1] scale
-    offsets = torch.tensor([0.1, 0.5, -0.2])
-    images = ref + offsets.reshape(3, 1, 1, 1)
-    mse01 = (offsets / 2) ** 2  # an offset d in [-1, 1] is d / 2 on the [0, 1] scale
-    expected = 10 * torch.log10(1 / mse01.double())
-    torch.testing.assert_close(psnr(images, ref), expected)
-    torch.testing.assert_close(psnr(images, ref.unsqueeze(0)), expected)
-
-
-def test_psnr_identical_is_inf_and_mirror_picks_nearer():
-    ref = torch.linspace(-1, 1, 8).repeat(1, 8, 1)  # [1, 8, 8]: a left-to-right ramp
-    ref = ref.expand(3, 8, 8)
-    mirrored = ref.flip(-1).unsqueeze(0)
-    assert psnr(ref.unsqueeze(0), ref).item() == math.inf
-    assert math.isfinite(psnr(mirrored, ref).item())
-    assert psnr(mirrored, ref, mirror=True).item() == math.inf
-    near = ref.unsqueeze(0) + 0.1  # closer to the ramp than to its mirror
-    assert psnr(near, ref, mirror=True).item() == pytest.approx(psnr(near, ref).item())
-
-
-def test_psnr_shape_mismatch_raises():
-    with pytest.raises(ValueError, match="reference"):
-        psnr(torch.zeros(2, 3, 8, 8), torch.zeros(3, 4, 4))

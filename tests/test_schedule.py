@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from diffusion_helpers import NoiseSchedule
+from diffusion_helpers.schedule import NoiseSchedule
 
 RTOL = 1e-9
 T = 1000

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-import diffusion_helpers.images as images_mod
-from diffusion_helpers.images import sample_image_path
+from diffusion_helpers.pictures import images as images_mod
+from diffusion_helpers.pictures.images import sample_image_path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))

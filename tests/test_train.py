@@ -8,11 +8,13 @@ import pytest
 import torch
 from tiny import FAST, SCHEDULE, flat, images, tiny_model
 
-from diffusion_helpers.checkpoint import read_checkpoint
+from diffusion_helpers.storage.checkpoint import read_checkpoint
 from diffusion_helpers.train import (
     TrainConfig,
     TrainingError,
+    default_batch_size,
     default_budget,
+    default_lr,
     lr_factor,
     train,
     training_loss,
@@ -336,3 +338,11 @@ def test_x0_prediction_compares_the_output_with_x0():
     torch.testing.assert_close(per_image, ((0.5 * x_seen - x0) ** 2).mean(dim=(1, 2, 3)))
     with pytest.raises(ValueError, match="prediction"):
         train(tiny_model(), x0, SCHEDULE, steps=1, prediction="v", **FAST)
+
+
+def test_defaults_scale_with_size_device_and_net():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert default_batch_size(32, cpu) == 16 and default_batch_size(16, cpu) == 64
+    assert default_batch_size(64, gpu) == 32 and default_batch_size(256, cpu) == 4
+    assert default_lr(tiny_model(), 16) == pytest.approx(2e-3 * 0.5)
+    assert default_lr(tiny_model(), 256) == pytest.approx(2e-3)

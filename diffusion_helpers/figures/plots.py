@@ -1,0 +1,363 @@
+"""The tutorial's static figures: images, the noising grid, schedules, losses, noise guesses.
+
+Every function returns the ``matplotlib.figure.Figure`` it drew; nothing only saves to disk.
+Figures are built with ``Figure``, not pyplot, so nothing piles up in pyplot's figure list and
+everything works headless (Agg). Every picture goes through :func:`.pictures.images.to_numpy`, the one
+mapping from [-1, 1] to pixels. Pictures over time (the reverse-process animation and GIF) live
+in :mod:`.animation` and the interactive sliders in :mod:`.widgets`; the animation names are
+re-exported here, so ``viz.animate``, ``viz.save_gif`` and the rest still work.
+
+Importing this module has one side effect, on purpose: inside IPython (Jupyter, Colab) it
+registers :func:`figure_png` as the PNG formatter for ``Figure`` (see
+:func:`_show_figures_inline`), so that a cell ending in ``dh.plot_...(...)`` shows the figure.
+Outside IPython it does nothing. It runs at import, not from a function the learner calls,
+because a notebook that forgot the call would show ``<Figure size ...>`` instead of a picture.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ..checks.tensors import check_image
+from ..forward import add_noise, add_noise_chain
+from ..pictures.images import to_numpy
+from ..schedule import NoiseSchedule
+from .animation import (
+    imshow_pixels,
+)
+
+# Noise eps ~ N(0, 1) is shown as eps / NOISE_RANGE in [-1, 1]: +-2 sigma spans black to white.
+NOISE_RANGE = 2.0
+
+
+def show_images(
+    images: Union[torch.Tensor, Sequence[torch.Tensor]],
+    titles: Optional[Sequence[str]] = None,
+    ncols: int = 8,
+    size: float = 2.0,
+) -> Figure:
+    """Show images [B, C, H, W] (or [C, H, W], or a list of [C, H, W]) in [-1, 1] in a grid."""
+    batch = _as_batch(images, "images")
+    if titles is not None and len(titles) != len(batch):
+        raise ValueError(f"got {len(titles)} titles for {len(batch)} images.")
+    ncols = max(1, min(ncols, len(batch)))
+    nrows = -(-len(batch) // ncols)  # ceil
+    fig = Figure(
+        figsize=(size * ncols, size * nrows + (0.3 if titles else 0)), layout="constrained"
+    )
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for i, ax in enumerate(axes):
+        ax.set_axis_off()
+        if i < len(batch):
+            imshow_pixels(ax, to_numpy(batch[i]))
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=10)
+    return fig
+
+
+def plot_noising_grid(
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int],
+    generator: Optional[torch.Generator] = None,
+    chain: bool = False,
+) -> Figure:
+    """One image noised to each of ``timesteps`` by the closed form q(x_t | x_0) (DDPM eq. 4).
+
+    All panels share one noise draw eps, so only the mix sqrt(abar_t) x_0 + sqrt(1-abar_t) eps
+    changes from panel to panel. With ``chain=True`` a second row runs the step-by-step chain
+    q(x_t | x_{t-1}) (eq. 2) instead: other noise, the same distribution.
+    """
+    x0 = _as_batch(x0, "x0")[:1]
+    ts = [int(t) for t in timesteps]
+    schedule.check_t(torch.tensor(ts, dtype=torch.long))
+    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    rows = [("closed form\nq(x_t | x_0)", [add_noise(x0, t, schedule, noise=eps)[0] for t in ts])]
+    if chain:
+        rows.append(
+            ("step by step\nq(x_t | x_{t-1})", list(add_noise_chain(x0, ts, schedule, generator)))
+        )
+    fig = Figure(figsize=(1.9 * len(ts) + 0.6, 2.2 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), len(ts), squeeze=False)
+    for r, (name, pictures) in enumerate(rows):
+        for c, (t, x_t) in enumerate(zip(ts, pictures)):
+            ax = axes[r, c]
+            imshow_pixels(ax, to_numpy(x_t))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            abar = float(schedule.alpha_bars[t])
+            ax.set_title(f"t = {t}\nᾱ_t = {abar:.4f}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=9)
+    fig.supxlabel("timestep t", fontsize=9)
+    return fig
+
+
+def plot_schedules(
+    schedules: Union[dict[str, NoiseSchedule], Sequence[NoiseSchedule]],
+) -> Figure:
+    """Three panels, schedules overlaid: beta_t, abar_t, and log-SNR(t) = log(abar_t/(1-abar_t))."""
+    if not isinstance(schedules, dict):
+        schedules = {f"{s.kind} (T={s.num_steps})": s for s in schedules}
+    if not schedules or not all(isinstance(s, NoiseSchedule) for s in schedules.values()):
+        raise ValueError("schedules must be a non-empty dict or list of NoiseSchedule objects.")
+    fig = Figure(figsize=(13, 3.6), layout="constrained")
+    axes = fig.subplots(1, 3)
+    panels = [
+        ("betas", "β_t, noise added at step t (log scale)", "β_t"),
+        ("alpha_bars", "ᾱ_t (signal left: x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε)", "ᾱ_t"),
+        ("log_snr", "log-SNR(t) = log(ᾱ_t / (1-ᾱ_t))", "log-SNR(t)"),
+    ]
+    for ax, (attr, title, ylabel) in zip(axes, panels):
+        for name, s in schedules.items():
+            ax.plot(np.arange(s.num_steps), getattr(s, attr).numpy(), label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("timestep t")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")  # the cosine schedule's betas jump to 0.999 at the very end
+    axes[0].legend(fontsize=9)
+    return fig
+
+
+def plot_pixel_values(image: torch.Tensor, bins: int = 32) -> Figure:
+    """The picture beside a histogram of its values in [-1, 1], one colour per channel
+    (x = 2 p / 255 - 1 for a pixel value p in 0..255)."""
+    x = _as_batch(image, "image")[:1]
+    fig = Figure(figsize=(9, 3), layout="constrained")
+    ax_img, ax_hist = fig.subplots(1, 2, width_ratios=[1, 2.2])
+    imshow_pixels(ax_img, to_numpy(x))
+    ax_img.set_title(f"{x.shape[-1]}x{x.shape[-2]} pixels", fontsize=10)
+    ax_img.set_axis_off()
+    colours = ["tab:red", "tab:green", "tab:blue"] if x.shape[1] == 3 else ["0.3"]
+    names = ["red", "green", "blue"] if x.shape[1] == 3 else ["grey"]
+    for channel, colour, name in zip(x[0], colours, names):
+        values = channel.reshape(-1).numpy()
+        ax_hist.hist(values, bins=bins, range=(-1, 1), color=colour, alpha=0.5, label=name)
+    ax_hist.set_xlim(-1.05, 1.05)
+    ax_hist.set_xlabel("value: -1 is black (p = 0), +1 is full brightness (p = 255)")
+    ax_hist.set_ylabel("number of pixels")
+    ax_hist.legend(fontsize=9)
+    return fig
+
+
+def plot_chain_vs_closed_form(
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    n: int = 1024,
+    seed: int = 0,
+    num_points: int = 12,
+    max_pixels: int = 256,
+) -> Figure:
+    """Check eq. 4 against eq. 2 by simulation: run the one-step chain q(x_t | x_{t-1}) ``n``
+    times from ``x0`` and compare, at ``num_points`` timesteps, how much picture is left (the
+    slope of mean(x_t) against x_0 over the pixels) and how much noise (the std of x_t) with
+    the closed form's sqrt(abar_t) and sqrt(1 - abar_t).
+
+    Up to ``max_pixels`` evenly spread pixels are simulated, which keeps it to a second or two.
+    """
+    values = _as_batch(x0, "x0")[0].reshape(-1).double()
+    values = values[:: max(1, values.numel() // max_pixels)][:max_pixels]
+    T = schedule.num_steps
+    ts = sorted({int(t) for t in np.linspace(0, T - 1, num_points).round()})
+    start = values.reshape(1, 1, 1, -1).expand(n, 1, 1, -1)
+    gen = torch.Generator().manual_seed(seed)
+    chain = add_noise_chain(start, ts, schedule, generator=gen)[:, :, 0, 0, :]  # [K, n, P]
+    centred = values - values.mean()
+    slope = ((chain.mean(1) - chain.mean((1, 2))[:, None]) * centred).sum(1) / (centred**2).sum()
+    spread = chain.std(1).mean(1)
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    steps = np.arange(T)
+    theory = [
+        (schedule.sqrt_alpha_bars, slope, "picture left: slope of mean(x_t) vs x_0", "√ᾱ_t"),
+        (schedule.sqrt_one_minus_alpha_bars, spread, "noise: std of x_t", "√(1-ᾱ_t)"),
+    ]
+    ylabels = ["weight of x_0 in x_t", "std of the noise in x_t"]
+    for ax, (curve, measured, title, name), ylabel in zip(axes, theory, ylabels):
+        ax.plot(steps, curve.numpy(), color="tab:blue", label=f"closed form q(x_t | x_0): {name}")
+        ax.plot(
+            ts, measured.numpy(), "o", color="tab:orange", label=f"step-by-step chain, {n} runs"
+        )
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("timestep t")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def plot_losses(losses: Sequence[float], smooth: float = 0.98) -> Figure:
+    """Training loss per step, raw (thin, light) and smoothed by a debiased EMA, log-scale y.
+
+    ``smooth`` is the EMA factor in [0, 1): ema_k = smooth ema_{k-1} + (1 - smooth) loss_k,
+    divided by (1 - smooth^k) so the start is not pulled towards 0 (as in Adam's bias fix).
+    """
+    values = np.asarray(torch.as_tensor(losses, dtype=torch.float64).reshape(-1))
+    if values.size == 0:
+        raise ValueError("losses is empty: train for at least one step first.")
+    if not 0.0 <= smooth < 1.0:
+        raise ValueError(f"smooth must be in [0, 1) (0 = no smoothing), got {smooth}.")
+    ema, acc = np.empty_like(values), 0.0
+    for k, v in enumerate(values):
+        acc = smooth * acc + (1 - smooth) * v
+        ema[k] = acc / (1 - smooth ** (k + 1))
+    fig = Figure(figsize=(7, 3.6), layout="constrained")
+    ax = fig.subplots()
+    steps = np.arange(1, values.size + 1)
+    ax.plot(steps, values, lw=0.6, alpha=0.35, color="tab:blue", label="loss per step")
+    ax.plot(steps, ema, lw=2, color="tab:blue", label=f"smoothed (EMA {smooth})")
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("MSE between true and predicted noise")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return fig
+
+
+def plot_loss_by_timestep(
+    timesteps: Union[torch.Tensor, Sequence[int]],
+    losses: Union[torch.Tensor, Sequence[float]],
+    schedule_steps: int,
+    buckets: int = 10,
+) -> Figure:
+    """Mean loss per bucket of t, as bars: which timesteps are hard to predict the noise at.
+
+    Args:
+        timesteps: the t drawn for each training sample (any shape, flattened).
+        losses: the loss of each of those samples (same number of values).
+        schedule_steps: T, so the buckets cover [0, T-1].
+    """
+    t = torch.as_tensor(timesteps).reshape(-1).long()
+    loss = torch.as_tensor(losses, dtype=torch.float64).reshape(-1)
+    if t.numel() != loss.numel() or t.numel() == 0:
+        raise ValueError(
+            f"need one loss per timestep, got {t.numel()} t and {loss.numel()} losses."
+        )
+    if not 1 <= buckets <= schedule_steps:
+        raise ValueError(f"buckets must be between 1 and T = {schedule_steps}, got {buckets}.")
+    edges = np.linspace(0, schedule_steps, buckets + 1)
+    which = np.clip(np.searchsorted(edges, t.numpy(), side="right") - 1, 0, buckets - 1)
+    sums = np.bincount(which, weights=loss.numpy(), minlength=buckets)
+    counts = np.bincount(which, minlength=buckets)
+    means = np.divide(sums, counts, out=np.full(buckets, np.nan), where=counts > 0)
+    fig = Figure(figsize=(7, 3.6), layout="constrained")
+    ax = fig.subplots()
+    ax.bar(edges[:-1], means, width=np.diff(edges), align="edge", edgecolor="white")
+    ax.set_xlabel("timestep t (small t: little noise, large t: almost pure noise)")
+    ax.set_ylabel("mean loss")
+    ax.set_title(f"Loss by timestep ({t.numel()} samples, {buckets} buckets)", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def plot_sampler_quality(
+    curves: Mapping[str, Sequence[tuple[int, float]]],
+    ylabel: str = "mean PSNR against your picture (dB)",
+) -> Figure:
+    """Quality against the number of model calls, one line per sampler.
+
+    Args:
+        curves: sampler name -> its (model calls, score) points, e.g.
+            ``{"DDPM": [(1000, 38.1)], "DPM-Solver++, eta = 1": [(10, 35.7), (20, 39.0)]}``.
+            A sampler with one point is drawn as a marker.
+        ylabel: what the score is.
+    """
+    if not curves or any(len(points) == 0 for points in curves.values()):
+        raise ValueError("curves must map each sampler name to at least one (calls, score).")
+    fig = Figure(figsize=(7, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for name, points in curves.items():
+        calls, scores = zip(*sorted(points))
+        ax.plot(calls, scores, marker="o", lw=1.8, label=name)
+        for x, y in zip(calls, scores):
+            ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("model calls (steps), log scale: the time a sampler takes")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=9)
+    return fig
+
+
+def plot_noise_prediction(
+    x_t: torch.Tensor,
+    true_noise: torch.Tensor,
+    predicted_noise: torch.Tensor,
+    t: Union[torch.Tensor, Sequence[int]],
+) -> Figure:
+    """For each row (one t): x_t, the true eps, the predicted eps and their difference.
+
+    Noise is shown as eps / 2, so black to white spans -2 sigma to +2 sigma.
+    """
+    for name, x in (("x_t", x_t), ("true_noise", true_noise), ("predicted_noise", predicted_noise)):
+        check_image(x, name)
+        if x.shape != x_t.shape:
+            raise ValueError(f"{name} has shape {list(x.shape)} but x_t has {list(x_t.shape)}.")
+    ts = torch.as_tensor(t).reshape(-1).tolist()
+    if len(ts) != x_t.shape[0]:
+        raise ValueError(f"got {len(ts)} timesteps for {x_t.shape[0]} images: give one t per row.")
+    fig = Figure(figsize=(8, 2.1 * len(ts)), layout="constrained")
+    axes = fig.subplots(len(ts), 4, squeeze=False)
+    for row, step in enumerate(ts):
+        diff = predicted_noise[row] - true_noise[row]
+        mse = float((diff**2).mean())
+        panels = [
+            (x_t[row], f"x_t, t = {step}"),
+            (true_noise[row] / NOISE_RANGE, "true noise ε"),
+            (predicted_noise[row] / NOISE_RANGE, "predicted ε_θ(x_t, t)"),
+            (diff / NOISE_RANGE, f"difference, MSE = {mse:.3f}"),
+        ]
+        for ax, (picture, title) in zip(axes[row], panels):
+            imshow_pixels(ax, to_numpy(picture))
+            ax.set_title(title, fontsize=9)
+            ax.set_axis_off()
+    fig.suptitle("noise shown as ε/2: black is -2σ, white is +2σ", fontsize=9)
+    return fig
+
+
+def _as_batch(images: Union[torch.Tensor, Sequence[torch.Tensor]], name: str) -> torch.Tensor:
+    """[C, H, W], [B, C, H, W] or a list of [C, H, W] -> [B, C, H, W]."""
+    if isinstance(images, (list, tuple)):
+        images = torch.stack([x.detach().cpu() for x in images])
+    if isinstance(images, torch.Tensor) and images.dim() == 3:
+        images = images.unsqueeze(0)
+    check_image(images, name)
+    return images.detach().cpu()
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes, cropped to what was drawn."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _show_figures_inline() -> None:
+    """Let Jupyter and Colab show a returned ``Figure`` as a picture; called once, at import.
+
+    The figures here are built without pyplot, so IPython's matplotlib integration (which
+    starts when pyplot is imported) may never run, and a cell ending in ``dh.plot_...(...)``
+    would print ``<Figure size ...>``. Registering :func:`figure_png` as the ``image/png``
+    formatter for ``Figure`` in the running IPython shell makes it display the figure either
+    way. It replaces any PNG formatter for ``Figure`` registered before this import (importing
+    pyplot later with the inline backend registers IPython's own again); outside IPython, or
+    without IPython installed, it does nothing. It runs at import (the last line of this
+    module) so that no notebook can forget it; calling it again is harmless.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "display_formatter"):
+        shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
+
+
+_show_figures_inline()

@@ -1,0 +1,165 @@
+"""Where files go: every output is checked before the work starts, and nothing that is not
+ours is overwritten.
+
+- :func:`.outputs.check_checkpoint_target`: a training checkpoint path must be writable and either
+  absent or one of our checkpoints (which is then resumed).
+- :func:`.outputs.check_export_target`: a sampling-only copy never replaces the training checkpoint,
+  a folder, or a file that is not ours.
+- :func:`check_output_folder`: a folder of pictures must be a folder we can write into.
+- :class:`CheckpointLock`: one training run at a time per checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Optional, Union
+
+from .checkpoint import CheckpointError, is_our_checkpoint, pid_alive, read_checkpoint
+
+PathLike = Union[str, os.PathLike]
+
+
+def check_output_folder(folder: PathLike, what: str = "pictures") -> Path:
+    """Before the work: ``folder`` must be (or become) a folder we can write ``what`` into."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(
+            f"the output folder {folder} is a file: give a folder name for the {what}."
+        )
+    check_writable_folder(folder, what)
+    return folder
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """Make ``folder`` if needed and prove a file can be written there, before any work is done;
+    ``ValueError`` (one line: what, where, why) otherwise."""
+    folder = Path(folder)
+    for parent in [folder, *folder.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"cannot write the {what} under {folder}: {parent} is a file.")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        raise ValueError(f"cannot write the {what} in {folder}: {reason.lower()}.") from err
+
+
+def check_checkpoint_target(path: PathLike) -> Path:
+    """Before training: ``path`` must be writable, and either absent or one of our training
+    checkpoints (which is then resumed). Anything else is refused, never overwritten."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"the checkpoint path {path} is a folder: give a file name like {path}/unet.pt."
+        )
+    check_writable_folder(path.parent, "checkpoint")
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise ValueError(
+                f"{path} exists and is not a regular file; choose another checkpoint path."
+            )
+        try:
+            state = read_checkpoint(path)
+        except CheckpointError as err:
+            raise CheckpointError(
+                f"{err} Refusing to overwrite {path}: choose another checkpoint path or move the "
+                "file away."
+            ) from err
+        if "optimizer" not in state:
+            raise CheckpointError(
+                f"{path} is a sampling-only copy (made by --export): it cannot resume training, "
+                "and it is not replaced. Train into another checkpoint path."
+            )
+    return path
+
+
+def check_export_target(path: PathLike, checkpoint: Optional[PathLike]) -> Path:
+    """Before training: the sampling-only copy may go to ``path`` only if it is not the training
+    checkpoint itself, not a folder, writable, and absent or one of our checkpoints."""
+    path = Path(path)
+    if checkpoint is not None and path.resolve() == Path(checkpoint).resolve():
+        raise ValueError(
+            f"--export {path} is the training checkpoint itself: the sampling-only copy would "
+            "replace it and training could no longer resume. Give the copy another name."
+        )
+    if path.is_dir():
+        raise ValueError(
+            f"--export {path} is a folder: give a file name like {path}/unet_small.pt."
+        )
+    check_writable_folder(path.parent, "exported weights")
+    if path.exists() and not is_our_checkpoint(path):
+        raise ValueError(
+            f"--export {path} exists and is not a diffusion_helpers checkpoint: refusing to "
+            "overwrite it. Choose another file name."
+        )
+    return path
+
+
+class CheckpointLock:
+    """A lock file ``<checkpoint>.lock`` holding ``host pid`` while a run trains into it.
+
+    A second run on the same checkpoint is refused with the owner's pid; a lock left by a
+    process that no longer exists (killed) is stale and taken over.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = Path(str(path) + ".lock")
+        self.owned = False
+
+    def __enter__(self) -> CheckpointLock:  # noqa: D105
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None:
+                    raise CheckpointError(
+                        f"another training run (pid {owner}) is writing to "
+                        f"{self.path.with_suffix('')}: wait for it to finish, stop it, or "
+                        "choose another checkpoint path."
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me + "\n")
+            self.owned = True
+            return self
+        raise CheckpointError(
+            f"could not take the lock {self.path}; delete it if no run is active."
+        )
+
+    def _owner(self) -> Optional[int]:
+        """The pid of a live owner on this host, or None when the lock is stale or unreadable."""
+        try:
+            host, pid = self.path.read_text().split()
+            pid_number = int(pid)
+        except (OSError, ValueError):
+            return None
+        if host != socket.gethostname():
+            return pid_number  # another machine's run (shared drive): cannot probe, respect it
+        return pid_number if pid_alive(pid_number) else None
+
+    def __exit__(self, *exc: object) -> None:  # noqa: D105
+        if self.owned:
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError:  # its folder is gone or read-only now: nothing left to release
+                pass
+            self.owned = False
+
+
+def claim_checkpoint(path: Union[str, Path], stack: ExitStack) -> tuple[Path, bool]:
+    """Check the checkpoint target, lock it for the run in ``stack``, and say whether it exists
+    (then the run resumes from it)."""
+    path = check_checkpoint_target(path)
+    stack.enter_context(CheckpointLock(path))
+    return path, path.exists()

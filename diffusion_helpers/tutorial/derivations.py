@@ -1,0 +1,293 @@
+"""The derivations of the notebooks, checked with numbers, and the what-if runs of notebook 03.
+
+Each check returns a :class:`Comparison`: rows of (quantity, measured, predicted by the
+formula), shown as a small table when it is the last line of a notebook cell.
+
+- :func:`two_steps_in_one`: two steps of q(x_t | x_{t-1}) are one Gaussian step with
+  alpha = alpha_t alpha_{t+1}, which is where alpha-bar (a running product) comes from.
+- :func:`variance_goes_to_one`: Var(x_t) = (1 - beta_t) Var(x_{t-1}) + beta_t forgets where
+  it started and goes to 1.
+- :func:`posterior_by_sampling`: the posterior q(x_{t-1} | x_t, x_0) of DDPM eq. 6-7, found
+  by regression on samples of the forward process.
+- :func:`posterior_mean_is_algorithm_2_mean`: with the exact noise, Algorithm 2's mean is the
+  posterior mean mu_tilde (eq. 7 with x_0 written through eq. 4).
+- :func:`noise_error_vs_x0_error`: ||eps - eps_hat||^2 = abar / (1 - abar) ||x0 - x0_hat||^2,
+  the weighting the noise loss puts on errors in the picture.
+- :func:`what_if`, :func:`show_what_if`: train and sample several (model, schedule) variants
+  with the same budget and seed, and show them a row each (notebook 03's what-if experiments).
+
+Timesteps are 0-based, as everywhere in the package: code ``t`` is the paper's t + 1.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Optional, Union
+
+import torch
+from matplotlib.figure import Figure
+
+from ..figures.plots import show_images
+from ..forward import add_noise, add_noise_step
+from ..metrics.psnr import psnr
+from ..reverse import NoiseFromX0, predict_x0, q_posterior
+from ..sampling import Sampler, sample
+from ..schedule import NoiseSchedule
+from ..train import train
+
+
+class Row(NamedTuple):
+    """One line of a :class:`Comparison`."""
+
+    quantity: str
+    measured: float
+    predicted: float
+    formula: str = ""
+
+
+@dataclass
+class Comparison:
+    """A numerical check: what was measured beside what the formula predicts."""
+
+    title: str
+    rows: list[Row]
+
+    def __repr__(self) -> str:
+        width = max(len(r.quantity) for r in self.rows)
+        lines = [self.title, f"{'':<{width}}  {'measured':>12}  {'formula':>12}"]
+        for r in self.rows:
+            formula = f"  {r.formula}" if r.formula else ""
+            lines.append(
+                f"{r.quantity:<{width}}  {r.measured:>12.6g}  {r.predicted:>12.6g}{formula}"
+            )
+        return "\n".join(lines)
+
+
+def _scalars(n: int, value: float) -> torch.Tensor:
+    """``n`` copies of one pixel value as a float64 batch [n, 1, 1, 1]: one sample per row."""
+    return torch.full((n, 1, 1, 1), float(value), dtype=torch.float64)
+
+
+def two_steps_in_one(
+    schedule: NoiseSchedule, t: int = 500, x: float = 0.5, n: int = 200_000, seed: int = 0
+) -> Comparison:
+    """Take two forward steps (eq. 2) at t and t + 1 from the value ``x``, ``n`` times, and
+    compare the mean and variance of the result with one Gaussian step of
+    alpha = alpha_t alpha_{t+1}: mean sqrt(alpha_t alpha_{t+1}) x, variance 1 - alpha_t alpha_{t+1}.
+
+    Why: sqrt(a2) (sqrt(a1) x + sqrt(1 - a1) e1) + sqrt(1 - a2) e2 has mean sqrt(a1 a2) x and
+    variance a2 (1 - a1) + (1 - a2) = 1 - a1 a2; repeated, alpha-bar_t is the product of all
+    alphas so far. Sampling error: about 2 / sqrt(n) relative on the variance (5 sigma).
+    """
+    schedule.check_t(torch.tensor([t, t + 1]))
+    g = torch.Generator().manual_seed(seed)
+    x_t = add_noise_step(_scalars(n, x), t, schedule, generator=g)
+    x_t1 = add_noise_step(x_t, t + 1, schedule, generator=g)
+    a1, a2 = float(schedule.alphas[t]), float(schedule.alphas[t + 1])
+    return Comparison(
+        f"two steps of q(x_t | x_(t-1)) at t = {t}, {t + 1} from x = {x}, {n:,} samples",
+        [
+            Row("mean after two steps", x_t1.mean().item(), (a1 * a2) ** 0.5 * x, "√(α₁α₂) x"),
+            Row("variance after two steps", x_t1.var().item(), 1 - a1 * a2, "1 - α₁α₂"),
+        ],
+    )
+
+
+def variance_goes_to_one(
+    schedule: NoiseSchedule,
+    start_variances: Sequence[float] = (0.0, 0.25, 4.0),
+    at: Sequence[int] = (99, 999),
+    n: int = 20_000,
+    seed: int = 0,
+) -> Comparison:
+    """Run the forward chain (eq. 2) from x ~ N(0, v0) for each start variance v0 and compare
+    the variance of x_t at the steps ``at`` with the recursion
+    Var(x_t) = (1 - beta_t) Var(x_{t-1}) + beta_t, whose solution is abar_t v0 + (1 - abar_t):
+    whatever v0, it goes to 1 as abar_t goes to 0."""
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for v0 in start_variances:
+        x = torch.randn(n, 1, 1, 1, generator=g, dtype=torch.float64) * float(v0) ** 0.5
+        for t in range(max(at) + 1):
+            x = add_noise_step(x, t, schedule, generator=g)
+            if t in at:
+                abar = float(schedule.alpha_bars[t])
+                predicted = abar * v0 + (1 - abar)
+                rows.append(Row(f"start {v0:g}, t = {t}", x.var().item(), predicted))
+    return Comparison(f"Var(x_t) of the forward chain, {n:,} samples each", rows)
+
+
+def posterior_by_sampling(
+    schedule: NoiseSchedule, t: int = 10, x0: float = 0.5, n: int = 400_000, seed: int = 0
+) -> Comparison:
+    """Sample pairs (x_{t-1}, x_t) of the forward process from one pixel value ``x0`` and fit
+    x_{t-1} = a x_t + b by least squares: for jointly Gaussian pairs the fit is the posterior
+    mean, so a and b must be eq. 7's weights of x_t and x_0 (b = weight x x0), and the residual
+    variance beta-tilde_t. Needs t >= 1 (at t = 0 the step before is x_0 itself)."""
+    if not 1 <= t < schedule.num_steps:
+        raise ValueError(f"t must be between 1 and T-1 = {schedule.num_steps - 1}, got {t}.")
+    g = torch.Generator().manual_seed(seed)
+    x_prev, _ = add_noise(_scalars(n, x0), t - 1, schedule, generator=g)  # q(x_{t-1} | x_0)
+    x_t = add_noise_step(x_prev, t, schedule, generator=g)  # q(x_t | x_{t-1})
+    u, v = x_t.reshape(-1), x_prev.reshape(-1)
+    slope = ((u - u.mean()) * (v - v.mean())).mean() / u.var(unbiased=False)
+    intercept = v.mean() - slope * u.mean()
+    residual = (v - (slope * u + intercept)).var()
+    c1, c2 = float(schedule.posterior_mean_coef1[t]), float(schedule.posterior_mean_coef2[t])
+    return Comparison(
+        f"q(x_(t-1) | x_t, x_0) at t = {t} from x_0 = {x0}, by regression on {n:,} samples",
+        [
+            Row("weight of x_t in the mean", slope.item(), c2, "√α_t (1-ᾱ_(t-1)) / (1-ᾱ_t)"),
+            Row("x_0's part of the mean", intercept.item(), c1 * x0, "√ᾱ_(t-1) β_t / (1-ᾱ_t) x_0"),
+            Row(
+                "variance",
+                residual.item(),
+                float(schedule.posterior_variance[t]),
+                "β̃_t = (1-ᾱ_(t-1)) / (1-ᾱ_t) β_t",
+            ),
+        ],
+    )
+
+
+def posterior_mean_is_algorithm_2_mean(
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int] = (0, 10, 500, 999),
+    seed: int = 0,
+) -> Comparison:
+    """Noise ``x0`` [B, C, H, W] to x_t (eq. 4), then compare the posterior mean mu_tilde(x_t, x_0)
+    (eq. 7, :func:`.reverse.q_posterior`) with Algorithm 2's mean
+    1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps) given the *exact* noise eps. In float64
+    they agree to rounding (~1e-15): Algorithm 2 is eq. 7 with x_0 written as
+    (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (eq. 15)."""
+    x0 = x0.double()
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for t in timesteps:
+        eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+        x_t, _ = add_noise(x0, t, schedule, noise=eps)
+        mu_tilde, _ = q_posterior(x0, x_t, t, schedule)
+        coef = float(schedule.betas[t] / schedule.sqrt_one_minus_alpha_bars[t])
+        algorithm_2 = (x_t - coef * eps) / float(schedule.alphas[t]) ** 0.5
+        gap = (mu_tilde - algorithm_2).abs().max().item()
+        rows.append(Row(f"t = {t}: largest |μ̃ - Algorithm 2's mean|", gap, 0.0))
+    return Comparison("the posterior mean (eq. 7) and Algorithm 2's mean, exact noise", rows)
+
+
+def noise_error_vs_x0_error(
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int] = (0, 10, 100, 500, 999),
+    error: float = 0.1,
+    seed: int = 0,
+) -> Comparison:
+    """For a noise prediction eps_hat = eps + ``error`` * (random), compare the noise loss
+    ||eps - eps_hat||^2 with the error of the implied picture x0_hat (eq. 15):
+    their ratio is abar_t / (1 - abar_t), the signal-to-noise ratio, because
+    x0_hat - x0 = -sqrt((1 - abar_t) / abar_t) (eps_hat - eps). Exact, up to rounding."""
+    x0 = x0.double()
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for t in timesteps:
+        eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+        x_t, _ = add_noise(x0, t, schedule, noise=eps)
+        eps_hat = eps + error * torch.randn(x0.shape, generator=g, dtype=torch.float64)
+        x0_hat = predict_x0(x_t, t, eps_hat, schedule)
+        ratio = ((eps - eps_hat) ** 2).sum() / ((x0 - x0_hat) ** 2).sum()
+        abar = float(schedule.alpha_bars[t])
+        rows.append(Row(f"t = {t}: ‖ε-ε̂‖² / ‖x₀-x̂₀‖²", ratio.item(), abar / (1 - abar)))
+    return Comparison("the noise loss weights errors in the picture by ᾱ_t / (1-ᾱ_t)", rows)
+
+
+# ----------------------------------------------------------------------------- what-if runs
+
+
+@dataclass
+class WhatIfRun:
+    """One variant of a what-if experiment: its samples and what they cost."""
+
+    images: torch.Tensor  # [n, C, H, W] in [-1, 1]
+    psnr: torch.Tensor  # [n] dB against the training picture
+    steps: int  # training steps done
+    train_seconds: float
+    sample_seconds: float
+
+
+def what_if(
+    runs: dict[str, tuple],
+    x0: torch.Tensor,
+    *,
+    minutes: Optional[float] = None,
+    steps: Optional[int] = None,
+    n: int = 4,
+    seed: int = 0,
+    batch_size: Optional[int] = None,
+    device: Optional[Union[str, torch.device]] = None,
+    sampler: Optional[Sampler] = None,
+) -> dict[str, WhatIfRun]:
+    """Train each variant on ``x0`` with the same budget, batch size and seed (``dh.train``'s
+    defaults otherwise), then draw ``n`` samples with the same seed and ``sampler`` (default
+    DDPM's T steps; ``Sampler("ddim", 10)`` keeps a smoke test fast).
+
+    Args:
+        runs: name -> ``(model, schedule)`` or ``(model, schedule, prediction)``, where
+            ``prediction`` is what the net learns: ``"eps"`` (the default, DDPM's noise) or
+            ``"x0"`` (the picture; sampled through :class:`.reverse.NoiseFromX0`, eq. 4 solved
+            for the noise).
+    Returns:
+        One :class:`WhatIfRun` per name, in order; :func:`show_what_if` shows them.
+    """
+    out = {}
+    for name, (model, schedule, *rest) in runs.items():
+        prediction = rest[0] if rest else "eps"
+        trained = train(
+            model, x0, schedule, minutes=minutes, steps=steps, seed=seed, device=device,
+            batch_size=batch_size, prediction=prediction, progress=False,
+        )  # fmt: skip
+        net = NoiseFromX0(trained.model, schedule) if prediction == "x0" else trained.model
+        start = time.perf_counter()
+        images = sample(net, schedule, n, sampler, seed=seed, progress=False).images
+        seconds = time.perf_counter() - start
+        out[name] = WhatIfRun(images, psnr(images, x0), trained.steps, trained.elapsed, seconds)
+    return out
+
+
+def show_what_if(results: dict[str, WhatIfRun]) -> Figure:
+    """The samples of each variant in one row, labelled with the variant's name, its training
+    steps and sampling time (first image) and each sample's PSNR against the picture."""
+    titles = []
+    for name, run in results.items():
+        for i, score in enumerate(run.psnr.tolist()):
+            head = f"{name}\n{run.steps} steps, sampled in {run.sample_seconds:.1f} s\n"
+            titles.append((head if i == 0 else "\n\n") + f"PSNR {score:.1f} dB")
+    n = max(len(run.images) for run in results.values())
+    images = torch.cat([run.images for run in results.values()])
+    return show_images(images, titles=titles, ncols=n, size=2.2)
+
+
+def noise_prediction_examples(
+    model: torch.nn.Module,
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int],
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Noise ``x0`` [1, C, H, W] to each of ``timesteps`` (eq. 4) and ask the model for the noise.
+
+    Returns:
+        ``(x_t, true noise, predicted noise, t)``, each with one row per timestep, on the CPU:
+        the arguments of :func:`.figures.plots.plot_noise_prediction`.
+    """
+    t = torch.tensor([int(s) for s in timesteps], dtype=torch.long)
+    x = x0[:1].expand(len(t), *x0.shape[1:])
+    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype)
+    x_t, _ = add_noise(x, t, schedule, noise=eps)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        predicted = model(x_t.to(device), t.to(device)).float().cpu()
+    model.train(was_training)
+    return x_t, eps, predicted, t

@@ -1,0 +1,107 @@
+"""Outputs checked before the work (outputs.py): nothing that is not ours is overwritten."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from tiny import FAST, SCHEDULE, images, tiny_model
+
+from diffusion_helpers.storage.checkpoint import CheckpointError, export_weights
+from diffusion_helpers.storage.outputs import (
+    CheckpointLock,
+    check_checkpoint_target,
+    check_export_target,
+    check_output_folder,
+)
+from diffusion_helpers.train import train
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("out") / "unet.pt"
+    train(tiny_model(), images(1), SCHEDULE, steps=1, batch_size=2, checkpoint=path, **FAST)
+    return path
+
+
+def test_a_photo_at_the_checkpoint_path_is_refused_and_kept(tmp_path):
+    photo = tmp_path / "holiday.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 my photo")
+    with pytest.raises(CheckpointError, match="Refusing to overwrite"):
+        train(tiny_model(), images(1), SCHEDULE, steps=1, checkpoint=photo, **FAST)
+    assert photo.read_bytes() == b"\xff\xd8\xff\xe0 my photo"
+
+
+def test_checkpoint_paths_that_cannot_work_fail_before_training(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        check_checkpoint_target(a_file / "unet.pt")
+    with pytest.raises(ValueError, match="is a folder"):
+        check_checkpoint_target(tmp_path)
+    assert check_checkpoint_target(tmp_path / "new" / "unet.pt").parent.is_dir()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_unwritable_folder_fails_before_training(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(ValueError, match="cannot write the checkpoint"):
+        check_checkpoint_target(locked / "unet.pt")
+
+
+def test_unwritable_place_fails_before_training_even_as_root():
+    """/proc refuses new files to everyone, root included (the read-only-folder test above is
+    skipped for root, who may write anywhere else)."""
+    with pytest.raises(ValueError, match="cannot write the checkpoint in /proc"):
+        check_checkpoint_target("/proc/unet.pt")
+
+
+def test_export_targets(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="is the training checkpoint itself"):
+        check_export_target(checkpoint, checkpoint)
+    with pytest.raises(ValueError, match="is a folder"):
+        check_export_target(tmp_path, checkpoint)
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n...")
+    with pytest.raises(ValueError, match="not a diffusion_helpers checkpoint"):
+        check_export_target(photo, checkpoint)
+    ours = export_weights(checkpoint, tmp_path / "small.pt")
+    assert check_export_target(ours, checkpoint) == ours  # our own export may be replaced
+
+
+def test_output_folder(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        check_output_folder(tmp_path / "f")
+    assert check_output_folder(tmp_path / "new" / "pictures").is_dir()
+
+
+def test_second_run_on_one_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "unet.pt"
+    with CheckpointLock(path):
+        with pytest.raises(CheckpointError, match=r"another training run \(pid \d+\)"):
+            with CheckpointLock(path):
+                pass
+    assert not (tmp_path / "unet.pt.lock").exists()
+
+
+def test_a_lock_held_by_another_live_process_is_respected(tmp_path):
+    path = tmp_path / "unet.pt"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)"], stdout=subprocess.DEVNULL
+    )
+    try:
+        import socket
+
+        (tmp_path / "unet.pt.lock").write_text(f"{socket.gethostname()} {holder.pid}\n")
+        with pytest.raises(CheckpointError, match=f"pid {holder.pid}"):
+            train(tiny_model(), images(1), SCHEDULE, steps=1, checkpoint=path, **FAST)
+    finally:
+        holder.kill()
+        holder.wait()
+    # once that process is gone its lock is stale and taken over
+    train(tiny_model(), images(1), SCHEDULE, steps=1, batch_size=2, checkpoint=path, **FAST)
+    assert path.exists() and not (tmp_path / "unet.pt.lock").exists()

@@ -1,0 +1,78 @@
+"""What the notebooks share: settings per machine, the learner's picture, the model to sample."""
+
+import pytest
+import torch
+
+import diffusion_helpers as dh
+from diffusion_helpers.tutorial.derivations import noise_prediction_examples
+
+
+def test_my_image_falls_back_to_the_sample_then_uses_the_saved_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DIFFUSION_WORKDIR", str(tmp_path))
+    sample = dh.my_image(16)
+    assert "sample" in capsys.readouterr().out
+    torch.testing.assert_close(sample, dh.load_image(dh.sample_image_path(), size=16))
+    mine = torch.full((1, 3, 64, 64), -1.0)
+    mine[..., :32] = 1.0  # left half white, right half black
+    path = dh.save_my_image(mine)
+    assert path == tmp_path / "my_image.png"
+    loaded = dh.my_image(16)
+    assert "notebook 01" in capsys.readouterr().out
+    assert loaded[..., :7].min() > 0.95 and loaded[..., 9:].max() < -0.95
+
+
+def test_load_tutorial_model_prefers_the_learners_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DIFFUSION_WORKDIR", str(tmp_path))
+    model, schedule, x0 = dh.load_tutorial_model("cpu")
+    assert "pretrained" in capsys.readouterr().out
+    assert x0.shape[-1] == model.config.image_size and schedule.num_steps == 1000
+    assert not model.training
+    # Once notebook 03 has saved a checkpoint, that one is used.
+    small = dh.UNet.preset("tiny", image_size=16)
+    dh.train(
+        small,
+        torch.zeros(1, 3, 16, 16),
+        dh.NoiseSchedule(50),
+        steps=2,
+        checkpoint=dh.checkpoint_path(),
+        progress=False,
+        seed=0,
+    )
+    model, schedule, x0 = dh.load_tutorial_model("cpu")
+    assert "notebook 03" in capsys.readouterr().out
+    assert model.config.image_size == 16 and schedule.num_steps == 50 and x0.shape[-1] == 16
+
+
+def test_shipped_model_denoises_the_sample_picture():
+    """The pretrained weights are real: from x_t at t = 300 (abar = 0.39, picture and noise
+    about equal) the predicted x_0 is far closer to the sample than x_t is."""
+    model, schedule, x0 = dh.load_tutorial_model("cpu")
+    x_t, eps, predicted, t = noise_prediction_examples(model, x0, schedule, [300], seed=0)
+    x0_hat = dh.predict_x0(x_t, t, predicted, schedule)
+    assert dh.psnr(x0_hat.clamp(-1, 1), x0) > dh.psnr(x_t.clamp(-1, 1), x0) + 10
+    assert float(((predicted - eps) ** 2).mean()) < 0.05  # an untrained net scores ~1
+
+
+def test_a_fresh_run_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFUSION_WORKDIR", str(tmp_path))
+    from diffusion_helpers.storage.checkpoint import save_checkpoint
+
+    first = dh.checkpoint_path()
+    save_checkpoint(first, {"model_config": {}, "model": {}, "step": 7, "optimizer": {}})
+    earlier = first.read_bytes()
+    path = dh.fresh_checkpoint_path()
+    assert path == first and not path.exists()
+    assert (tmp_path / "unet.previous.pt").read_bytes() == earlier
+    # a file that is not one of our checkpoints is neither moved nor replaced
+    first.write_bytes(b"somebody's file")
+    with pytest.raises(ValueError, match="Refusing to overwrite"):
+        dh.fresh_checkpoint_path()
+    assert first.read_bytes() == b"somebody's file"
+    assert (tmp_path / "unet.previous.pt").read_bytes() == earlier
+    # another name (notebook 05's digits model) keeps its own previous copy
+    digits = tmp_path / "digits.pt"
+    save_checkpoint(digits, {"model_config": {}, "model": {}, "step": 3, "optimizer": {}})
+    before = digits.read_bytes()
+    assert dh.fresh_checkpoint_path("digits.pt") == digits and not digits.exists()
+    assert (tmp_path / "digits.previous.pt").read_bytes() == before
+    assert (tmp_path / "unet.previous.pt").read_bytes() == earlier
