@@ -1,8 +1,14 @@
 """The exercise checkers: a right answer passes with one "✓" line; each typical wrong answer,
 written as a learner would write it, fails with the hint that names its mistake; a broken
-function (wrong signature, an exception, None, a wrong type or shape) fails with a clear
-message and never raises."""
+function (wrong signature, an exception, None, a wrong type, shape or dtype, an odd tensor, an
+endless loop, Ctrl-C) fails with a clear message and never raises or hangs."""
 
+import functools
+import signal
+import threading
+import time
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,6 +19,8 @@ from diffusion_helpers.tutorial.exercises import (
     check_loss,
     check_q_sample,
     check_reverse_step,
+    runner,
+    time_limit,
 )
 
 
@@ -53,10 +61,9 @@ def alpha_bar_loop(betas):
     [
         lambda betas: torch.cumprod(1 - betas, dim=0),
         alpha_bar_loop,
-        lambda betas: torch.cumprod((1 - betas).float(), dim=0),  # float32 is accurate enough
         lambda betas: torch.exp(torch.cumsum(torch.log1p(-betas), 0)),
     ],
-    ids=["cumprod", "loop", "float32", "log-space"],
+    ids=["cumprod", "loop", "log-space"],
 )
 def test_alpha_bar_right(fn, capsys):
     assert_passes(check_alpha_bar, fn, capsys)
@@ -393,3 +400,393 @@ def test_inputs_stay_intact_for_the_next_case(capsys):
         return torch.cumprod(betas.mul_(-1).add_(1), 0)
 
     assert_fails(check_alpha_bar, in_place, capsys, "in place")
+
+
+# ----------------------------------------------------------------------------- time limit, Ctrl-C
+
+
+ENDLESS = [0.0]  # when the "endless" functions below give up: 25 s after the test starts
+
+
+@pytest.fixture
+def one_second(monkeypatch):
+    """A 1 s time limit instead of 10 s, so that the tests of endless functions run fast."""
+    monkeypatch.setattr(runner, "TIME_LIMIT_S", 1.0)
+    ENDLESS[0] = time.monotonic() + 25
+
+
+def busy(*args):
+    """An endless loop for the checks' 1 s limit. It ends 25 s after the test started all the
+    same, so that a checker without a time limit fails these tests instead of hanging them."""
+    while time.monotonic() < ENDLESS[0]:
+        pass
+
+
+def sleeps(*args):
+    time.sleep(max(ENDLESS[0] - time.monotonic(), 0))
+
+
+def alarm_state():
+    return signal.getsignal(signal.SIGALRM), signal.getitimer(signal.ITIMER_REAL)
+
+
+def assert_stopped(check, fn, capsys):
+    """The check stops ``fn`` at the 1 s limit (20 s of slack for a busy machine), in one line."""
+    start = time.monotonic()
+    out = assert_fails(check, fn, capsys, "still running after 1 s", "endless loop")
+    assert time.monotonic() - start < 20, out
+    assert out.count("\n") == 1, out
+
+
+needs_alarm = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no SIGALRM here")
+
+
+@needs_alarm
+@pytest.mark.parametrize(
+    "check, fn",
+    [
+        (check_alpha_bar, busy),
+        (check_q_sample, busy),
+        (check_loss, busy),
+        (check_reverse_step, busy),
+        (check_reverse_step, sleeps),
+    ],
+    ids=["alpha_bar", "q_sample", "loss", "reverse_step", "sleep"],
+)
+def test_an_endless_function_is_stopped_and_no_alarm_is_left(check, fn, one_second, capsys):
+    before = alarm_state()
+    assert_stopped(check, fn, capsys)
+    assert alarm_state() == before  # the handler is back, and no timer runs
+
+
+def test_an_endless_function_is_stopped_without_signals(one_second, monkeypatch, capsys):
+    # Windows has no SIGALRM: the watchdog thread raises in the checker's thread instead.
+    monkeypatch.setattr(time_limit, "alarm_usable", lambda: False)
+    assert_stopped(check_loss, busy, capsys)
+    assert not [t for t in threading.enumerate() if t.name == "exercise time limit"]
+
+
+def test_an_endless_function_is_stopped_outside_the_main_thread(one_second, capsys):
+    results = []
+    worker = threading.Thread(target=lambda: results.append(check_q_sample(busy)))
+    start = time.monotonic()
+    worker.start()
+    worker.join(timeout=30)
+    out = capsys.readouterr().out
+    assert results == [False] and time.monotonic() - start < 20, out
+    assert "still running after 1 s" in out and out.count("\n") == 1, out
+
+
+@needs_alarm
+def test_the_time_limit_gives_back_an_alarm_set_before_it(one_second, capsys):
+    rang = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: rang.append(signum))
+    signal.setitimer(signal.ITIMER_REAL, 100.0)
+    try:
+        handler = signal.getsignal(signal.SIGALRM)
+        assert_stopped(check_alpha_bar, busy, capsys)
+        assert signal.getsignal(signal.SIGALRM) is handler
+        assert 50 < signal.getitimer(signal.ITIMER_REAL)[0] <= 100  # the rest of its 100 s
+        assert not rang
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def presses_ctrl_c(*args):
+    signal.raise_signal(signal.SIGINT)  # what Ctrl-C or the notebook's stop button sends
+    time.sleep(5)
+
+
+def raises_keyboard_interrupt(*args):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("fn", [presses_ctrl_c, raises_keyboard_interrupt], ids=["sigint", "raise"])
+def test_ctrl_c_in_the_function_ends_the_check_in_one_line(fn, capsys):
+    try:
+        ok = check_reverse_step(fn)
+    except KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt went through the checker")
+    out = capsys.readouterr().out
+    assert ok is False and out.startswith("✗ "), out
+    assert "stopped while running your function" in out and out.count("\n") == 1, out
+
+
+# ----------------------------------------------------------------------------- gradients
+
+
+class WrongBackward(torch.autograd.Function):
+    """The right loss in the forward pass, twice its gradient in the backward pass."""
+
+    @staticmethod
+    def forward(ctx, p, n):
+        ctx.save_for_backward(p, n)
+        return ((p - n) ** 2).mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        p, n = ctx.saved_tensors
+        return 4 * grad * (p - n) / p.numel(), None
+
+
+class EndlessBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, p, n):
+        return ((p - n) ** 2).mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        busy()
+
+
+@pytest.mark.parametrize(
+    "fn, words",
+    [
+        (
+            lambda p, n: torch.tensor(((p - n) ** 2).mean().item(), requires_grad=True),
+            ["cut off", "requires_grad=True does not"],
+        ),
+        (lambda p, n: ((p - n) ** 2).mean().detach() + 0 * p.mean(), ["not the right gradient"]),
+        (lambda p, n: WrongBackward.apply(p, n), ["not the right gradient"]),
+    ],
+    ids=["new-leaf", "detached-part", "wrong-backward"],
+)
+def test_loss_must_pass_the_right_gradient_to_the_prediction(fn, words, capsys):
+    assert_fails(check_loss, fn, capsys, *words)
+
+
+def test_an_endless_backward_is_stopped(one_second, capsys):
+    assert_stopped(check_loss, lambda p, n: EndlessBackward.apply(p, n), capsys)
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "set_grad_enabled", "inference_mode"])
+def test_the_right_loss_passes_with_gradients_off_and_the_mode_comes_back(mode, capsys):
+    right = lambda p, n: ((p - n) ** 2).mean()  # noqa: E731
+    try:
+        if mode == "no_grad":
+            with torch.no_grad():
+                assert_passes(check_loss, right, capsys)
+                assert not torch.is_grad_enabled()
+        elif mode == "inference_mode":
+            with torch.inference_mode():
+                assert_passes(check_loss, right, capsys)
+                assert torch.is_inference_mode_enabled()
+        else:
+            torch.set_grad_enabled(False)
+            assert_passes(check_loss, right, capsys)
+            assert not torch.is_grad_enabled()
+    finally:
+        torch.set_grad_enabled(True)
+
+
+def test_a_function_that_turns_gradients_off_leaves_them_on_for_the_notebook(capsys):
+    def fn(p, n):
+        torch.set_grad_enabled(False)
+        return ((p - n) ** 2).mean()
+
+    try:
+        assert_fails(check_loss, fn, capsys, "cut off")
+        assert torch.is_grad_enabled()
+    finally:
+        torch.set_grad_enabled(True)
+
+
+# ----------------------------------------------------------------------------- dtype
+
+
+def reverse_step_float64(x_t, t, predicted_noise, schedule, z):
+    beta, abar = schedule.betas[t : t + 1], schedule.alpha_bars[t : t + 1]  # float64 [1]
+    mean = (x_t - beta / (1 - abar).sqrt() * predicted_noise) / (1 - beta).sqrt()
+    return mean if t == 0 else mean + beta.sqrt() * z
+
+
+@pytest.mark.parametrize(
+    "check, fn, words",
+    [
+        (
+            check_reverse_step,
+            reverse_step_float64,
+            ["torch.float64, but x_t has torch.float32", ".to(x_t.dtype)", "schedule.gather"],
+        ),
+        (
+            check_loss,
+            lambda p, n: ((p.double() - n.double()) ** 2).mean(),
+            ["torch.float64, but predicted_noise has torch.float32", ".to(predicted_noise.dtype)"],
+        ),
+        (
+            check_alpha_bar,
+            lambda b: torch.cumprod((1 - b).float(), dim=0),
+            ["torch.float32, but betas has torch.float64", "Drop the .float()"],
+        ),
+        (check_alpha_bar, lambda b: torch.cumprod(1 - b, 0).half(), ["float16", "Half precision"]),
+        (check_q_sample, lambda x0, t, n, s: q_sample(x0, t, n, s).half(), ["Half precision"]),
+        (check_loss, lambda p, n: ((p - n) ** 2).mean().bfloat16(), ["bfloat16", "Half prec"]),
+        (check_reverse_step, lambda *a: reverse_step(*a).half(), ["float16", "Half precision"]),
+        (
+            check_reverse_step,
+            lambda *a: reverse_step(*a).half().float(),  # float32, but rounded to float16
+            ["rounded to torch.float16", "Compute in the dtype of x_t"],
+        ),
+        (check_alpha_bar, lambda b: torch.cumprod(1 - b, 0).half().double(), ["rounded to"]),
+    ],
+    ids=[
+        "reverse-float64",
+        "loss-float64",
+        "alpha-bar-float32",
+        "alpha-bar-float16",
+        "q-sample-float16",
+        "loss-bfloat16",
+        "reverse-float16",
+        "reverse-rounded",
+        "alpha-bar-rounded",
+    ],
+)
+def test_a_result_in_another_dtype_says_which_and_what_to_do(check, fn, words, capsys):
+    assert_fails(check, fn, capsys, *words)
+
+
+# ----------------------------------------------------------------------------- odd results
+
+
+def generator(betas):
+    yield torch.cumprod(1 - betas, 0)
+
+
+class Refuses(torch.Tensor):
+    """A tensor subclass whose every operation raises."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        raise RuntimeError("this subclass refuses every operation")
+
+
+class UnprintableError(Exception):
+    def __str__(self):
+        raise ValueError("no text")
+
+
+def raises(err):
+    def fn(*args):
+        raise err
+
+    return fn
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+@pytest.mark.parametrize(
+    "check, fn, words",
+    [
+        (check_alpha_bar, lambda b: torch.cumprod(1 - b, 0).to("meta"), ["meta tensor"]),
+        (check_alpha_bar, lambda b: torch.cumprod(1 - b, 0).to_sparse(), ["sparse", "dense"]),
+        (check_q_sample, lambda x0, t, n, s: q_sample(x0, t, n, s).to_sparse(), ["sparse"]),
+        (
+            check_alpha_bar,
+            lambda b: torch.nested.nested_tensor([torch.cumprod(1 - b, 0)]),
+            ["nested tensor"],
+        ),
+        (check_alpha_bar, lambda b: torch.cumprod(1 - b, 0) + 0j, ["complex", "real numbers"]),
+        (check_alpha_bar, generator, ["generator", "yield", "return"]),
+        (check_alpha_bar, lambda b: np.cumprod(1 - b.numpy()), ["ndarray", "NumPy"]),
+        (check_loss, raises(UnprintableError()), ["raised UnprintableError"]),
+        (check_loss, raises(SystemExit(3)), ["raised SystemExit"]),
+        (check_loss, functools.partial(lambda a, b, c, d: a, 1), ["(b, c, d)", "2 arguments"]),
+    ],
+    ids=[
+        "meta",
+        "sparse",
+        "sparse-image",
+        "nested",
+        "complex",
+        "generator",
+        "numpy",
+        "unprintable-error",
+        "system-exit",
+        "partial",
+    ],
+)
+def test_odd_results_and_errors_get_a_message_and_false(check, fn, words, capsys):
+    try:
+        out = assert_fails(check, fn, capsys, *words)
+    except (Exception, SystemExit) as err:
+        pytest.fail(f"the checker raised {type(err).__name__}: {err}")
+    assert out.count("\n") == 1, out
+
+
+def test_a_long_error_message_is_cut_to_its_first_line(capsys):
+    out = assert_fails(check_loss, raises(RuntimeError("first line\nsecond line")), capsys)
+    assert "first line" in out and "second line" not in out, out
+
+
+def test_a_tensor_subclass_is_judged_as_a_plain_tensor(capsys):
+    assert_passes(check_alpha_bar, lambda b: torch.cumprod(1 - b, 0).as_subclass(Refuses), capsys)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_result_on_another_device_is_named(capsys):
+    q_sample_on_gpu = lambda x0, t, n, s: q_sample(x0, t, n, s).cuda()  # noqa: E731
+    assert_fails(check_q_sample, q_sample_on_gpu, capsys, "is on cuda:0 but x0 is on cpu")
+
+
+# ----------------------------------------------------------------------------- hints name causes
+
+
+def q_sample_named_in_another_order(noise, t, x0, schedule):  # the right formula
+    return q_sample(x0, t, noise, schedule)
+
+
+def q_sample_single_number(x0, t, noise, schedule):
+    abar = float(schedule.alpha_bars[t])  # one number: fine for an int t, not for a tensor
+    return abar**0.5 * x0 + (1 - abar) ** 0.5 * noise
+
+
+def q_sample_per_channel(x0, t, noise, schedule):
+    abar = schedule.alpha_bars[t].view(1, -1, 1, 1).float()  # [1, B, 1, 1]: lines up with C
+    return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+
+
+@pytest.mark.parametrize(
+    "check, fn, words, absent",
+    [
+        (
+            check_q_sample,
+            q_sample_named_in_another_order,
+            ["`x0` and `noise` are swapped", "Your function takes (noise, t, x0, schedule)"],
+            [],
+        ),
+        (
+            check_reverse_step,
+            lambda x, t, e, s, z: reverse_step(e, t, x, s, z),
+            ["`x_t` and `predicted_noise` are swapped"],
+            [],
+        ),
+        (
+            check_reverse_step,
+            lambda x, t, e, s, z: reverse_step(x, t, z, s, e),
+            ["`predicted_noise` and `z` are swapped"],
+            [],
+        ),
+        (check_alpha_bar, lambda b: torch.cumprod(1 - b, 0)[None], ["size 1"], ["Broadcast"]),
+        (check_loss, lambda p, n: (p - n) ** 2, ["one value per pixel"], ["Broadcast"]),
+        (check_q_sample, q_sample_single_number, ["t is a tensor", "single number"], ["Reshape"]),
+        (
+            check_q_sample,
+            q_sample_per_channel,
+            ["right for t = 300; t = 0", "but not for t = tensor"],
+            [],
+        ),
+    ],
+    ids=[
+        "q-sample-parameters",
+        "reverse-x-and-eps",
+        "reverse-eps-and-z",
+        "alpha-bar-extra-dim",
+        "loss-per-pixel",
+        "q-sample-t-as-number",
+        "q-sample-right-for-ints",
+    ],
+)
+def test_hints_name_the_real_cause(check, fn, words, absent, capsys):
+    out = assert_fails(check, fn, capsys, *words)
+    for word in absent:
+        assert word not in out, out

@@ -9,9 +9,15 @@ inputs, edge cases included, compares it with the package's reference, and says 
 
 A checker returns True after printing one line starting with "✓", or False after printing what
 differs and a hint. It never raises because of the learner's function: a wrong signature, an
-exception inside it, ``None``, a wrong type, shape or dtype each get their own message. The
-hints come from known wrong variants (a missing square root, alpha instead of alpha-bar, a sum
-instead of a mean, ...): when the learner's answer equals one of them, its hint is printed.
+exception inside it, ``None``, a wrong type, shape, dtype or device, an odd tensor (sparse,
+meta, nested, complex) each get their own message. The result must have the reference's dtype
+(float64 for alpha-bar like the betas, float32 for x_t and the loss like the images), and the
+loss must pass the reference's gradient back to ``predicted_noise``. Each call of the learner's
+function is stopped after ``runner.TIME_LIMIT_S`` = 10 s (:mod:`.time_limit` says how), and
+Ctrl-C while it runs ends the check with one line. The hints come from known wrong variants (a
+missing square root, alpha instead of alpha-bar, a sum instead of a mean, ...), from two
+arguments swapped, and from half-precision rounding: when the learner's answer equals one of
+them, its hint is printed.
 
 Timesteps are 0-based as everywhere in the package: code ``t`` is the paper's t + 1.
 """

@@ -8,15 +8,25 @@ import torch
 
 from ...forward import add_noise
 from ...schedule import NoiseSchedule
-from .runner import Case, Exercise, Mistake, T, run, schedule
+from .runner import (
+    Case,
+    Exercise,
+    Mistake,
+    T,
+    describe,
+    image_shape_hint,
+    run,
+    schedule,
+    schedule_dtype_hint,
+)
 
 
 def check_alpha_bar(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
     """Check ``fn(betas) -> alpha_bars``: abar_t = prod_{s <= t} (1 - beta_s), for t = 0..T-1.
 
-    ``betas`` is a float64 tensor [T]; the answer must be a tensor [T]. Cases: four hand-picked
-    betas (0.1, 0.2, 0.3, 0.4 give 0.9, 0.72, 0.504, 0.3024), DDPM's linear schedule and the
-    cosine schedule, both with T = 1000.
+    ``betas`` is a float64 tensor [T]; the answer must be a float64 tensor [T] (the schedule
+    keeps its arrays in float64). Cases: four hand-picked betas (0.1, 0.2, 0.3, 0.4 give 0.9,
+    0.72, 0.504, 0.3024), DDPM's linear schedule and the cosine schedule, both with T = 1000.
     """
     four = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
     cases = [
@@ -59,10 +69,19 @@ def check_alpha_bar(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
     def shape_hint(got: torch.Tensor, args: tuple, expected: torch.Tensor) -> Optional[str]:
         if got.numel() == 1:
             return (
-                "you returned a single number: torch.prod gives only the last value; "
-                "torch.cumprod(1 - betas, dim=0) keeps the running product for every t."
+                "You returned a single number: alpha-bar has one value per step (torch.prod, "
+                ".sum() or [-1] keep only one); torch.cumprod(1 - betas, dim=0) keeps them all."
             )
         return None
+
+    def dtype_hint(got: torch.dtype) -> Optional[str]:
+        if got != torch.float32:
+            return None
+        return (
+            "The schedule keeps alpha-bar in float64: in float32, 1 - abar_t near t = 0 keeps "
+            "only about 3 significant digits. Drop the .float() (and give torch.tensor(...) "
+            "dtype=betas.dtype)."
+        )
 
     return run(
         Exercise(
@@ -72,7 +91,9 @@ def check_alpha_bar(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
             reference=lambda b: torch.cumprod(1 - b, 0),
             mistakes=mistakes,
             success="your alpha_bar is the running product of alpha_t = 1 - beta_t",
-            extra_checks=shape_hint,
+            like="betas",
+            shape_hint=shape_hint,
+            dtype_hint=dtype_hint,
         ),
         fn,
     )
@@ -139,11 +160,6 @@ def check_q_sample(
             ),
         ),
         Mistake(
-            "the coefficients are swapped: the picture gets sqrt(abar_t), the noise "
-            "sqrt(1 - abar_t) (at t = 0, abar is close to 1: almost all picture).",
-            lambda x0, t, n, s: (1 - abar(s, t, x0)).sqrt() * x0 + abar(s, t, x0).sqrt() * n,
-        ),
-        Mistake(
             "you used alpha-bar of the step before (alpha_bars_prev, or alpha_bars[t - 1]). "
             "t is 0-based: code t is the paper's t + 1, and schedule.alpha_bars[t] already "
             "belongs to it.",
@@ -169,27 +185,26 @@ def check_q_sample(
         ),
     ]
 
-    def dtype_hint(got: torch.Tensor, args: tuple, expected: torch.Tensor) -> Optional[str]:
-        if got.shape == expected.shape and got.dtype != expected.dtype:
-            return (
-                f"your x_t is {got.dtype} but x0 is {expected.dtype}: the schedule's arrays are "
-                "float64, and multiplying by them made x_t float64 too (the U-Net would refuse "
-                "it). Cast with .to(x0.dtype), or use schedule.gather(schedule.alpha_bars, t, "
-                "x0), which picks, reshapes to [B, 1, 1, 1] and casts."
-            )
-        return None
-
-    def error_hint(err: Exception, case: Case) -> Optional[str]:
-        if isinstance(err, IndexError):
+    def error_hint(err: BaseException, case: Case) -> Optional[str]:
+        text = describe(err)  # "Type: first line", even when str(err) fails
+        if isinstance(err, IndexError) and "out of bounds" in text:
             return (
                 "an index is out of range. t is 0-based, from 0 to T-1: schedule.alpha_bars[t] "
                 "exists for every valid t (no t + 1 needed)."
             )
-        if isinstance(case.make_args()[1], torch.Tensor):
+        if not isinstance(case.make_args()[1], torch.Tensor):
+            return None
+        if "must match the size" in text:
             return (
                 "with t a tensor [B], alpha_bars[t] has shape [B], which does not line up with "
                 "x0 [B, C, H, W]. Reshape it to [B, 1, 1, 1] (.view(-1, 1, 1, 1)), or use "
                 "schedule.gather(schedule.alpha_bars, t, x0), which does it for you."
+            )
+        if any(words in text for words in ("Boolean value", "one element", "cannot be converted")):
+            return (
+                "here t is a tensor, one step per image: `if t ...`, int(t), float(...) and "
+                ".item() need a single number. Work on the whole tensor: "
+                "schedule.gather(schedule.alpha_bars, t, x0) picks one value per image."
             )
         return None
 
@@ -201,7 +216,9 @@ def check_q_sample(
             reference=lambda x0, t, n, s: add_noise(x0, t, s, noise=n)[0],
             mistakes=mistakes,
             success="your q_sample matches eq. 4 (dh.add_noise)",
-            extra_checks=dtype_hint,
+            like="x0",
+            shape_hint=image_shape_hint,
+            dtype_hint=schedule_dtype_hint("x0"),
             error_hint=error_hint,
         ),
         fn,

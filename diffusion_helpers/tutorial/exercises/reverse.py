@@ -8,7 +8,18 @@ import torch
 
 from ...reverse import reverse_step
 from ...schedule import NoiseSchedule
-from .runner import Case, Exercise, Mistake, Scalar, Step, T, run, schedule
+from .runner import (
+    Case,
+    Exercise,
+    Mistake,
+    Scalar,
+    Step,
+    T,
+    image_shape_hint,
+    run,
+    schedule,
+    schedule_dtype_hint,
+)
 
 
 def check_reverse_step(
@@ -20,8 +31,10 @@ def check_reverse_step(
         x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) predicted_noise) + sqrt(beta_t) z.
 
     The reference is ``dh.reverse_step(x_t, t, predicted_noise, schedule, noise=z,
-    variance="beta", clip=False)``. Cases: t = T-1, 500, 1 and 0 (the last step, which must add
-    no noise), and t = 999 with the cosine schedule (beta_t = 0.999 there).
+    variance="beta", clip=False)``; the answer must be float32 like ``x_t`` (the schedule's
+    float64 values cast where they are picked, as :meth:`NoiseSchedule.gather` does). Cases:
+    t = T-1, 500, 1 and 0 (the last step, which must add no noise), and t = 999 with the cosine
+    schedule (beta_t = 0.999 there).
     """
 
     def args(t: int, kind: str = "linear", seed: int = 0) -> Callable[[], tuple]:
@@ -156,6 +169,9 @@ def check_reverse_step(
             reference=package("beta", False),
             mistakes=mistakes,
             success="your reverse_step is Algorithm 2 (sigma_t^2 = beta_t, no noise at t = 0)",
+            like="x_t",
+            shape_hint=image_shape_hint,
+            dtype_hint=schedule_dtype_hint("x_t"),
         ),
         fn,
     )

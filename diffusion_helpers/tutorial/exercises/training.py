@@ -11,9 +11,12 @@ from .runner import Case, Exercise, Mistake, run
 
 
 def check_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
-    """Check ``fn(predicted_noise, noise) -> loss``, the simple loss of Algorithm 1: the mean over
-    the batch and every pixel of (predicted_noise - noise)^2, as a 0-dim tensor that
-    ``loss.backward()`` can differentiate (``predicted_noise`` requires grad in the cases).
+    """Check ``fn(predicted_noise, noise) -> loss``, the simple loss of Algorithm 1 (Ho et al.
+    2020: line 5, L_simple of eq. 14 taken as a mean): the mean over the batch and every pixel of
+    (predicted_noise - noise)^2, as a float32 0-dim tensor whose gradient with respect to
+    ``predicted_noise`` is the reference's, 2 (predicted_noise - noise) / N
+    (``predicted_noise`` requires grad in the cases; gradients are on during the check even
+    under ``torch.no_grad()``).
     """
 
     def args(shape: tuple, seed: int, scale: float = 1.0) -> Callable[[], tuple]:
@@ -71,34 +74,36 @@ def check_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool
         ),
     ]
 
-    def scalar_checks(got: torch.Tensor, args: tuple, expected: torch.Tensor) -> Optional[str]:
-        if got.dim() == 1 and got.numel() == args[0].shape[0] and got.numel() > 1:
+    def shape_hint(got: torch.Tensor, args: tuple, expected: torch.Tensor) -> Optional[str]:
+        predicted = args[0]
+        if got.shape == predicted.shape:
             return (
-                f"you returned one loss per image (shape {list(got.shape)}): average over the "
-                "batch too, so the loss is one number (.mean() over everything)."
+                "That is one value per pixel: the loss is the mean of the squared differences, "
+                "one number (.mean())."
             )
-        if got.shape != torch.Size([]) and got.numel() == 1:
+        if got.dim() == 1 and got.numel() == predicted.shape[0] and got.numel() > 1:
             return (
-                f"your loss has shape {list(got.shape)}: return a 0-dim tensor, the mean over "
-                "everything (loss.backward() and the loss curve expect one number)."
+                "You returned one loss per image: average over the batch too, so the loss is "
+                "one number (.mean() over everything)."
             )
-        if not got.requires_grad:
+        if got.numel() == 1:
             return (
-                "your loss is cut off from the network's graph (.item(), .detach(), "
-                "torch.tensor(...) or a NumPy detour): loss.backward() could not train anything. "
-                "Compute it with torch operations on predicted_noise."
+                "Return a 0-dim tensor, the mean over everything (loss.backward() and the loss "
+                "curve expect one number)."
             )
-        return None
+        return "The loss is one number, the mean over every dimension: .mean() with no dim."
 
     return run(
         Exercise(
             name="loss",
             signature="loss(predicted_noise, noise)",
             cases=cases,
-            reference=lambda p, n: F.mse_loss(p, n),
+            reference=lambda p, n: F.mse_loss(p, n),  # Algorithm 1, line 5, as a mean
             mistakes=mistakes,
             success="your loss is the mean squared difference of Algorithm 1",
-            extra_checks=scalar_checks,
+            like="predicted_noise",
+            shape_hint=shape_hint,
+            gradient_of="predicted_noise",
         ),
         fn,
     )
