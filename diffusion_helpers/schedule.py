@@ -93,6 +93,13 @@ class NoiseSchedule:
         kind: ``"linear"``, ``"cosine"``, ``"scaled_linear"`` or ``"sigmoid"``.
         beta_start, beta_end: first and last beta (not used by ``"cosine"``); for ``"linear"``
             the values for T = 1000, scaled by 1000 / T (see :func:`make_betas`).
+        shift: the resolution shift (Hoogeboom et al. 2023, "simple diffusion", sec. 3.1;
+            Esser et al. 2024 for flows): every log-SNR lowered by 2 log(shift), i.e. the
+            signal-to-noise ratio divided by shift^2 at every t. A picture of side d has
+            (d / d_ref)^2 times the pixels of one of side d_ref, and neighbouring pixels
+            average the noise away, so the same noise destroys less of it: shift = d / d_ref
+            gives the larger picture the noise levels the schedule was tuned for at d_ref. 1:
+            the schedule as given. The betas are recomputed from the shifted alpha-bars.
 
     Warns (``UserWarning``) when abar at the last step is above MAX_FINAL_ALPHA_BAR: then x_T
     is not close to N(0, I), where sampling starts.
@@ -117,13 +124,21 @@ class NoiseSchedule:
         kind: str = "linear",
         beta_start: float = 1e-4,
         beta_end: float = 0.02,
+        shift: float = 1.0,
     ) -> None:
         self.num_steps = num_steps
         self.kind = kind
         self.beta_start = beta_start
         self.beta_end = beta_end
+        if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not shift > 0:
+            raise ValueError(f"shift must be a number > 0 (1: no shift), got {shift!r}.")
+        self.shift = float(shift)
 
         betas = make_betas(num_steps, kind, beta_start, beta_end)
+        if self.shift != 1.0:  # log SNR - 2 log(shift), then beta_t = 1 - abar_t / abar_{t-1}
+            abar = torch.cumprod(1.0 - betas, dim=0)
+            shifted = torch.sigmoid(torch.log(abar / (1.0 - abar)) - 2.0 * math.log(self.shift))
+            betas = 1.0 - shifted / torch.cat([torch.ones(1, dtype=torch.float64), shifted[:-1]])
         self.betas = betas
         self.alphas = 1.0 - betas
         self.alpha_bars = torch.cumprod(self.alphas, dim=0)
@@ -158,16 +173,19 @@ class NoiseSchedule:
     def __repr__(self) -> str:
         extra = "" if self.kind == "cosine" else f", beta_start={self.beta_start}, "
         extra += "" if self.kind == "cosine" else f"beta_end={self.beta_end}"
+        extra += f", shift={self.shift:g}" if self.shift != 1.0 else ""
         return f"NoiseSchedule(num_steps={self.num_steps}, kind={self.kind!r}{extra})"
 
     def config(self) -> dict:
-        """The arguments that rebuild this schedule (stored in checkpoints)."""
-        return {
+        """The arguments that rebuild this schedule (stored in checkpoints; ``shift`` only when
+        there is one, so checkpoints written before it existed still match)."""
+        config = {
             "num_steps": self.num_steps,
             "kind": self.kind,
             "beta_start": self.beta_start,
             "beta_end": self.beta_end,
         }
+        return {**config, "shift": self.shift} if self.shift != 1.0 else config
 
     def check_t(self, t: Timesteps, batch_size: int | None = None) -> torch.Tensor:
         """Validate timesteps and return them as a LongTensor of shape [B] (or [1] for an int).

@@ -63,10 +63,17 @@ class UNetConfig:
         base_channels: width of the first level; level i has ``base_channels * channel_mults[i]``.
         channel_mults: one multiplier per resolution level; each level after the first halves
             the side, so the input side must be divisible by 2^(levels-1).
-        attention_resolutions: feature-map sides (in pixels, for an input of ``image_size``)
-            where self-attention is added, as in DDPM (16 for 32 px CIFAR-10). The choice is
-            turned into levels once, so the same net also runs on other sizes.
+        attention_resolutions: feature-map sides (in pixels, for an input of ``image_size``,
+            after the patch stem) where self-attention is added, as in DDPM (16 for 32 px
+            CIFAR-10). The choice is turned into levels once, so the same net also runs on
+            other sizes.
         image_size: the side the net is meant for (used to place attention and by ``flops``).
+        patch_size: the patch stem (Hoogeboom et al. 2023, "simple diffusion"): each p x p
+            patch of the picture becomes one position with p^2 C channels on the way in
+            (``pixel_unshuffle``) and back on the way out (``pixel_shuffle``), so the U-Net
+            works at image_size / p, p^2 times cheaper. What it trades: the first and last
+            convolutions see patches, not pixels, so the finest detail is the job of a
+            position's p^2 C output channels. 1: no stem.
         num_res_blocks: residual blocks per level on the way down (one more on the way up).
         dropout: dropout rate inside the residual blocks (DDPM used 0.1 on CIFAR-10).
         norm_groups: GroupNorm groups (must divide every width).
@@ -83,6 +90,12 @@ class UNetConfig:
     dropout: float = 0.0
     norm_groups: int = 8
     num_classes: Optional[int] = None
+    patch_size: int = 1
+
+    @property
+    def inner_size(self) -> int:
+        """The side the U-Net itself works at: image_size / patch_size."""
+        return self.image_size // self.patch_size
 
     def to_dict(self) -> dict:
         """Plain dict of lists/numbers (safe for ``torch.load(weights_only=True)``)."""
@@ -105,13 +118,14 @@ class UNetConfig:
         return cls(**d)
 
     def attention_levels(self) -> set[int]:
-        """Levels (0 = full resolution) whose side at ``image_size`` is in attention_resolutions."""
-        sides = [self.image_size // 2**i for i in range(len(self.channel_mults))]
+        """Levels (0 = the stem's resolution) whose side is in attention_resolutions."""
+        sides = [self.inner_size // 2**i for i in range(len(self.channel_mults))]
         for res in self.attention_resolutions:
             if res not in sides:
                 raise ValueError(
                     f"attention_resolutions contains {res}, but the feature maps of a "
-                    f"{self.image_size} px input have sides {sides}: pick from those."
+                    f"{self.image_size} px input (patch stem {self.patch_size}) have sides {sides}: "
+                    "pick from those."
                 )
         return {i for i, side in enumerate(sides) if side in self.attention_resolutions}
 
@@ -127,12 +141,19 @@ class UNetConfig:
                     f"width {self.base_channels * m} is not divisible by norm_groups="
                     f"{self.norm_groups}; choose base_channels as a multiple of norm_groups."
                 )
-        step = 2 ** (len(self.channel_mults) - 1)
+        if (
+            isinstance(self.patch_size, bool)
+            or not isinstance(self.patch_size, int)
+            or self.patch_size < 1
+        ):
+            raise ValueError(f"patch_size must be a whole number >= 1, got {self.patch_size!r}.")
+        step = self.patch_size * 2 ** (len(self.channel_mults) - 1)
         if self.image_size % step:
             below, above = self.image_size // step * step, (self.image_size // step + 1) * step
             raise ValueError(
-                f"image_size {self.image_size} is not divisible by 2^(levels-1) = {step}: "
-                f"the U-Net halves it {len(self.channel_mults) - 1} times. Try {below} or {above}."
+                f"image_size {self.image_size} is not divisible by {step}: the U-Net halves it "
+                f"{len(self.channel_mults) - 1} times after a patch stem of {self.patch_size}. "
+                f"Try {below or step} or {above}."
             )
         if self.num_classes is not None and (
             isinstance(self.num_classes, bool)
@@ -254,7 +275,8 @@ class UNet(nn.Module):
         self.class_emb = (
             nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes is not None else None
         )
-        self.conv_in = nn.Conv2d(cfg.image_channels, widths[0], 3, padding=1)
+        patch_channels = cfg.image_channels * cfg.patch_size**2  # the stem's p x p patches
+        self.conv_in = nn.Conv2d(patch_channels, widths[0], 3, padding=1)
 
         # Down path: every block's output is kept as a skip (plus conv_in's and each downsample's).
         self.down = nn.ModuleList()
@@ -288,7 +310,7 @@ class UNet(nn.Module):
                 )
 
         self.norm_out = nn.GroupNorm(g, ch)
-        self.conv_out = nn.Conv2d(ch, cfg.image_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(ch, patch_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)  # start by predicting eps = 0 (DDPM's zero init)
         nn.init.zeros_(self.conv_out.bias)
 
@@ -319,12 +341,14 @@ class UNet(nn.Module):
             base = PRESETS[name]["image_size"]
             depth = range(len(fields["channel_mults"]))
             levels = [i for i in depth if base // 2**i in PRESETS[name]["attention_resolutions"]]
-            fields["attention_resolutions"] = tuple(int(size) // 2**i for i in levels)
+            inner = int(size) // int(fields.get("patch_size", 1))  # the stem's resolution
+            fields["attention_resolutions"] = tuple(inner // 2**i for i in levels)
         return cls(UNetConfig(image_channels=image_channels, **fields), seed=seed)
 
     def valid_sizes(self, lo: int = 16, hi: int = 256) -> list[int]:
-        """Square input sides in [lo, hi] that the down/up path can halve and restore exactly."""
-        step = 2 ** (len(self.config.channel_mults) - 1)
+        """Square input sides in [lo, hi] that the stem and the down/up path can halve and
+        restore exactly."""
+        step = self.config.patch_size * 2 ** (len(self.config.channel_mults) - 1)
         return [s for s in range(lo, hi + 1) if s % step == 0]
 
     def check_input(self, x: torch.Tensor) -> None:
@@ -335,12 +359,13 @@ class UNet(nn.Module):
         B, C, H, W = x.shape
         if C != cfg.image_channels:
             raise ValueError(f"the net takes {cfg.image_channels}-channel images, got C = {C}.")
-        step = 2 ** (len(cfg.channel_mults) - 1)
+        step = cfg.patch_size * 2 ** (len(cfg.channel_mults) - 1)
         if H != W or H % step:
             sizes = ", ".join(str(s) for s in self.valid_sizes())
             raise ValueError(
                 f"image size {H}x{W} does not fit this U-Net: it needs square images with a "
-                f"side divisible by 2^(levels-1) = {step}. Valid sides from 16 to 256: {sizes}."
+                f"side divisible by {step} (patch stem x 2^(levels-1)). Valid sides from 16 to "
+                f"256: {sizes}."
             )
 
     def check_labels(self, labels: Optional[torch.Tensor], batch: int) -> None:
@@ -380,7 +405,8 @@ class UNet(nn.Module):
         emb = self.time_mlp(timestep_embedding(t, self.config.base_channels).to(x.dtype))
         if self.class_emb is not None:
             emb = emb + self.class_emb(labels.to(x.device)).to(emb.dtype)
-        h = self.conv_in(x)
+        p = self.config.patch_size
+        h = self.conv_in(F.pixel_unshuffle(x, p) if p > 1 else x)  # [B, p^2 C, H/p, W/p]
         skips = [h]
         for layer in self.down:
             h = layer(h) if isinstance(layer, nn.Conv2d) else layer[1](layer[0](h, emb))
@@ -391,7 +417,8 @@ class UNet(nn.Module):
                 h = layer(h)  # upsample: nearest x2, then a 3x3 conv
             else:
                 h = layer[1](layer[0](torch.cat([h, skips.pop()], dim=1), emb))
-        return self.conv_out(F.silu(self.norm_out(h)))
+        out = self.conv_out(F.silu(self.norm_out(h)))
+        return F.pixel_shuffle(out, p) if p > 1 else out
 
     def num_parameters(self) -> int:
         """The number of trainable numbers in the net."""

@@ -176,3 +176,21 @@ def test_timestep_batch_mismatch_is_refused():
     s = NoiseSchedule(T)
     with pytest.raises(ValueError, match="batch"):
         s.gather(s.betas, torch.tensor([1, 2]), torch.zeros(3, 1, 2, 2))
+
+
+def test_a_resolution_shift_lowers_every_log_snr_by_2_log_shift():
+    """simple diffusion's shift: log SNR(t) - 2 log(s) at every t, in float64, with betas that
+    stay in (0, 1) and reproduce the shifted alpha-bars; s = 1 is the schedule itself."""
+    base = NoiseSchedule(1000)
+    for s in (0.5, 2.0, 4.0):
+        shifted = NoiseSchedule(1000, shift=s)
+        torch.testing.assert_close(shifted.log_snr, base.log_snr - 2 * math.log(s), rtol=0,
+                                   atol=1e-9)  # fmt: skip
+        assert bool(((shifted.betas > 0) & (shifted.betas < 1)).all())
+        torch.testing.assert_close(torch.cumprod(1 - shifted.betas, 0), shifted.alpha_bars)
+        assert NoiseSchedule(**shifted.config()).config() == shifted.config()
+    assert torch.equal(NoiseSchedule(1000, shift=1.0).betas, base.betas)
+    assert "shift" not in base.config()  # checkpoints from before the shift still match
+    for bad in (0, -1.0, True, "2"):
+        with pytest.raises(ValueError, match="shift"):
+            NoiseSchedule(1000, shift=bad)
