@@ -194,10 +194,10 @@ def main():
     print(f"load average after training: {' '.join(f'{x:.2f}' for x in load_after_training)}, "
           f"after sampling: {' '.join(f'{x:.2f}' for x in load_after)}")  # fmt: skip
     for name, (_, run) in nets.items():
-        cfg = run.settings
+        cfg = run.config
         print(f"training {name}: {run.steps} steps in {run.elapsed:.0f} s, batch "
-              f"{cfg['batch_size']}, lr {cfg['lr']:.2g}, {cfg['precision']}, "
-              f"{cfg['threads']} threads, CUDA graphs {cfg['cuda_graphs']}")  # fmt: skip
+              f"{cfg.batch_size}, lr {cfg.lr:.2g}, {cfg.precision}, "
+              f"{cfg.threads} threads, CUDA graphs {run.cuda_graphs}")  # fmt: skip
     print(f"classifier: {classifier.held_out_accuracy:.1%} held-out accuracy")
     print(f"Fréchet distance floor ({args.n} real digits vs all): random {floor['random']:.1f}, "
           f"{per_class} per class {floor['per class']:.1f}")  # fmt: skip

@@ -40,7 +40,10 @@ def worker(args):
     if os.environ.get("RANK", "0") == "0":
         timed = stamps[args.skip :] if len(stamps) > args.skip + 1 else stamps  # too few: all
         rate = (len(timed) - 1) * args.batch / (timed[-1] - timed[0]) if len(timed) > 1 else 0.0
-        print("RESULT " + json.dumps(dict(steps=result.steps, img_s=rate, **result.settings)))
+        cfg = result.config
+        print("RESULT " + json.dumps(dict(steps=result.steps, img_s=rate, batch_size=cfg.batch_size,
+                                          lr=cfg.lr, precision=cfg.precision, threads=cfg.threads,
+                                          processes=result.processes)))  # fmt: skip
 
 
 def cpu_name():

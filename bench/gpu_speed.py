@@ -70,7 +70,7 @@ def timed_run(model, x, graphs, **budget):
     stamps = []
     result = train(model, x, SCHEDULE, seed=0, progress=False, cuda_graphs=graphs,
                    callback=lambda step, loss: stamps.append(time.perf_counter()), **budget)  # fmt: skip
-    batch = result.settings["batch_size"]
+    batch = result.config.batch_size
     gaps = [b - a for a, b in zip(stamps, stamps[1:])][len(stamps) // 2 :]  # the steady half
     return result, batch / statistics.median(gaps) if gaps else float("nan")
 
@@ -84,8 +84,8 @@ def one_run(args):
     budget = dict(minutes=args.minutes[0]) if args.timed else dict(steps=args.steps)
     run, steady = timed_run(build(args.nets[0], args.preset, size), x, args.graphs,
                             batch_size=args.batches[0] if args.batches else None, **budget)  # fmt: skip
-    report = dict(steps=run.steps, batch=run.settings["batch_size"], steady=steady,
-                  compile=run.settings["compile_seconds"], status=run.settings["cuda_graphs"])  # fmt: skip
+    report = dict(steps=run.steps, batch=run.config.batch_size, steady=steady,
+                  compile=run.compile_seconds, status=run.cuda_graphs)  # fmt: skip
     if args.timed:  # the quality reached: mean PSNR of 8 DDPM samples against the picture
         shown = sample(run.model, SCHEDULE, n=8, seed=1, progress=False).images
         report["psnr"] = float(psnr(shown, x, mirror=True).mean())

@@ -124,7 +124,7 @@ model = dh.UNet.preset(S.preset, image_channels=1, image_size=S.image_size, num_
 result = dh.train(model, data, schedule, minutes=S.train_minutes, steps=S.train_steps, device=S.device, seed=0,
                   checkpoint=dh.fresh_checkpoint_path("digits.pt"))  # notebook 06 draws with it too
 model = result.model  # the EMA weights (notebook 03)
-passes = result.steps * result.settings["batch_size"] / len(data)
+passes = result.steps * result.config.batch_size / len(data)
 print(f"{result.steps} steps in {result.elapsed:.0f} s: each digit seen about {passes:.0f} times")
 
 # %%

@@ -7,8 +7,9 @@ import time
 import pytest
 import torch
 from tiny import FAST, SCHEDULE, flat, images, tiny_model
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from diffusion_helpers.storage.checkpoint import read_checkpoint
+from diffusion_helpers.storage.checkpoint import CheckpointError, read_checkpoint
 from diffusion_helpers.train import (
     TrainConfig,
     TrainingError,
@@ -179,6 +180,65 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert torch.equal(flat(resumed.model), flat(straight.model))
 
 
+def cut_in(where, model, at_call):
+    """A hook that raises KeyboardInterrupt (a second Ctrl-C) at its ``at_call``-th call: in the
+    forward pass, the backward pass, or right after the optimiser updated the weights."""
+    calls = []
+
+    def hook(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == at_call:
+            raise KeyboardInterrupt
+
+    if where == "forward":
+        return model.conv_in.register_forward_hook(hook)
+    if where == "backward":
+        return model.conv_out.weight.register_hook(lambda grad: hook() or grad)
+    return register_optimizer_step_post_hook(hook)  # every optimiser, after its update
+
+
+@pytest.mark.parametrize("where, kept", [("forward", 2), ("backward", 2), ("after the update", 3)])
+def test_a_step_cut_anywhere_resumes_exactly(tmp_path, where, kept):
+    """An interrupt that lands inside the third step leaves the checkpoint at a step boundary:
+    before the weights moved the step is undone (2 steps kept), after it is completed (3). The
+    resumed run then ends bit for bit where an uncut run ends (same thread count)."""
+    data, kwargs = images(2), dict(steps=6, batch_size=2, seed=0, threads=1, **FAST)
+    train(tiny_model(), data, SCHEDULE, checkpoint=tmp_path / "straight.pt", **kwargs)
+    cut, model = tmp_path / "cut.pt", tiny_model()
+    handle = cut_in(where, model, at_call=3)
+    try:
+        first = train(model, data, SCHEDULE, checkpoint=cut, **kwargs)
+    finally:
+        handle.remove()
+    assert first.interrupted == "SIGINT" and first.steps == kept
+    assert read_checkpoint(cut)["step"] == kept
+    train(tiny_model(seed=5), data, SCHEDULE, checkpoint=cut, **kwargs)  # resume to step 6
+    a, b = read_checkpoint(tmp_path / "straight.pt"), read_checkpoint(cut)
+    assert a["step"] == b["step"] == 6 and a["losses"] == b["losses"]
+    for key in ("model", "ema"):
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), (key, name)
+    for p_a, p_b in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(p_a[k], p_b[k]) for k in p_a)
+    assert torch.equal(a["generator"], b["generator"])
+
+
+def test_a_resume_with_other_pictures_or_another_seed_is_refused(tmp_path):
+    """Resuming into the same checkpoint with other data of the same shape, or with another
+    seed, would mix two runs without a word: both are refused, naming the difference; without
+    a seed the resume takes the checkpoint's."""
+    path = tmp_path / "unet.pt"
+    train(tiny_model(), images(1, seed=0), SCHEDULE, steps=2, batch_size=2, seed=3,
+          checkpoint=path, **FAST)  # fmt: skip
+    with pytest.raises(CheckpointError, match="trained on other pictures"):
+        train(tiny_model(), images(1, seed=1), SCHEDULE, steps=4, checkpoint=path, **FAST)
+    with pytest.raises(CheckpointError, match="trained with seed 3, not 4"):
+        train(tiny_model(), images(1, seed=0), SCHEDULE, steps=4, seed=4, checkpoint=path, **FAST)
+    again = train(tiny_model(), images(1, seed=0), SCHEDULE, steps=4, batch_size=2,
+                  checkpoint=path, **FAST)  # fmt: skip
+    assert again.resumed_from == 2 and again.steps == 4 and again.config.seed == 3
+
+
 def test_seed_reproduces_a_run_end_to_end():
     """The same seed for the model and for training gives the same weights; another seed for
     the model alone gives other weights (the initial weights are part of the run)."""
@@ -188,7 +248,7 @@ def test_seed_reproduces_a_run_end_to_end():
     c = train(tiny_model(seed=4), images(1), SCHEDULE, **run)
     assert torch.equal(flat(a.raw_model), flat(b.raw_model))
     assert not torch.equal(flat(a.raw_model), flat(c.raw_model))
-    assert a.settings["seed"] == 5
+    assert a.config.seed == 5
 
 
 def test_conditional_model_trains_on_labelled_data():
@@ -248,16 +308,18 @@ def test_checkpoints_by_time_as_well_as_steps(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "settings, words",
     [
-        (dict(steps=0), "steps must be a positive integer"),
-        (dict(steps=2.5), "steps must be a positive integer"),
-        (dict(minutes=0), "minutes must be a positive number"),
+        (dict(steps=0), "steps must be a whole number >= 1"),
+        (dict(steps=2.5), "steps must be a whole number >= 1"),
+        (dict(minutes=0), "minutes must be a number > 0"),
         (dict(batch_size=0), "batch_size"),
-        (dict(lr=0.0), "lr must be a positive number"),
+        (dict(lr=0.0), "lr must be a number > 0"),
         (dict(threads=0), "threads"),
         (dict(ema_decay=1.0), "ema_decay"),
         (dict(cond_drop=1.0), "cond_drop"),
         (dict(lr_schedule="linear"), "lr_schedule"),
-        (dict(seed="zero"), "seed must be an integer"),
+        (dict(seed="zero"), "seed must be a whole number"),
+        (dict(seed=1.5), "seed must be a whole number"),
+        (dict(seed=2**70), "seed must be a whole number from 0"),
     ],
 )
 def test_bad_settings_are_refused_not_replaced(settings, words):
@@ -274,7 +336,7 @@ def test_unknown_setting_names_the_known_ones():
 def test_config_object_and_keywords_combine():
     cfg = TrainConfig(steps=2, batch_size=2, seed=1, progress=False, device="cpu")
     result = train(tiny_model(), images(1), SCHEDULE, cfg, precision="fp32")
-    assert result.steps == 2 and result.settings["precision"] == "fp32"
+    assert result.steps == 2 and result.config.precision == "fp32"
     assert cfg.precision == "auto"  # the caller's config is not changed
 
 

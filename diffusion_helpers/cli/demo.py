@@ -279,8 +279,8 @@ def _trained(result: TrainResult) -> str:
         if result.resumed_from
         else ""
     )
-    on_gpu = result.settings["device"].startswith("cuda")
-    graphs = f", CUDA graphs {result.settings['cuda_graphs']}" if on_gpu else ""
+    on_gpu = result.config.device.startswith("cuda")
+    graphs = f", CUDA graphs {result.cuda_graphs}" if on_gpu else ""
     return f"Trained {this_run} steps in {result.elapsed:.0f} s{resumed}{graphs}"
 
 

@@ -28,7 +28,8 @@ The rules, so that N processes train exactly like one:
   the same result.
 - Whether to stop is decided together: each step starts with one all-reduce that carries
   process 0's clock (the time budget and the cosine schedule follow it) and any Ctrl-C or
-  SIGTERM a process received (noted, not raised, so no process leaves a collective halfway).
+  SIGTERM a process received (noted by :class:`.interrupts.StopRequests`, never raised, so no
+  process leaves a collective halfway).
   The losses of the whole batch are gathered every step, so a non-finite loss on any process
   stops every process at the same step.
 """
@@ -39,16 +40,13 @@ import contextlib
 import itertools
 import os
 import pickle
-import signal
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-
-from .interrupts import main_thread, stop_signals
 
 T = TypeVar("T")
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -139,7 +137,6 @@ class Team:
     device: torch.device
     rank: int = 0
     world_size: int = 1
-    requests: list[str] = field(default_factory=list)  # stop signals this process received
 
     @property
     def is_main(self) -> bool:
@@ -181,13 +178,13 @@ class Team:
         if self.world_size > 1:
             torch.manual_seed(step_seed(seed, self.rank, step))
 
-    def agree(self, elapsed: float) -> tuple[float, Optional[str]]:
-        """Process 0's ``elapsed`` seconds and the stop signal any process noted ("SIGTERM"
-        before "SIGINT", else None), the same on every process: one all-reduce of 3 numbers."""
+    def agree(self, elapsed: float, noted: list[str]) -> tuple[float, Optional[str]]:
+        """Process 0's ``elapsed`` seconds and the stop any process ``noted`` ("SIGTERM" before
+        "SIGINT", else None), the same on every process: one all-reduce of 3 numbers."""
         if self.world_size == 1:
-            return elapsed, None
+            return elapsed, "SIGTERM" if "SIGTERM" in noted else "SIGINT" if noted else None
         votes = [elapsed if self.is_main else 0.0]
-        votes += [float(name in self.requests) for name in ("SIGINT", "SIGTERM")]
+        votes += [float(name in noted) for name in ("SIGINT", "SIGTERM")]
         total = torch.tensor(votes, dtype=torch.float64, device=self.device)
         dist.all_reduce(total)  # sum: process 0's clock, and how many want to stop
         clock, sigint, sigterm = total.tolist()
@@ -230,25 +227,6 @@ class Team:
         """``print`` on process 0 only."""
         if self.is_main:
             print(*args)
-
-    @contextlib.contextmanager
-    def stop_signals(self) -> Iterator[None]:
-        """One process: :func:`.interrupts.stop_signals` (Ctrl-C and SIGTERM raise). Several:
-        both are only noted in ``requests``, for :meth:`agree` to stop everyone at one step."""
-        if self.world_size == 1 or not main_thread():
-            with stop_signals():
-                yield
-            return
-
-        def note(signum: int, frame: object) -> None:
-            self.requests.append(signal.Signals(signum).name)
-
-        previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
 
 def portable(err: Exception) -> Exception:

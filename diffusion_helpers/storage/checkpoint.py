@@ -3,9 +3,10 @@
 A checkpoint is a dict of tensors and plain Python values only (configs are stored as dicts),
 so it loads with ``torch.load(..., weights_only=True)``: opening a checkpoint never runs code.
 Files are written atomically (a temporary file in the same folder, then ``os.replace``), so an
-interrupted save leaves the previous checkpoint intact; temporary files left by a killed save
-are removed by the next save. While a run trains into a checkpoint it holds a lock file
-beside it (``unet.pt.lock``, with its process id), so a second run cannot overwrite it.
+interrupted save leaves the previous checkpoint intact; the temporary files a killed save left
+(named ``<checkpoint>.<pid>.<8 random characters>.tmp``, and only those) are removed by the next
+save. While a run trains into a checkpoint it holds an OS lock on ``unet.pt.lock``
+(:class:`.outputs.CheckpointLock`), so a second run cannot overwrite it.
 
 Outputs are checked before any work is done (:func:`.outputs.check_checkpoint_target`,
 :func:`.outputs.check_export_target`): a file that is not one of our checkpoints is never replaced.
@@ -14,16 +15,14 @@ Outputs are checked before any work is done (:func:`.outputs.check_checkpoint_ta
 from __future__ import annotations
 
 import errno
+import glob
 import os
+import re
 import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 import torch
-
-from ..runtime.interrupts import finish_first
 
 FORMAT = "diffusion_helpers.checkpoint"
 RECORD_STEPS = 200  # (t, per-sample loss) pairs are kept for the last this many steps
@@ -148,12 +147,10 @@ def training_state(
     scaler: Optional[Any],
     schedule: Any,
     generator: torch.Generator,
-    progress: dict,
-    settings: dict,
 ) -> dict:
-    """Everything a resumed run needs to continue exactly as if it had never stopped: the
-    weights (raw and EMA), the optimiser and gradient-scaler state, the random generators,
-    and ``progress`` (``step``, ``losses``, ``record_t``, ``record_loss``)."""
+    """What a resumed run needs of the model and its training to continue exactly as if it had
+    never stopped: the configs, the weights (raw and EMA), the optimiser and gradient-scaler
+    state and the random generators (the caller adds how far the run has come)."""
     return {
         "model_config": model.config.to_dict(),
         "schedule_config": schedule.config(),
@@ -164,8 +161,6 @@ def training_state(
         "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
-        "settings": settings,
-        **progress,
     }
 
 
@@ -238,15 +233,16 @@ def pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Delete ``<name>.<pid>.*.tmp`` files beside ``path`` whose writer is no longer running
-    (left by a save that was killed), and older ``<name>.*.tmp`` files without a pid."""
+    """Delete the temporary files of saves into ``path`` that were killed: exactly the names
+    :func:`save_checkpoint` makes (``<name>.<pid>.<8 characters>.tmp``) whose process is gone.
+    A file of the user's that merely starts with the name (``unet.pt.notes.tmp``) is kept."""
+    ours = re.compile(re.escape(path.name) + r"\.(\d+)\.[A-Za-z0-9_]{8}\.tmp")
     removed = []
-    for tmp in path.parent.glob(f"{path.name}.*.tmp"):
-        middle = tmp.name[len(path.name) + 1 :].split(".")[0]
-        if middle.isdigit() and (int(middle) == os.getpid() or pid_alive(int(middle))):
-            continue
-        tmp.unlink(missing_ok=True)
-        removed.append(tmp)
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):
+        match = ours.fullmatch(tmp.name)
+        if match and not pid_alive(int(match.group(1))) and tmp.is_file() and not tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
     return removed
 
 
@@ -260,59 +256,3 @@ def save_or_rescue(path: Path, state: dict) -> tuple[Path, Optional[str]]:
         if err.errno not in (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.ENOENT):
             reason = f"{type(err).__name__}: {reason}"
         return save_checkpoint(rescue_path(path), state), reason
-
-
-@dataclass
-class Progress:
-    """How far a run has come (saved in checkpoints): steps, every step's loss, and the
-    (t, per-image loss) pairs of the last RECORD_STEPS steps."""
-
-    step: int = 0
-    losses: list[float] = field(default_factory=list)
-    record_t: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
-    record_loss: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
-
-    def add(self, loss: float, t: torch.Tensor, per_image: torch.Tensor) -> None:
-        """Count one step with its mean loss, timesteps [B] and per-image losses [B]."""
-        self.step += 1
-        self.losses.append(loss)
-        keep = RECORD_STEPS * t.shape[0]
-        self.record_t = torch.cat([self.record_t, t])[-keep:]
-        self.record_loss = torch.cat([self.record_loss, per_image.float().cpu()])[-keep:]
-
-
-class Checkpointer:
-    """Writes the training state to ``path`` every ``every`` steps, every ``minutes``, and
-    when asked; a second interrupt during a save waits for it, and a folder that stopped
-    accepting files sends the state to a rescue path (said in the returned note)."""
-
-    def __init__(self, path: Optional[Path], every: int, minutes: float, state: Callable) -> None:
-        self.path, self.every, self.seconds, self.state = path, every, 60 * minutes, state
-        self.saved: Optional[Path] = None
-        self.last = time.perf_counter()
-
-    def due(self, step: int) -> bool:
-        """True when ``step`` (just finished) should be saved."""
-        late = time.perf_counter() - self.last > self.seconds
-        return self.path is not None and (step % self.every == 0 or late)
-
-    def save(self) -> str:
-        """Save now; return a note for the learner ("" when all went as planned)."""
-        with finish_first() as late:
-            self.saved, trouble = save_or_rescue(self.path, self.state())
-        self.last = time.perf_counter()
-        note = (
-            f" (could not write {self.path}: {trouble}; saved to {self.saved})" if trouble else ""
-        )
-        return note + (" (a second interrupt waited for the save to finish)" if late else "")
-
-
-def stop_report(signal_name: str, progress: Progress, first_step: int, saver: Checkpointer) -> str:
-    """One true line on what an interrupted run kept, and where."""
-    if saver.path is None:
-        kept = "kept in memory (no checkpoint path was given)"
-    elif progress.step == first_step:
-        kept = f"unchanged in {saver.path}" if saver.path.exists() else "not saved (no step done)"
-    else:
-        kept = f"saved in {saver.saved}"
-    return f"Stopped by {signal_name} at step {progress.step}; the model so far is {kept}."

@@ -12,13 +12,14 @@ ours is overwritten.
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional, Union
 
-from .checkpoint import CheckpointError, is_our_checkpoint, pid_alive, read_checkpoint
+from filelock import FileLock, Timeout
+
+from .checkpoint import CheckpointError, is_our_checkpoint, read_checkpoint
 
 PathLike = Union[str, os.PathLike]
 
@@ -104,57 +105,51 @@ def check_export_target(path: PathLike, checkpoint: Optional[PathLike]) -> Path:
 
 
 class CheckpointLock:
-    """A lock file ``<checkpoint>.lock`` holding ``host pid`` while a run trains into it.
-
-    A second run on the same checkpoint is refused with the owner's pid; a lock left by a
-    process that no longer exists (killed) is stale and taken over.
-    """
+    """An OS-level lock on ``<checkpoint>.lock`` while a run trains into the checkpoint (the
+    ``filelock`` package: ``flock`` on Linux and macOS, ``msvcrt`` on Windows). The kernel lets
+    go of it when its process ends, however it ends, so a killed run never leaves a lock to take
+    over. The file holds the owner's pid, for the message a second run gets. A file system that
+    cannot lock (some network mounts) trains unlocked, with one line saying so."""
 
     def __init__(self, path: PathLike) -> None:
         self.path = Path(str(path) + ".lock")
+        self.lock = FileLock(self.path, timeout=0)
         self.owned = False
 
     def __enter__(self) -> CheckpointLock:  # noqa: D105
-        me = f"{socket.gethostname()} {os.getpid()}"
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = self._owner()
-                if owner is not None:
-                    raise CheckpointError(
-                        f"another training run (pid {owner}) is writing to "
-                        f"{self.path.with_suffix('')}: wait for it to finish, stop it, or "
-                        "choose another checkpoint path."
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(me + "\n")
-            self.owned = True
-            return self
-        raise CheckpointError(
-            f"could not take the lock {self.path}; delete it if no run is active."
-        )
-
-    def _owner(self) -> Optional[int]:
-        """The pid of a live owner on this host, or None when the lock is stale or unreadable."""
         try:
-            host, pid = self.path.read_text().split()
-            pid_number = int(pid)
-        except (OSError, ValueError):
-            return None
-        if host != socket.gethostname():
-            return pid_number  # another machine's run (shared drive): cannot probe, respect it
-        return pid_number if pid_alive(pid_number) else None
+            self.lock.acquire()
+        except Timeout:
+            raise CheckpointError(
+                f"another training run{self._owner()} is writing to {self.path.with_suffix('')}: "
+                "wait for it to finish, stop it, or choose another checkpoint path."
+            ) from None
+        except OSError as err:  # no locks on this file system: train, but say so
+            print(f"Note: cannot lock {self.path} ({os.strerror(err.errno) if err.errno else err}); "
+                  "make sure no other run trains into the same checkpoint.")  # fmt: skip
+            return self
+        self.owned = True
+        try:
+            self.path.write_text(f"{os.getpid()}\n")
+        except OSError:  # the lock holds without the note
+            pass
+        return self
+
+    def _owner(self) -> str:
+        """ " (pid N)" from the lock file, or "" when it cannot be read."""
+        try:
+            return f" (pid {int(self.path.read_text().split()[0])})"
+        except (OSError, ValueError, IndexError):
+            return ""
 
     def __exit__(self, *exc: object) -> None:  # noqa: D105
         if self.owned:
-            try:
-                self.path.unlink(missing_ok=True)
-            except OSError:  # its folder is gone or read-only now: nothing left to release
-                pass
+            self.lock.release()
             self.owned = False
+            try:
+                self.path.unlink(missing_ok=True)  # tidy; the lock itself was the kernel's
+            except OSError:  # its folder is gone or read-only now: nothing left to tidy
+                pass
 
 
 def claim_checkpoint(path: Union[str, Path], stack: ExitStack) -> tuple[Path, bool]:

@@ -71,7 +71,7 @@ def test_folder_of_pictures_skips_unreadable_files(tmp_path, capsys):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     result = train(tiny_model(), tmp_path, SCHEDULE, steps=2, batch_size=2, **FAST)
     assert len(result.losses) == 2
-    assert result.settings["flip"] is True  # photos in a folder are flipped by default
+    assert result.config.flip is True  # photos in a folder are flipped by default
     assert "broken.png" in capsys.readouterr().out  # named in the one summary line
 
 
@@ -100,13 +100,17 @@ def test_non_finite_data_names_the_item():
 
 
 def test_a_dataset_is_checked_item_by_item():
-    """Items built on the fly are checked as they are drawn: a 32 px item among 16 px ones, or
-    a NaN item, names its index instead of a raw RuntimeError from torch.stack."""
+    """Items built on the fly are checked as they are read: a 32 px item among 16 px ones names
+    its index instead of a raw RuntimeError from torch.stack. The first FINGERPRINT_ITEMS
+    items (evenly spaced) are read before training; later ones as batches are drawn."""
     mixed = [images(1)[0], images(1)[0], torch.zeros(3, 32, 32)]
-    source = as_training_data(mixed, tiny_config(), CPU)
-    source.batch(torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="item 2 is 3x32x32"):
-        source.batch(torch.tensor([0, 2]))
+        as_training_data(mixed, tiny_config(), CPU)  # before any training step
+    many = [images(1)[0]] * 600 + [torch.zeros(3, 32, 32)]  # item 600 is not among those read
+    source = as_training_data(many, tiny_config(), CPU)
+    source.batch(torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="item 600 is 3x32x32"):
+        source.batch(torch.tensor([0, 600]))
     with pytest.raises(ValueError, match="item 0 should be an image tensor"):
         as_training_data([torch.zeros(16, 16)], tiny_config(), CPU)
     with pytest.raises(ValueError, match="empty"):

@@ -67,7 +67,7 @@ def written(monkeypatch):
 def test_cpu_runs_eagerly_and_says_why():
     assert "CUDA GPU" in unavailable_reason(CPU)
     result = train(tiny_model(), images(), SCHEDULE, steps=2, seed=0, **FAST)
-    assert result.settings["cuda_graphs"].startswith("off: CUDA graphs need a CUDA GPU")
+    assert result.cuda_graphs.startswith("off: CUDA graphs need a CUDA GPU")
     model = tiny_model()
     assert sampling_net(model, CPU, calls=1000) is model
 
@@ -137,8 +137,8 @@ def test_switching_to_the_compiled_net_mid_run_changes_nothing(pretend_gpu, monk
         runs[mode] = train(
             tiny_model(), images(2), SCHEDULE, steps=7, seed=3, cuda_graphs=mode, **FAST
         )
-    assert runs["off"].settings["cuda_graphs"] == "off: asked"
-    assert runs["auto"].settings["cuda_graphs"].startswith("on: compiled in")
+    assert runs["off"].cuda_graphs == "off: asked"
+    assert runs["auto"].cuda_graphs.startswith("on: compiled in")
     assert any(line.startswith("Compiling the U-Net into CUDA graphs") for line in lines)
     assert any(line.startswith("Compiled in") for line in lines)
     torch.testing.assert_close(runs["auto"].losses, runs["off"].losses, rtol=1e-6, atol=1e-7)
@@ -152,7 +152,7 @@ def test_a_conditional_net_compiles_too(pretend_gpu):
         tiny_model(num_classes=2), images(2), SCHEDULE, labels=labels, steps=3, seed=0,
         cuda_graphs="on", **FAST,
     )  # fmt: skip
-    assert result.settings["cuda_graphs"].startswith("on: compiled in")
+    assert result.cuda_graphs.startswith("on: compiled in")
     assert result.steps == 3
 
 
@@ -166,7 +166,7 @@ def test_a_failing_compiler_falls_back_and_training_goes_on(pretend_gpu, monkeyp
     monkeypatch.setattr(graphs, "compile_net", broken)
     lines = written(monkeypatch)
     result = train(tiny_model(), images(), SCHEDULE, steps=4, seed=0, cuda_graphs="on", **FAST)
-    status = result.settings["cuda_graphs"]
+    status = result.cuda_graphs
     assert status == "off: compiling failed (RuntimeError: Triton found no C compiler)"
     assert any("training goes on without them" in line for line in lines)
     # the failed step was redone with the same draws: the run is the all-eager run
@@ -187,7 +187,7 @@ def test_a_compiled_net_failing_later_falls_back_too(pretend_gpu, monkeypatch):
     monkeypatch.setattr(graphs, "compile_net", fails_at_third_call)
     lines = written(monkeypatch)
     result = train(tiny_model(), images(2), SCHEDULE, steps=6, seed=1, cuda_graphs="on", **FAST)
-    assert result.settings["cuda_graphs"] == (
+    assert result.cuda_graphs == (
         "off: the compiled net failed (RuntimeError: CUDA graph recording failed: out of memory)"
     )
     assert made[0].calls == 3 and len(lines) >= 2
@@ -239,9 +239,7 @@ def test_a_long_run_compiles_after_the_probe_and_keeps_the_faster_net(monkeypatc
 
 def test_a_run_too_short_to_decide_says_so(pretend_gpu):
     result = train(tiny_model(), images(), SCHEDULE, steps=3, seed=0, **FAST)
-    assert (
-        result.settings["cuda_graphs"] == "off: the run ended within the 20 eager steps that decide"
-    )
+    assert result.cuda_graphs == "off: the run ended within the 20 eager steps that decide"
 
 
 def test_a_short_run_never_compiles(monkeypatch):

@@ -125,14 +125,17 @@ def test_export_is_small_samples_the_same_and_cannot_resume(trained, tmp_path):
 
 
 def test_killed_saves_leave_temporaries_the_next_save_removes(tmp_path):
+    """Only the names a save makes (<name>.<pid>.<8 characters>.tmp) of a dead process go; a
+    user's file that merely starts with the checkpoint's name stays."""
     path = tmp_path / "unet.pt"
-    dead = tmp_path / "unet.pt.999999999.abcd.tmp"  # a pid that cannot exist
-    old_style = tmp_path / "unet.pt.k3j4h5.tmp"  # before temporaries carried a pid
-    mine = tmp_path / f"unet.pt.{os.getpid()}.live.tmp"  # a save in progress here
-    for f in (dead, old_style, mine):
+    dead = tmp_path / "unet.pt.999999999.abcd1234.tmp"  # a pid that cannot exist
+    mine = tmp_path / f"unet.pt.{os.getpid()}.live1234.tmp"  # a save in progress here
+    users = [tmp_path / "unet.pt.notes.tmp", tmp_path / "unet.pt.k3j4h5.tmp",
+             tmp_path / "unet.pt.999999999.my notes.tmp"]  # fmt: skip
+    for f in (dead, mine, *users):
         f.write_bytes(b"partial")
     save_checkpoint(path, {"model_config": {}, "model": {}, "step": 0})
-    assert not dead.exists() and not old_style.exists() and mine.exists()
+    assert not dead.exists() and mine.exists() and all(f.exists() for f in users)
     assert remove_stale_temporaries(path) == []
 
 
