@@ -31,6 +31,7 @@ uses it for SDEdit and RePaint.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Literal, Optional, Union, get_args
 
@@ -46,6 +47,7 @@ from .reverse import CLIP_X0, ddim_step, dpm_solver_2m_step, predict_x0, reverse
 from .runtime.device import pick_device
 from .runtime.graphs import MODES as GRAPH_MODES
 from .runtime.graphs import CudaGraphs, sampling_net
+from .runtime.memory import check_sampling_memory
 from .runtime.threads import cpu_threads, pick_threads
 from .schedule import NoiseSchedule
 from .storage.checkpoint import CheckpointError, PathLike
@@ -217,12 +219,14 @@ class SampleResult:
         frames: the captured :class:`Frame` list (empty unless ``every`` was given).
         sampler: the :class:`Sampler` that drew them.
         timesteps: the timesteps visited, in order (starting at T-1 for :func:`sample`).
+        seconds: how long the reverse process took (wall clock, the images on the CPU).
     """
 
     images: torch.Tensor
     frames: list[Frame] = field(default_factory=list)
     sampler: Sampler = field(default_factory=Sampler)
     timesteps: list[int] = field(default_factory=list)
+    seconds: float = 0.0
 
     @property
     def method(self) -> str:
@@ -270,14 +274,28 @@ def sample(
     Returns:
         A :class:`SampleResult` with ``.images`` [n, C, H, W] in [-1, 1] on the CPU and
         ``.frames`` (``frames[-1].x_t`` equals ``.images``).
+    Raises:
+        ValueError: before any work, on a bad argument or when the n images would not fit in
+            memory (:func:`.runtime.memory.check_sampling_memory`, which names an n that fits);
+            after the loop, when the model produced NaN or infinite values.
     """
+    if not callable(model):
+        raise ValueError(
+            f"model must be the noise-prediction net, called as model(x_t, t), got "
+            f"{type(model).__name__}: load one with load_for_sampling(path), or train one."
+        )
     sampler = make_sampler(sampler, options)
     whole_number(n, "n (the number of images)")
     generator = seeded(seed, generator)
     timesteps = sampler.timesteps(schedule)
     shape = (n, *_image_shape(model, image_size, channels))
-    resolve_labels(model, labels, sampler.guidance_scale, n)  # errors come before any work
-    x = _draw(shape, generator, model_device(model))  # x_T ~ N(0, I)
+    _, null, _ = resolve_labels(model, labels, sampler.guidance_scale, n)  # errors before work
+    if every is not None:
+        whole_number(every, "every (steps between frames)")
+    device = model_device(model)
+    with cpu_threads(pick_threads(None, device)):  # one pass at a batch of 1 measures the net
+        check_sampling_memory(model, shape[1:], n, device, guided=null is not None)
+    x = _draw(shape, generator, device)  # x_T ~ N(0, I)
     return reverse_process(model, schedule, x, timesteps, sampler, generator=generator,
                            labels=labels, every=every, progress=progress)  # fmt: skip
 
@@ -333,6 +351,7 @@ def reverse_process(
     was_training = getattr(model, "training", None)
     if was_training is not None:
         model.eval()
+    start = time.perf_counter()
     try:
         with torch.no_grad(), cpu_threads(pick_threads(None, x.device)):
             for i, (t, t_next) in enumerate(tqdm(pairs, desc="sampling", disable=not progress)):
@@ -351,9 +370,18 @@ def reverse_process(
     finally:
         if was_training:
             model.train()
+    if not bool(torch.isfinite(x).all()):  # clamping would hide it: NaN stays NaN
+        raise ValueError(
+            "the model produced NaN or infinite values: its weights may be damaged (load the "
+            "checkpoint again, or train afresh) or the schedule is not the one it was trained "
+            "with."
+        )
     images = x.clamp(-1.0, 1.0).float().cpu()
     frames.append(Frame(timesteps[-2], images, images))
-    return SampleResult(images, frames if every is not None else [], sampler, timesteps[:-1])
+    seconds = time.perf_counter() - start
+    return SampleResult(
+        images, frames if every is not None else [], sampler, timesteps[:-1], seconds
+    )
 
 
 def forward_jump(

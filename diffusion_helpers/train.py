@@ -51,6 +51,7 @@ from .runtime.environment import quick_mode
 from .runtime.graphs import MODES as GRAPH_MODES
 from .runtime.graphs import CudaGraphs
 from .runtime.interrupts import Interrupted
+from .runtime.memory import check_training_memory
 from .runtime.training_run import Step, TrainingError, TrainingRun, TrainingState
 from .schedule import NoiseSchedule
 from .unet import UNet
@@ -340,6 +341,7 @@ def train(
                       seed=run.seed(cfg.seed), device=str(run.device),
                       threads=torch.get_num_threads())  # fmt: skip
         model.to(run.device).train()
+        check_training_memory(model, batch // run.team.world_size, run.device)  # before any work
         ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
         # DDPM trained without weight decay; AdamW with 0 is Adam, named so the choice is visible.
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -347,7 +349,7 @@ def train(
         generator = torch.Generator().manual_seed(cfg.seed)  # every draw of training, on the CPU
         torch.manual_seed(cfg.seed)  # dropout draws from torch's global generator
         state = TrainingState(model, ema, optimizer, scaler, generator, schedule)
-        progress = run.start(state, cfg, source.fingerprint)  # resumes a checkpoint if there is one
+        progress = run.start(state, cfg, source.fingerprint, source.picture)  # resumes if it can
         # a run of few steps warms up over its first fifth rather than spending itself on warm-up
         warmup = min(cfg.warmup_steps, max(1, cfg.steps // 5)) if cfg.steps else cfg.warmup_steps
 

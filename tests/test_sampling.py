@@ -328,7 +328,7 @@ def test_sampling_runs_on_the_threads_pick_threads_gives(schedule, monkeypatch):
     monkeypatch.setattr(sampling, "pick_threads", lambda threads, device: 1)
     before = torch.get_num_threads()
     run(net, schedule, method="ddim", steps=3, seed=0)
-    assert seen == [1, 1, 1] and torch.get_num_threads() == before
+    assert seen == [1] * 4 and torch.get_num_threads() == before  # the estimate's pass, 3 steps
 
 
 def test_forward_jump_samples_q_between_two_steps(x0):
@@ -368,3 +368,21 @@ def test_reverse_process_with_jumps_and_after_step(x0):
 
 
 # ---------------------------------------------------------------- psnr
+
+
+# ---------------------------------------------------------------- bad models and their output
+
+
+def test_a_model_that_is_not_callable_is_one_clear_error(schedule):
+    with pytest.raises(ValueError, match="model must be the noise-prediction net.*NoneType"):
+        sample(None, schedule, n=1, image_size=SIZE, channels=CHANNELS, progress=False)
+
+
+def test_nan_from_the_model_is_an_error_not_clamped_images(schedule):
+    """sample() promises images in [-1, 1]: NaN clamped is still NaN."""
+
+    def broken(x, t):
+        return torch.full_like(x, float("nan"))
+
+    with pytest.raises(ValueError, match="the model produced NaN or infinite values"):
+        run(broken, schedule, method="ddim", steps=3, seed=0, image_size=SIZE, channels=CHANNELS)

@@ -81,3 +81,18 @@ def check_mask(mask: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     if mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
         raise ValueError("mask must hold only 0 (fill) and 1 (keep), or be a bool tensor.")
     return mask.bool()
+
+
+def check_points(points: torch.Tensor, name: str = "points") -> torch.Tensor:
+    """``points`` if it is a cloud of 2D points [N, 2, 1, 1] (N >= 1, floats: N 1x1 pictures
+    with two channels, x and y), else ``ValueError`` saying the shape."""
+    if isinstance(points, torch.Tensor) and (
+        points.dim() != 4 or tuple(points.shape[1:]) != (2, 1, 1) or points.shape[0] == 0
+    ):
+        raise ValueError(
+            f"{name} must be a cloud of 2D points [N, 2, 1, 1] (N 1x1 pictures with two "
+            f"channels, x and y), got {list(points.shape)}; xy [N, 2] becomes one with "
+            "xy[:, :, None, None]."
+        )
+    check_image(points, name)  # a tensor of floats
+    return points

@@ -66,7 +66,7 @@ def choice(value: object, name: str, choices: Sequence[str]) -> str:
 
 def seed(value: object, name: str = "seed") -> int:
     """A seed for ``torch.Generator.manual_seed``: a whole number from 0 to 2^63 - 1."""
-    return whole_number(value, name, 0, MAX_SEED, " Any whole number works, e.g. seed=0.")
+    return whole_number(value, name, 0, MAX_SEED, " Any one in that range works, e.g. seed=0.")
 
 
 def picture_size(value: object, name: str = "size") -> int:

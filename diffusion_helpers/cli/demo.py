@@ -2,7 +2,9 @@
 
 Each function checks every output place before any work starts, writes its pictures to a
 folder and prints one line per file, so a person can open them; the notebooks show the same
-pictures inline. An interrupted run raises :class:`.runtime.interrupts.Interrupted` after saying what
+pictures inline. Pictures are written by :func:`.storage.outputs.write_output`: a file there
+that we did not write is kept, and the picture goes to a fresh name beside it (the line names
+it). An interrupted run raises :class:`.runtime.interrupts.Interrupted` after saying what
 was kept, so the command line can exit with 130 (Ctrl-C) or 143 (SIGTERM).
 """
 
@@ -19,6 +21,7 @@ from ..figures.animation import save_gif
 from ..figures.plots import plot_losses, plot_noising_grid, plot_schedules, show_images
 from ..metrics.psnr import psnr
 from ..pictures.datasets import DATASET_NAMES, load_dataset
+from ..pictures.imagefile import IMAGE_SUFFIXES
 from ..pictures.images import load_image_info, sample_image_path
 from ..runtime.distributed import is_main_process
 from ..runtime.graphs import CudaGraphs
@@ -26,7 +29,12 @@ from ..runtime.interrupts import Interrupted
 from ..sampling import FAST_SAMPLER, Sampler, load_for_sampling, sample
 from ..schedule import NoiseSchedule
 from ..storage.checkpoint import export_weights, read_checkpoint
-from ..storage.outputs import check_checkpoint_target, check_export_target, check_output_folder
+from ..storage.outputs import (
+    check_checkpoint_target,
+    check_export_target,
+    check_output_folder,
+    write_output,
+)
 from ..train import TrainResult, train
 from ..tutorial.settings import TutorialSettings, dataset_settings, settings
 from ..tutorial.work_folder import PRETRAINED
@@ -56,20 +64,20 @@ def run_demo(
     (SDE-DPM-Solver++ in 20 steps by default).
     Returns a summary dict (paths, PSNR, times) that the tests read.
     """
-    cfg = settings(device)
-    size = size or cfg.image_size
+    cfg = settings(device, size)
+    size = cfg.image_size
     check_output_folder(out, "demo's pictures")
     checkpoint = out / "unet.pt"
     check_checkpoint_target(checkpoint)
     x0, info = load_image_info(image if image is not None else sample_image_path(), size=size)
-    model = UNet.preset(cfg.preset, image_channels=x0.shape[1], image_size=size, seed=seed)
+    model = cfg.model(x0.shape[1], seed=seed)
     if checkpoint.exists() and not resume:
         previous = checkpoint.replace(out / "unet.previous.pt")
         print(
             f"Starting afresh; the earlier checkpoint is kept as {previous} (--resume continues)."
         )
     print(f"Picture: {info.describe()}")
-    schedule = NoiseSchedule(cfg.num_steps)
+    schedule = cfg.schedule()
     g = torch.Generator().manual_seed(seed)
 
     written = {
@@ -78,9 +86,7 @@ def run_demo(
             out / "forward_grid.png",
         ),
         "schedules": save_figure(
-            plot_schedules(
-                {"linear (DDPM)": schedule, "cosine": NoiseSchedule(cfg.num_steps, "cosine")}
-            ),
+            plot_schedules({"linear (DDPM)": schedule, "cosine": cfg.schedule("cosine")}),
             out / "schedules.png",
         ),
     }
@@ -91,7 +97,7 @@ def run_demo(
     )
     result = _train(model, x0, schedule, cfg, minutes, steps, seed, checkpoint, cuda_graphs)
     written["loss"] = save_figure(plot_losses(result.losses), out / "loss.png")
-    written["checkpoint"] = checkpoint
+    written["checkpoint"] = result.checkpoint or checkpoint  # where the last save went
 
     start = time.perf_counter()
     run = sample(result.model, schedule, cfg.num_samples, sampler, seed=seed,
@@ -143,18 +149,23 @@ def run_train(
     A labelled dataset trains a class-conditional net unless ``use_labels`` is False. With
     ``export``, also write a small float16 copy of the EMA weights for sampling, unless the run
     was interrupted (then nothing is exported and :class:`.runtime.interrupts.Interrupted` is raised).
-    Under ``torchrun`` every process trains; only the first prints and exports.
+    Under ``torchrun`` every process trains; only the first prints and exports. Returns where
+    the checkpoint is: ``out``, or the rescue path a save went to when ``out`` refused it.
     """
     main = is_main_process()
     source = data if data is not None else str(sample_image_path())
-    named = source.lower() in DATASET_NAMES
-    cfg = dataset_settings(device) if named or Path(source).is_dir() else None
-    cfg = cfg or settings(device)
+    if not source.strip():
+        raise ValueError(
+            "--data is empty: give a picture, a folder of pictures, or one of "
+            f"{', '.join(DATASET_NAMES)}."
+        )
+    picture = Path(source).suffix.lower() in IMAGE_SUFFIXES or Path(source).is_file()
+    cfg = settings(device, size) if picture else dataset_settings(device)
     size = size or cfg.image_size
     check_checkpoint_target(out)
     if export is not None:
         check_export_target(export, out)
-    if named or Path(source).is_dir():
+    if not picture:  # a named dataset, a folder, or neither: load_dataset says which it found
         data = load_dataset(source, size)  # the dataset itself: train() flips folders of photos
         if main:
             print(data.describe())
@@ -163,21 +174,16 @@ def run_train(
     else:
         data = load_image_info(source, size=size)[0]
         channels, classes = data.shape[1], None
-    model = UNet.preset(
-        preset or cfg.preset,
-        image_channels=channels,
-        image_size=size,
-        num_classes=classes,
-        seed=seed,
-    )
-    result = _train(model, data, NoiseSchedule(cfg.num_steps), cfg, minutes, steps, seed, out,
-                    cuda_graphs)  # fmt: skip
+    model = UNet.preset(preset or cfg.preset, image_channels=channels, image_size=size,
+                        patch_size=cfg.patch_size, num_classes=classes, seed=seed)  # fmt: skip
+    result = _train(model, data, cfg.schedule(), cfg, minutes, steps, seed, out, cuda_graphs)
+    saved = result.checkpoint or out  # a save that --out refused went to a rescue path
     if main:
-        print(f"{_trained(result)}; checkpoint: {out}")
+        print(f"{_trained(result)}; checkpoint: {saved}")
     if export is not None and main:
-        small = export_weights(out, export)
+        small = export_weights(saved, export)
         print(f"Sampling-only copy: {small} ({small.stat().st_size / 1e6:.1f} MB)")
-    return out
+    return saved
 
 
 def run_sample(
@@ -285,9 +291,9 @@ def _trained(result: TrainResult) -> str:
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
-    """Write a figure as a PNG at 100 dpi, trimmed; return the path."""
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    return path
+    """Write a figure as a PNG at 100 dpi, trimmed, at ``path`` or a fresh name beside it
+    (:func:`.storage.outputs.write_output`); return the path written."""
+    return write_output(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
 
 
 def _forward_steps(schedule: NoiseSchedule) -> list[int]:

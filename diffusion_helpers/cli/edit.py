@@ -98,14 +98,14 @@ def run_vary(
 ) -> dict:
     """Train a patch model on crops of ``image`` (its checkpoint ``out/vary.pt`` resumes),
     then draw ``n`` variations at the picture's size and at twice its size."""
-    cfg = settings(device)
-    size = size or cfg.image_size
+    cfg = settings(device, size)
+    size = cfg.image_size
     check_output_folder(out, "variations")
     checkpoint = check_checkpoint_target(out / "vary.pt")
     picture = load_image(image if image is not None else sample_image_path(), size=size)
     if minutes is None and steps is None:
         minutes, steps = cfg.train_minutes, cfg.train_steps
-    schedule = NoiseSchedule(cfg.num_steps)
+    schedule = cfg.schedule()
     result = train_variations(
         picture, schedule, crop=crop, minutes=minutes, steps=steps, seed=seed,
         device=cfg.device, checkpoint=checkpoint,
@@ -134,9 +134,15 @@ def _model_and_picture(
 
 
 def _write(out: Path, reverse_gif: list, **figures: object) -> dict:
-    """Save each figure as ``<name>.png`` and the frames as ``reverse.gif``; list them."""
+    """Save each figure as ``<name>.png`` and the frames as ``reverse.gif``; list them, one
+    line each. No frames (an edit of strength 0, which returns the picture as it is, takes no
+    reverse step) make no GIF, and a line says so."""
     written = {name: save_figure(fig, out / f"{name}.png") for name, fig in figures.items()}
-    written["reverse_gif"] = save_gif(reverse_gif, out / "reverse.gif")
+    if reverse_gif:
+        written["reverse_gif"] = save_gif(reverse_gif, out / "reverse.gif")
     for name, path in written.items():
         print(f"  {name:<17} {path}")
+    if not reverse_gif:
+        print(f"  {'reverse_gif':<17} not written: no reverse step was taken (strength 0 keeps "
+              "the picture)")  # fmt: skip
     return written

@@ -3,7 +3,8 @@
 Every failure a user can cause (a bad option, an unreadable image, a missing checkpoint, an
 output that cannot be written) ends with one line on stderr and exit status 2, before any
 work is done where it can be known then; nothing else is caught. Ctrl-C exits with 130 and
-SIGTERM with 143, after saying truthfully what was kept.
+SIGTERM with 143, after saying truthfully what was kept. What the command line prints cannot
+fail to print: a file name that is not UTF-8 is shown with ``\\x`` escapes.
 
 Each command is one function (:mod:`.demo`, :mod:`.edit`) chosen by argparse's
 ``set_defaults``; the sampler options are added by one function, :func:`sampler_options`,
@@ -17,11 +18,14 @@ import sys
 from pathlib import Path
 from typing import Callable, NoReturn, Optional, get_args
 
+from ..checks.values import MAX_SEED
+from ..checks.values import seed as check_seed
 from ..pictures.masks import PRESETS
 from ..runtime.distributed import is_main_process
 from ..runtime.graphs import MODES as GRAPH_MODES
 from ..runtime.interrupts import EXIT_STATUS, Interrupted, stop_signals
 from ..sampling import FAST_SAMPLER, Sampler, Variance
+from ..storage.files import WriteError
 from ..timesteps import METHODS
 from ..train import TrainingError
 from .demo import checkpoint_summary, run_demo, run_sample, run_train
@@ -49,6 +53,21 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return value
+
+
+def seed_number(text: str) -> int:
+    """argparse type: a seed, a whole number from 0 to 2^63 - 1 (what torch's generator takes)."""
+    try:
+        return check_seed(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 0 to {MAX_SEED}, got {text}"
+        ) from None
+
+
+def seed_option(p: argparse.ArgumentParser) -> None:
+    """The ``--seed`` option of every command."""
+    p.add_argument("--seed", type=seed_number, default=0, help="random seed (default: 0)")
 
 
 def sampler_options(p: argparse.ArgumentParser, *steps_flags: str) -> None:
@@ -95,7 +114,7 @@ def training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--steps", type=positive_int, help="train this many steps instead of a time budget"
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    seed_option(p)
     p.add_argument("--device", help="cpu, cuda or mps (default: the fastest available)")
     p.add_argument("--cuda-graphs", choices=GRAPH_MODES, default="auto",
                    help="on a GPU, replay the U-Net as CUDA graphs: auto (when a run pays "
@@ -109,7 +128,7 @@ def from_a_model(p: argparse.ArgumentParser, what: str, n: int = 4) -> None:
                    help="a trained model (default: the shipped pretrained one)")  # fmt: skip
     p.add_argument("-n", type=positive_int, default=n, help=f"how many results (default: {n})")
     p.add_argument("--label", type=int, help="the class to draw (a conditional model, e.g. 7)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    seed_option(p)
     p.add_argument("--device", help="cpu, cuda or mps (default: the fastest available)")
     sampler_options(p, "--steps")
 
@@ -163,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("-n", type=positive_int, default=8, help="number of pictures (default: 8)")
     s.add_argument("--label", type=int, help="the class to draw, for a class-conditional model")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    seed_option(s)
     s.add_argument("--device", help="cpu, cuda or mps (default: the fastest available)")
     sampler_options(s, "--steps", "--ddim-steps")
 
@@ -234,12 +253,15 @@ def vary(args: argparse.Namespace) -> None:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the command line; return the exit status."""
+    printable_output()
     args = build_parser().parse_args(argv)
     try:
         with stop_signals():  # SIGTERM, like Ctrl-C, ends in a message and an exit status
             args.run(args)
-    except (ValueError, FileNotFoundError, TrainingError) as err:
-        # ImageLoadError, CheckpointError, TrainingError and argument checks carry a full message.
+    except (ValueError, FileNotFoundError, TrainingError, WriteError) as err:
+        # ImageLoadError, CheckpointError, TrainingError, WriteError (a full disk) and argument
+        # checks carry a full message. It starts a line of its own: a progress bar ends its line
+        # as the error leaves its loop (tqdm's iterator, or the training run's exit, closes it).
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
@@ -248,6 +270,14 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"\nstopped by {name}: {after_stop(args)}", file=sys.stderr)
         return EXIT_STATUS[name]
     return 0
+
+
+def printable_output() -> None:
+    """Make stdout and stderr write what they cannot encode as escapes (``\\udcff``) instead
+    of failing: a file name that is not UTF-8 must not turn a message into a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # a TextIOWrapper; a replaced stream may not be
+            stream.reconfigure(errors="backslashreplace")
 
 
 def after_stop(args: argparse.Namespace) -> str:

@@ -26,7 +26,9 @@ class ImageDataset(Dataset):
 
     Attributes:
         images: float32 [N, C, S, S] in [-1, 1], C = 1 (grey) or 3 (RGB).
-        labels: int64 [N] with values in 0..len(classes) - 1, or None when unlabelled.
+        labels: int64 [N] with values in 0..len(classes) - 1, or None when unlabelled. Every
+            class has pictures: classes given without any are dropped when the dataset is made
+            and the labels renumbered (:func:`drop_empty_classes`).
         classes: the name of each label; [] when unlabelled.
         source: where the pictures came from, for ``describe``.
         flip: whether a left-right mirror image is as good a training picture: True for
@@ -43,6 +45,7 @@ class ImageDataset(Dataset):
     def __post_init__(self) -> None:
         check_images(self.images, self.source)
         check_labels(self.labels, self.classes, len(self.images), self.source)
+        self.labels, self.classes = drop_empty_classes(self.labels, self.classes, self.source)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -59,7 +62,7 @@ class ImageDataset(Dataset):
         if not self.classes:
             kinds = "unlabelled"
         else:
-            names = ", ".join(self.classes[:10]) + (", ..." if len(self.classes) > 10 else "")
+            names = short_list(self.classes)
             kinds = f"{len(self.classes)} class{'es' if len(self.classes) > 1 else ''}: {names}"
         return f"{self.source}: {n:,} image{'s' if n != 1 else ''}, {s}x{s}, {colour}, {kinds}"
 
@@ -129,6 +132,40 @@ def check_labels(labels: Optional[torch.Tensor], classes: list[str], n: int, sou
             f"{source}: labels must be in 0..{len(classes) - 1} (one per class name), got "
             f"values from {int(labels.min())} to {int(labels.max())}."
         )
+
+
+def drop_empty_classes(
+    labels: Optional[torch.Tensor], classes: list[str], source: str
+) -> tuple[Optional[torch.Tensor], list[str]]:
+    """The classes that have pictures, in their order, and the labels renumbered densely over
+    them (0..K-1), the names kept so each label still reads right; one printed line names the
+    classes dropped. Labels [0, 2, 5] of classes "0".."5" become [0, 1, 2] of "0", "2", "5".
+
+    A class without pictures (an unreadable class folder, ``limit=``, labels with gaps) would
+    give a conditional model a label it never saw, and sampling that label would draw noise
+    without a word."""
+    if labels is None or not classes:
+        return labels, classes
+    present = torch.bincount(labels, minlength=len(classes)) > 0
+    if bool(present.all()):
+        return labels, classes
+    kept = present.nonzero().flatten()
+    dropped = [classes[i] for i in (~present).nonzero().flatten().tolist()]
+    renumber = torch.full((len(classes),), -1, dtype=torch.int64)
+    renumber[kept] = torch.arange(len(kept))
+    names = [classes[i] for i in kept.tolist()]
+    labels_now = "label 0 is" if len(names) == 1 else f"labels 0..{len(names) - 1} are"
+    print(
+        f"{source}: no pictures of class{'es' if len(dropped) > 1 else ''} {short_list(dropped)}, "
+        f"so {'they are' if len(dropped) > 1 else 'it is'} left out: {labels_now} now "
+        f"{short_list(names)}."
+    )
+    return renumber[labels], names
+
+
+def short_list(names: list[str], most: int = 10) -> str:
+    """Names joined by commas, the first ``most`` of them and "..." after."""
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
 def describe_value(value: object) -> str:

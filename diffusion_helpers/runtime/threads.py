@@ -13,9 +13,11 @@ import torch
 
 
 def pick_threads(threads: Optional[int], device: torch.device, most: Optional[int] = None) -> int:
-    """CPU threads for training and sampling: ``threads`` if given; on a CPU, as many as there
-    are cores that other programs leave free (:func:`busy_cores_of_others`), at least 1 and at
-    most torch's current setting; elsewhere torch's current setting.
+    """CPU threads for training and sampling: ``threads`` if given (at most the cores this
+    process may use: more only wait on each other, and 1000 threads on 2 cores did not finish
+    2 training steps in 300 s); on a CPU, as many as there are cores that other programs leave
+    free (:func:`busy_cores_of_others`), at least 1 and at most torch's current setting;
+    elsewhere torch's current setting.
 
     Threads that wait on each other for a busy core are ruinous: with two other programs
     spinning on this 2-core machine, 2 threads trained 12x slower than idle and sampled 7x
@@ -25,6 +27,12 @@ def pick_threads(threads: Optional[int], device: torch.device, most: Optional[in
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive integer, got {threads!r}.")
+        cores = usable_cores()
+        if threads > cores:
+            raise ValueError(
+                f"threads={threads} is more than the {cores} CPU core{'s' if cores > 1 else ''} "
+                f"this process may use: give threads from 1 to {cores}, or None to choose."
+            )
         return threads
     current = most if most is not None else torch.get_num_threads()
     if device.type != "cpu":

@@ -176,12 +176,19 @@ class TrainingRun:
             self._stored = read_checkpoint(self.path)
         return self._stored
 
-    def start(self, state: TrainingState, config: Any, data_fingerprint: str) -> Progress:
+    def start(
+        self,
+        state: TrainingState,
+        config: Any,
+        data_fingerprint: str,
+        picture: Optional[torch.Tensor] = None,
+    ) -> Progress:
         """Resume from the checkpoint if there is one (same model, schedule, data and seed, or
         a :class:`CheckpointError` that says which differs), then set up the saves, the
         progress bar, CUDA graphs and the stop signals. ``config`` is the resolved config,
-        stored in the checkpoint."""
+        stored in the checkpoint, with ``picture`` when the data is one picture."""
         self.config, self.state, self.fingerprint = config, state, data_fingerprint
+        self.picture = picture
         progress = Progress()
         if self.resuming:  # every process reads the checkpoint
             check_same_run(self.stored(), config, data_fingerprint, self.path)
@@ -221,7 +228,8 @@ class TrainingRun:
         cfg = self.config
         settings = {k: getattr(cfg, k) for k in ("batch_size", "lr", "precision", "flip", "seed",
                                                   "device", "threads", "prediction")}  # fmt: skip
-        return {"data": self.fingerprint, "settings": settings, "processes": self.team.world_size}
+        record = {"data": self.fingerprint, "settings": settings, "processes": self.team.world_size}
+        return {**record, "picture": self.picture} if self.picture is not None else record
 
     def keep_going(self, progress: Progress) -> bool:
         """False once the budget is spent or a stop was asked for (by any process)."""

@@ -1,20 +1,22 @@
 """The command line and the headless demo (quick mode: tiny sizes, a few training steps)."""
 
+import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
 
 from diffusion_helpers.cli.main import main
+from diffusion_helpers.storage.checkpoint import read_checkpoint, rescue_path
 
 
 def run_cli(*args, env_quick=True, cwd=None):
     env = {"DIFFUSION_QUICK": "1"} if env_quick else {}
-    import os
-
     return subprocess.run(
         [sys.executable, "-m", "diffusion_helpers", *args],
         capture_output=True,
@@ -240,3 +242,119 @@ def test_edit_and_inpaint_errors_are_one_line(tmp_path, capsys, args, words):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err, err
+
+
+FEW_STEPS = ["-n", "1", "--method", "dpm_solver", "--steps", "2", "--device", "cpu"]
+
+
+def error_line(err: str) -> str:
+    """The error of a run's stderr: one line, the last, after the progress bars' lines."""
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
+    return errors[0]
+
+
+@pytest.mark.parametrize("seed", [str(2**70), "-1"])  # 1.5 and "a": argparse's int refuses them
+@pytest.mark.parametrize("command", ["demo", "train", "sample", "edit", "inpaint", "vary"])
+def test_a_seed_that_is_not_a_seed_is_one_line_before_any_work(command, seed, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--seed", seed])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--seed" in err and "from 0 to" in err, err
+
+
+def test_sample_keeps_the_user_s_files_and_names_what_it_wrote(tmp_path, capsys):
+    """samples.png of the user's and a symlink named reverse.gif (to a file outside) stay as
+    they are; the pictures go beside them and the printed lines name where."""
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "samples.png").write_bytes(b"my own picture")
+    outside = tmp_path / "notes.txt"
+    outside.write_text("my notes")
+    (out / "reverse.gif").symlink_to(outside)
+    assert main(["sample", *FEW_STEPS, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"samples       {out / 'samples-2.png'}" in printed
+    assert f"reverse_gif   {out / 'reverse-2.gif'}" in printed
+    assert (out / "samples.png").read_bytes() == b"my own picture"
+    assert outside.read_text() == "my notes" and (out / "reverse.gif").is_symlink()
+    with Image.open(out / "samples-2.png") as img:
+        assert img.width > 10
+
+
+def test_a_full_disk_while_writing_pictures_is_one_line_and_leaves_no_file(
+    tmp_path, capsys, monkeypatch
+):
+    def full(self, fname, **kwargs):
+        if hasattr(fname, "write"):
+            fname.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    out = tmp_path / "s"
+    assert main(["sample", *FEW_STEPS, "--out", str(out)]) == 2
+    err = error_line(capsys.readouterr().err)
+    assert "No space left on device" in err and str(out / "samples.png") in err, err
+    assert [p.name for p in out.iterdir()] == []  # no 0-byte picture, no temporary
+
+
+def test_an_edit_of_strength_0_writes_the_picture_and_says_there_is_no_gif(tmp_path, capsys):
+    out = tmp_path / "e"
+    assert main(["edit", "--strength", "0", *FEW_STEPS, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert (out / "edits.png").is_file() and not (out / "reverse.gif").exists()
+    assert "reverse_gif       not written: no reverse step was taken" in printed
+
+
+def failing_saves(monkeypatch, failures):
+    """Make torch.save raise the given errors, one per call (None: save as usual)."""
+    real, left = torch.save, list(failures)
+
+    def save(obj, f, *args, **kwargs):
+        failure = left.pop(0) if left else None
+        if failure is not None:
+            raise failure
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+def test_a_rescued_checkpoint_is_the_one_exported_and_named(tmp_path, capsys, monkeypatch):
+    """--out refuses the save (a full disk): the checkpoint goes to the rescue path, and the
+    export and the last lines follow it there."""
+    monkeypatch.setenv("DIFFUSION_QUICK", "1")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    failing_saves(monkeypatch, [OSError(28, "No space left on device")])
+    ckpt, small = tmp_path / "out" / "unet.pt", tmp_path / "small.pt"
+    args = ["train", "--steps", "1", "--device", "cpu", "--out", str(ckpt), "--export", str(small)]
+    assert main(args) == 0, capsys.readouterr().err
+    rescued = rescue_path(ckpt)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert f"could not write {ckpt}: No space left on device; saved to {rescued}" in lines[-3]
+    assert lines[-2].endswith(f"; checkpoint: {rescued}")
+    assert lines[-1].startswith(f"Sampling-only copy: {small}")
+    assert not ckpt.exists() and read_checkpoint(small)["step"] == 1
+
+
+def test_export_onto_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DIFFUSION_QUICK", "1")
+    failing_saves(monkeypatch, [None, OSError(28, "No space left on device")])
+    ckpt, small = tmp_path / "unet.pt", tmp_path / "small.pt"
+    args = ["train", "--steps", "1", "--device", "cpu", "--out", str(ckpt), "--export", str(small)]
+    assert main(args) == 2
+    err = error_line(capsys.readouterr().err)
+    assert str(small) in err and "No space left" in err, err
+    assert ckpt.exists() and not small.exists()
+
+
+def test_names_that_are_not_utf8_print(tmp_path, capsys):
+    """A message naming such a file, and the lines naming pictures written into such a
+    folder, print instead of failing with "'utf-8' codec can't encode"."""
+    missing = tmp_path / os.fsdecode(b"\xff.pt")
+    assert main(["sample", "--checkpoint", str(missing), "--out", str(tmp_path / "s")]) == 2
+    assert "\\xff.pt" in capsys.readouterr().err
+    out = tmp_path / os.fsdecode(b"\xfepictures")
+    assert main(["sample", *FEW_STEPS, "--out", str(out)]) == 0
+    assert "pictures/samples.png" in capsys.readouterr().out
+    assert (out / "samples.png").is_file()

@@ -27,11 +27,21 @@ def test_cpu_threads_are_restored_even_on_errors():
     assert torch.get_num_threads() == before
 
 
-def test_given_threads_win_and_bad_ones_are_refused():
+def test_given_threads_win_and_bad_ones_are_refused(monkeypatch):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 4)
     assert pick_threads(3, CPU) == 3
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="threads"):
             pick_threads(bad, CPU)
+
+
+def test_more_threads_than_cores_are_refused(monkeypatch):
+    """1000 threads on 2 cores wait on each other: 2 training steps took over 300 s."""
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    assert pick_threads(2, CPU) == 2
+    with pytest.raises(ValueError, match="threads=1000 is more than the 2 CPU cores") as info:
+        pick_threads(1000, CPU)
+    assert "from 1 to 2" in str(info.value)
 
 
 def test_threads_leave_the_cores_others_keep_busy(monkeypatch):

@@ -2,6 +2,8 @@
 
 import os
 import pickle
+import struct
+import tempfile
 
 import pytest
 import torch
@@ -11,12 +13,14 @@ from diffusion_helpers.sampling import load_for_sampling
 from diffusion_helpers.schedule import NoiseSchedule
 from diffusion_helpers.storage.checkpoint import (
     CheckpointError,
+    check_config,
     export_weights,
     read_checkpoint,
-    remove_stale_temporaries,
+    rescue_path,
     save_checkpoint,
     save_or_rescue,
 )
+from diffusion_helpers.storage.files import WriteError
 from diffusion_helpers.train import train
 from diffusion_helpers.unet import load_checkpoint
 
@@ -124,21 +128,6 @@ def test_export_is_small_samples_the_same_and_cannot_resume(trained, tmp_path):
         train(tiny_model(), images(1), SCHEDULE, steps=5, checkpoint=small, **FAST)
 
 
-def test_killed_saves_leave_temporaries_the_next_save_removes(tmp_path):
-    """Only the names a save makes (<name>.<pid>.<8 characters>.tmp) of a dead process go; a
-    user's file that merely starts with the checkpoint's name stays."""
-    path = tmp_path / "unet.pt"
-    dead = tmp_path / "unet.pt.999999999.abcd1234.tmp"  # a pid that cannot exist
-    mine = tmp_path / f"unet.pt.{os.getpid()}.live1234.tmp"  # a save in progress here
-    users = [tmp_path / "unet.pt.notes.tmp", tmp_path / "unet.pt.k3j4h5.tmp",
-             tmp_path / "unet.pt.999999999.my notes.tmp"]  # fmt: skip
-    for f in (dead, mine, *users):
-        f.write_bytes(b"partial")
-    save_checkpoint(path, {"model_config": {}, "model": {}, "step": 0})
-    assert not dead.exists() and mine.exists() and all(f.exists() for f in users)
-    assert remove_stale_temporaries(path) == []
-
-
 def test_a_folder_that_refuses_the_save_sends_it_to_the_rescue_path(tmp_path, monkeypatch):
     state = {"model_config": {}, "model": {}, "step": 1}
     blocked = tmp_path / "not_a_folder"
@@ -149,3 +138,102 @@ def test_a_folder_that_refuses_the_save_sends_it_to_the_rescue_path(tmp_path, mo
         assert read_checkpoint(where)["step"] == 1
     finally:
         where.unlink()
+
+
+# What torch's zip writer raises inside torch.save when the disk fills up.
+TORCH_FULL_DISK = (
+    "[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed writing file "
+    "data/0: file write failed"
+)
+STATE = {"model_config": {}, "model": {"w": torch.ones(4)}, "step": 1}
+
+
+def failing_saves(monkeypatch, failures):
+    """Make torch.save raise the given errors, one per call (None: save as usual)."""
+    real, left = torch.save, list(failures)
+
+    def save(obj, f, *args, **kwargs):
+        failure = left.pop(0) if left else None
+        if failure is not None:
+            f.write(b"half a checkpoint")
+            raise failure
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+@pytest.mark.parametrize(
+    "failure, reason",
+    [
+        (RuntimeError(TORCH_FULL_DISK), "file write failed (is the disk full?)"),
+        (OSError(5, "Input/output error"), "Input/output error"),  # any errno, said plainly
+    ],
+)
+def test_every_failed_save_goes_to_the_rescue_path(tmp_path, monkeypatch, failure, reason):
+    """A full disk inside torch.save is torch's RuntimeError, not an OSError: it is rescued too."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    failing_saves(monkeypatch, [failure])
+    path = tmp_path / "out" / "unet.pt"
+    where, why = save_or_rescue(path, STATE)
+    assert where == rescue_path(path) and where.parent == tmp_path / "tmp" and why == reason
+    assert read_checkpoint(where)["step"] == 1
+    assert list((tmp_path / "out").iterdir()) == []  # no half-written file, no temporary
+
+
+def test_when_the_rescue_fails_too_one_line_names_both_paths(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    failing_saves(monkeypatch, [RuntimeError(TORCH_FULL_DISK), OSError(28, "No space")])
+    path = tmp_path / "unet.pt"
+    with pytest.raises(WriteError) as info:
+        save_or_rescue(path, STATE)
+    message = str(info.value)
+    assert len(message.splitlines()) == 1
+    assert f"to {path} (file write failed (is the disk full?))" in message
+    assert f"nor to {rescue_path(path)} (No space left on device)" in message
+
+
+def test_a_flipped_bit_is_a_damaged_checkpoint(tmp_path):
+    """torch.load does not check the zip's CRCs: a weight of 1.0 that became 3.4e38 (the bits
+    of its exponent flipped) would load and sample silently."""
+    path = save_checkpoint(tmp_path / "unet.pt", {**STATE, "model": {"w": torch.ones(64)}})
+    data = bytearray(path.read_bytes())
+    at = data.find(struct.pack("<f", 1.0) * 64)
+    data[at : at + 4] = struct.pack("<f", 3.4e38)
+    path.write_bytes(bytes(data))
+    assert torch.load(path, weights_only=True)["model"]["w"][0] == torch.tensor(3.4e38)
+    with pytest.raises(CheckpointError, match="is damaged: the bytes of .* do not match") as info:
+        read_checkpoint(path)
+    assert "train afresh" in str(info.value)
+
+
+def test_nan_weights_are_a_damaged_checkpoint_not_a_diverged_run(trained, tmp_path):
+    good, _ = trained
+    state = read_checkpoint(good)
+    first = next(iter(state["ema"]))
+    state["ema"][first] = torch.full_like(state["ema"][first], float("nan"))
+    bad = tmp_path / "nan.pt"
+    torch.save(state, bad)
+    with pytest.raises(CheckpointError, match=rf"damaged: ema\.{first} holds NaN or infinite"):
+        load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match="damaged") as info:  # a resume from it
+        train(tiny_model(), images(1), SCHEDULE, steps=4, batch_size=2, checkpoint=bad, **FAST)
+    assert "diverged" not in str(info.value)
+
+
+def test_a_size_change_is_named_by_the_size_not_a_derived_key(tmp_path):
+    stored = {"attention_resolutions": (8,), "base_channels": 8, "image_size": 16}
+    given = {"attention_resolutions": (16,), "base_channels": 8, "image_size": 32}
+    with pytest.raises(CheckpointError) as info:
+        check_config(stored, given, "model", tmp_path / "unet.pt")
+    message = str(info.value)
+    assert "image_size is 16 in the checkpoint but 32 here" in message
+    assert "(also different: attention_resolutions)" in message
+
+
+def test_messages_name_a_path_that_is_not_utf8(tmp_path):
+    name = os.fsdecode(b"\xff.pt")
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(tmp_path / name)
+    message = str(info.value)
+    assert "\\xff.pt" in message and message.encode("utf-8")  # printable everywhere

@@ -8,11 +8,13 @@ import pytest
 from tiny import FAST, SCHEDULE, images, tiny_model
 
 from diffusion_helpers.storage.checkpoint import CheckpointError, export_weights
+from diffusion_helpers.storage.files import WriteError
 from diffusion_helpers.storage.outputs import (
     CheckpointLock,
     check_checkpoint_target,
     check_export_target,
     check_output_folder,
+    write_output,
 )
 from diffusion_helpers.train import train
 
@@ -114,3 +116,48 @@ def test_a_lock_is_the_kernel_s_held_while_its_process_lives(tmp_path):
     assert (tmp_path / "unet.pt.lock").exists()  # killed: the file stays, the lock does not
     train(tiny_model(), images(1), SCHEDULE, steps=1, batch_size=2, checkpoint=path, **FAST)
     assert path.exists() and not (tmp_path / "unet.pt.lock").exists()
+
+
+def write_text(text):
+    """A writer for write_output: the bytes of ``text``."""
+    return lambda f: f.write(text.encode())
+
+
+def test_a_picture_never_replaces_a_file_that_is_not_ours(tmp_path):
+    """The user's samples.png stays; ours goes beside it, and the next run replaces ours."""
+    mine = tmp_path / "samples.png"
+    mine.write_bytes(b"the user's own picture")
+    first = write_output(mine, write_text("ours 1"))
+    assert first == tmp_path / "samples-2.png" and first.read_text() == "ours 1"
+    assert write_output(mine, write_text("ours 2")) == first and first.read_text() == "ours 2"
+    assert mine.read_bytes() == b"the user's own picture"
+    first.write_text("edited by the user")  # now theirs: kept too
+    assert write_output(mine, write_text("ours 3")) == tmp_path / "samples-3.png"
+    assert first.read_text() == "edited by the user"
+    fresh = write_output(tmp_path / "new.png", write_text("x"))  # a free name is used as it is
+    assert fresh == tmp_path / "new.png"
+
+
+def test_a_symlink_is_never_written_through(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("a file elsewhere")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "reverse.gif").symlink_to(outside)
+    written = write_output(folder / "reverse.gif", write_text("GIF89a"), "GIF")
+    assert written == folder / "reverse-2.gif" and written.read_text() == "GIF89a"
+    assert outside.read_text() == "a file elsewhere" and (folder / "reverse.gif").is_symlink()
+
+
+def test_a_full_disk_while_writing_a_picture_leaves_nothing(tmp_path):
+    def full(f):
+        f.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(WriteError) as info:
+        write_output(tmp_path / "samples.png", full)
+    assert str(info.value) == (
+        f"could not write the picture {tmp_path / 'samples.png'}: No space left on device. "
+        "Free some space or choose another place."
+    )
+    assert list(tmp_path.iterdir()) == []  # no 0-byte picture, no temporary, no manifest
