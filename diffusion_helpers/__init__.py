@@ -26,12 +26,19 @@ from .figures.plots import (
     plot_chain_vs_closed_form,
     plot_loss_by_timestep,
     plot_losses,
+    plot_noise_at_sizes,
     plot_noise_prediction,
     plot_noising_grid,
     plot_pixel_values,
     plot_sampler_quality,
     plot_schedules,
     show_images,
+)
+from .figures.points import (
+    plot_memorisation,
+    plot_points_dissolving,
+    plot_score_field,
+    plot_trajectories,
 )
 from .figures.widgets import MaskPicker, forward_slider, reverse_explorer
 from .forward import add_noise, add_noise_chain, add_noise_step
@@ -54,6 +61,7 @@ from .metrics.copying import (
     picture_variants,
     sample_spread,
 )
+from .metrics.distributions import energy_distance
 from .metrics.psnr import psnr
 from .pictures.dataset import DATASET_NAMES, ImageDataset
 from .pictures.datasets import load_dataset
@@ -87,9 +95,18 @@ from .sampling import (
 from .schedule import NoiseSchedule, make_betas
 from .storage.checkpoint import CheckpointError, export_weights
 from .timesteps import ddim_timesteps
-from .train import TrainConfig, TrainingError, TrainResult, train
+from .train import (
+    TrainConfig,
+    TrainingError,
+    TrainResult,
+    default_batch_size,
+    default_lr,
+    train,
+)
 from .tutorial import derivations, exercises
+from .tutorial.comparisons import compare_samplers, quality_by_steps, show_runs
 from .tutorial.derivations import noise_prediction_examples
+from .tutorial.points import GaussianMixture, PointNet, ideal_denoiser, points_from_picture
 from .tutorial.settings import TutorialSettings, dataset_settings, settings
 from .tutorial.sweeps import (
     class_labels,
@@ -102,9 +119,11 @@ from .tutorial.work_folder import (
     STORED_IMAGE_SIZE,
     checkpoint_path,
     fresh_checkpoint_path,
+    load_digits_model,
     load_tutorial_model,
     my_image,
     save_my_image,
+    start,
     work_dir,
 )
 from .unet import UNet, UNetConfig, load_checkpoint
@@ -130,29 +149,36 @@ __all__ = [
     "class_labels",
     "class_sampler",
     "CLIP_X0",
+    "compare_samplers",
     "copy_psnr",
     "DATASET_NAMES",
     "dataset_settings",
     "ddim_step",
     "ddim_timesteps",
+    "default_batch_size",
     "DEFAULT_GUIDANCE",
     "DEFAULT_IMAGE",
+    "default_lr",
     "derivations",
     "describe_device",
     "DigitClassifier",
     "diversity",
     "dpm_solver_2m_step",
     "edit",
+    "energy_distance",
     "exercises",
     "export_weights",
+    "FAST_SAMPLER",
     "features",
     "forward_slider",
     "Frame",
     "frechet_distance",
     "fresh_checkpoint_path",
+    "GaussianMixture",
     "guidance_sweep",
     "guidance_table",
     "held_out_patch_distance",
+    "ideal_denoiser",
     "IMAGE_SUFFIXES",
     "ImageDataset",
     "ImageInfo",
@@ -163,6 +189,7 @@ __all__ = [
     "is_main_process",
     "load_checkpoint",
     "load_dataset",
+    "load_digits_model",
     "load_for_sampling",
     "load_image",
     "load_image_info",
@@ -187,15 +214,23 @@ __all__ = [
     "plot_guidance_sweep",
     "plot_loss_by_timestep",
     "plot_losses",
+    "plot_memorisation",
     "plot_nearest_neighbours",
+    "plot_noise_at_sizes",
     "plot_noise_prediction",
     "plot_noising_grid",
     "plot_pixel_values",
+    "plot_points_dissolving",
     "plot_sampler_quality",
     "plot_schedules",
+    "plot_score_field",
+    "plot_trajectories",
+    "PointNet",
+    "points_from_picture",
     "predict_x0",
     "psnr",
     "q_posterior",
+    "quality_by_steps",
     "quick_mode",
     "RandomCrops",
     "receptive_field",
@@ -203,16 +238,17 @@ __all__ = [
     "reverse_process",
     "reverse_step",
     "sample",
-    "Sampler",
-    "FAST_SAMPLER",
     "sample_image_path",
     "sample_spread",
     "sample_variations",
+    "Sampler",
     "SampleResult",
     "save_gif",
     "save_my_image",
     "settings",
     "show_images",
+    "show_runs",
+    "start",
     "STORED_IMAGE_SIZE",
     "to_numpy",
     "to_pil",

@@ -43,18 +43,21 @@ sys.path.insert(0, "ddpm-on-your-picture" if "google.colab" in sys.modules else 
 
 import diffusion_helpers as dh
 
-S = dh.settings()  # sizes for this machine (tiny ones when DIFFUSION_QUICK=1)
-print(dh.describe_device(S.device))
+KEEP_ON_DRIVE = True  # Colab: keep your picture and models on Google Drive, where every notebook finds them
+S = dh.start(KEEP_ON_DRIVE)  # the work folder, and the sizes for this machine
 
 # %% [markdown]
 # ## Pick a picture
 #
 # Three ways, use whichever suits you:
 #
-# - **Upload button** (Jupyter, VS Code, Colab): click it, choose a photo, then re-run the cell
-#   below it. (In Colab the button drops files over about 1 MB: use the dialog below instead.)
+# - **In Colab, its own file dialog** (the default there): the cell below opens it and waits;
+#   choose a photo, or press *Cancel upload* to keep the sample. It takes phone photos of any
+#   size.
+# - **The upload button** (Jupyter, VS Code; in Colab with `COLAB_DIALOG = False`): click it,
+#   choose a photo, then re-run the cell below it. (In Colab the button drops files over about
+#   1 MB, most phone photos: the dialog does not.)
 # - **A path**: set `IMAGE_PATH = "my_photo.jpg"` in the cell below.
-# - **Colab's own file dialog**: set `COLAB_DIALOG = True` (Colab only).
 #
 # Nearly anything works: phone photos (rotated the right way up), screenshots with
 # transparency, 16-bit PNGs, GIFs. HEIC photos from an iPhone need converting first; the
@@ -66,11 +69,10 @@ uploader
 
 # %% Re-run this cell after uploading.
 IMAGE_PATH = None  # e.g. "my_photo.jpg"
-COLAB_DIALOG = False  # True: open Colab's upload dialog (it waits for you)
+COLAB_DIALOG = True  # in Colab, open its file dialog (it waits for you); False: the button
 
 picture, info = dh.pick_image(uploader, path=IMAGE_PATH, dialog=COLAB_DIALOG, size=dh.STORED_IMAGE_SIZE)
-print(f"Using {info.name} ({info.original_size[0]}x{info.original_size[1]} px)")
-print(f"Saved for the next notebooks as {dh.save_my_image(picture)}")
+print(f"Saved for the next notebooks as {dh.save_my_image(picture, info)}")
 dh.show_images(picture, titles=[info.name])
 
 # %% [markdown]

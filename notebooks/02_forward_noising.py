@@ -19,8 +19,11 @@
 # # 2 · The forward process: destroying a picture with noise
 #
 # Diffusion starts with something easy: take a picture $x_0$ and add a little Gaussian noise,
-# again and again, for $T = 1000$ steps, until nothing of the picture is left. Learning to
-# *undo* one small step is what the model will do in notebook 03.
+# again and again, for $T = 1000$ steps, until nothing of the picture is left. In notebook 03 a
+# network learns to tell, at any step, which part of the noisy picture is noise; notebook 04
+# then uses it to undo the steps, one by one, from pure noise back to a picture.
+#
+# *About a minute, on a Colab CPU runtime or a GPU.*
 
 # %% Setup: in Colab, fetch and install the tutorial package; locally this only imports it.
 import os
@@ -38,8 +41,9 @@ import torch
 
 import diffusion_helpers as dh
 
-S = dh.settings()
-x0 = dh.my_image(size=S.image_size)  # your picture from notebook 01, or the sample
+KEEP_ON_DRIVE = True  # Colab: keep your picture and models on Google Drive, where every notebook finds them
+S = dh.start(KEEP_ON_DRIVE)  # the work folder, and the sizes for this machine
+x0 = dh.my_image(size=S.image_size)  # your picture from notebook 01 (or, if none, the sample)
 
 # %% [markdown]
 # ## One step of noise
@@ -65,8 +69,8 @@ x0 = dh.my_image(size=S.image_size)  # your picture from notebook 01, or the sam
 # shows $x_1$).
 
 # %%
-schedule = dh.NoiseSchedule(S.num_steps, "linear")
-cosine = dh.NoiseSchedule(S.num_steps, "cosine")
+schedule = S.schedule("linear")
+cosine = S.schedule("cosine")
 print(schedule)
 print(f"beta at t=0: {schedule.betas[0]:.6f}, at t={S.num_steps - 1}: {schedule.betas[-1]:.6f}")
 
@@ -83,7 +87,7 @@ print(f"beta at t=0: {schedule.betas[0]:.6f}, at t={S.num_steps - 1}: {schedule.
 # variance 1. Check with random numbers, starting from variance 0 (a flat picture), 0.25 and 4:
 
 # %%
-dh.derivations.variance_goes_to_one(schedule, n=5_000 if S.quick else 20_000)
+dh.derivations.variance_goes_to_one(schedule)
 
 # %% [markdown]
 # ## Jumping straight to step t
@@ -130,7 +134,7 @@ def alpha_bar(betas):
 # %% jupyter={"source_hidden": true} cellView="form"
 # @title Solution (in Colab: double-click to show the code)
 # Solution. Running this cell replaces your alpha_bar with this one.
-def alpha_bar(betas):  # noqa: F811 (replaces the exercise's version on purpose)
+def alpha_bar(betas):
     return torch.cumprod(1 - betas, dim=0)  # (1 - beta_0) (1 - beta_1) ... (1 - beta_t)
 
 
@@ -156,7 +160,7 @@ def q_sample(x0, t, noise, schedule):
 # %% jupyter={"source_hidden": true} cellView="form"
 # @title Solution (in Colab: double-click to show the code)
 # Solution. Running this cell replaces your q_sample with this one.
-def q_sample(x0, t, noise, schedule):  # noqa: F811 (replaces the exercise's version on purpose)
+def q_sample(x0, t, noise, schedule):
     abar = schedule.gather(schedule.alpha_bars, t, x0)  # abar_t, shaped [B, 1, 1, 1], float32
     return abar.sqrt() * x0 + (1 - abar).sqrt() * noise  # eq. 4
 
@@ -199,7 +203,7 @@ dh.plot_schedules({"linear (DDPM)": schedule, "cosine": cosine})
 # each pixel with what the closed form $q(x_t \mid x_0)$ predicts.
 
 # %%
-dh.plot_chain_vs_closed_form(x0, schedule, n=256 if S.quick else 1024, seed=0)
+dh.plot_chain_vs_closed_form(x0, schedule, seed=0)
 
 # %% [markdown]
 # The dots (the step-by-step chain) land on the lines (the closed form): both routes give the
@@ -217,6 +221,23 @@ dh.plot_noising_grid(x0, schedule, [0, 50, 100, 200, 300, 500, 700, 999], genera
 
 # %%
 dh.plot_noising_grid(x0, cosine, [0, 50, 100, 200, 300, 500, 700, 999], generator=torch.Generator().manual_seed(0))
+
+# %% [markdown]
+# ## A bigger picture needs more noise
+#
+# The same $t$ does not destroy every picture equally. Below, your picture at 32, 64 and 128
+# px, noised to the same step (top row: the same noise per pixel). Shrink each noisy picture
+# to 32 px by averaging blocks of pixels (middle row): averaging $k \times k$ pixels divides
+# the noise's variance by $k^2$ but keeps the picture's coarse shapes, so the 128 px picture
+# still shows them, its signal-to-noise ratio 16 times higher. Its layout survives longer, and
+# the steps that decide the layout get less training. The fix (Hoogeboom et al. 2023, "simple
+# diffusion"): **shift the schedule** for the picture's size, lowering every
+# $\log \mathrm{SNR}(t)$ by $2 \log k$; with it (bottom row) the three look alike again.
+# `dh.NoiseSchedule(..., shift=k)` does it; the tutorial trains 64 px pictures on a CPU and 128
+# px on a GPU (notebook 03 measures what helps at those sizes).
+
+# %%
+dh.plot_noise_at_sizes(dh.my_image(size=128, verbose=False), schedule, t=400)
 
 # %% [markdown]
 # ## Try it yourself

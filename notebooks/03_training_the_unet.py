@@ -20,6 +20,9 @@
 #
 # To run the noising backwards we need, at every step, a guess of the noise $\varepsilon$ that
 # is hidden in $x_t$. A neural network $\varepsilon_\theta(x_t, t)$ learns exactly that.
+#
+# *About 6 minutes on a Colab CPU runtime (4 of them training, one for the hand-written loop),
+# about the same on a GPU, which spends its 4 minutes on a larger net and 128 px pictures.*
 
 # %% Setup: in Colab, fetch and install the tutorial package; locally this only imports it.
 import os
@@ -38,33 +41,12 @@ from IPython.display import display
 
 import diffusion_helpers as dh
 
-S = dh.settings()
-print(dh.describe_device(S.device))
-
-# %% [markdown]
-# **Optional, Colab only: keep your work on Google Drive.** A Colab runtime forgets its files
-# when it stops, the trained model included. Set `KEEP_ON_DRIVE = True` and run this cell to
-# keep the work folder (your picture, the checkpoint) in your Drive instead; Colab asks for
-# permission once. In notebook 04, run its copy of this cell too, so that it finds the model.
-# Outside Colab the cell does nothing.
-
-# %%
-KEEP_ON_DRIVE = False
-if KEEP_ON_DRIVE and dh.in_colab():
-    import shutil
-
-    from google.colab import drive
-
-    drive.mount("/content/drive")
-    picture = dh.work_dir() / "my_image.png"  # from notebook 01, if it ran in this runtime
-    os.environ["DIFFUSION_WORKDIR"] = "/content/drive/MyDrive/ddpm-tutorial"
-    if picture.exists() and not (dh.work_dir() / picture.name).exists():
-        shutil.copy(picture, dh.work_dir())
-    print(f"Work folder: {dh.work_dir()}")
+KEEP_ON_DRIVE = True  # Colab: keep your picture and models on Google Drive, where every notebook finds them
+S = dh.start(KEEP_ON_DRIVE)  # the work folder, and the sizes for this machine
 
 # %%
 x0 = dh.my_image(size=S.image_size)
-schedule = dh.NoiseSchedule(S.num_steps)
+schedule = S.schedule()
 
 # %% [markdown]
 # ## The network: a small U-Net
@@ -72,7 +54,7 @@ schedule = dh.NoiseSchedule(S.num_steps)
 # The U-Net (Ronneberger et al. 2015, as used by DDPM) looks at the noisy picture at several
 # scales:
 #
-# - the **down path** halves the picture at each level (at 32 px: 32 → 16 → 8 pixels), so
+# - the **down path** halves the picture at each level (at 64 px: 64 → 32 → 16 pixels), so
 #   deeper layers see larger regions;
 # - the **up path** grows it back, and **skip connections** hand the fine detail of each scale
 #   straight across;
@@ -82,9 +64,20 @@ schedule = dh.NoiseSchedule(S.num_steps)
 # - **self-attention** at a coarse scale lets distant pixels talk to each other.
 #
 # Its output has the same shape as its input: one noise value per pixel.
+#
+# **Its cost grows with the pixels.** At 64 px every layer of the first level works on four
+# times the positions it has at 32 px, so a training step costs about four times as much. One
+# way around it is the **patch stem** of "simple diffusion" (Hoogeboom et al. 2023,
+# `patch_size=2`): cut the picture into 2x2 patches and give the U-Net each patch as one
+# position with 12 channels, so it works at 32 px inside and a step costs a quarter. The trade:
+# the first and last layers see patches, not pixels, so the finest detail must come out of a
+# position's 12 output channels. Measured on a real photo at 64 px with 4 minutes of a CPU
+# (`bench/picture_size.py`): the stem drew the right shapes with grainy detail (about 20 dB),
+# the plain U-Net slightly bent shapes but clean detail (about 23 dB), so the tutorial uses the
+# plain one. The printout says what the net costs here:
 
 # %%
-model = dh.UNet.preset(S.preset, image_channels=x0.shape[1], image_size=S.image_size)
+model = S.model(x0.shape[1])
 cfg = model.config
 sides = [S.image_size // 2**level for level in range(len(cfg.channel_mults))]
 print(f"{S.preset} U-Net: {model.num_parameters() / 1e6:.2f} M parameters, "
@@ -129,7 +122,7 @@ def loss_fn(predicted_noise, noise):
 # %% jupyter={"source_hidden": true} cellView="form"
 # @title Solution (in Colab: double-click to show the code)
 # Solution. Running this cell replaces your loss_fn with this one.
-def loss_fn(predicted_noise, noise):  # noqa: F811 (replaces the exercise's version on purpose)
+def loss_fn(predicted_noise, noise):
     return ((predicted_noise - noise) ** 2).mean()  # the mean over batch and pixels
 
 
@@ -144,14 +137,15 @@ dh.exercises.check_loss(loss_fn)
 # it, each with its own $t$ and its own noise. `dh.add_noise` is the `q_sample` of notebook 02.
 
 # %%
-LR = 1e-3  # AdamW's learning rate: dh.train's choice for the tiny net at batch 16
-BATCH = 16  # pictures per step (copies of yours, each with its own t and noise)
-HAND_STEPS = 3 if S.quick else 300  # about a minute on a 2-core CPU at 32 px
+BATCH = dh.default_batch_size(S.image_size, S.device)  # pictures per step: dh.train's choice
+LR = dh.default_lr(S.model(x0.shape[1]), BATCH)  # AdamW's learning rate: dh.train's, for this net
+HAND_STEPS = S.hand_steps  # 300: about a minute on a 2-core CPU at 64 px
+print(f"batch {BATCH}, learning rate {LR:.2g}, {HAND_STEPS} steps")
 
 # %%
-# Algorithm 1 by hand (tests/test_notebooks.py runs this cell beside dh.train)
+# Algorithm 1 by hand
 data = x0.to(S.device)  # the training set: your picture, [N = 1, C, H, W]
-model = dh.UNet.preset(S.preset, image_channels=x0.shape[1], image_size=S.image_size, seed=0).to(S.device)
+model = S.model(x0.shape[1]).to(S.device)
 optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
 g = torch.Generator().manual_seed(0)  # every random draw of the loop comes from here
 hand_losses = []
@@ -179,7 +173,7 @@ dh.plot_losses(hand_losses)
 # ## The same loop, with the extras: `dh.train`
 #
 # `dh.train` runs exactly this loop (with the extras switched off it gives the same losses,
-# step for step: the tests check it), plus what a real run needs:
+# step for step), plus what a real run needs:
 #
 # - **EMA of the weights**: an exponential moving average of the weights, updated after every
 #   step (it averages over roughly the last ninth of the steps so far). The average is smoother
@@ -196,10 +190,7 @@ dh.plot_losses(hand_losses)
 # - **Checkpoints**: the weights are saved as it goes, so interrupting keeps the work,
 #   notebook 04 can load them, and a later run resumes exactly.
 # - **A time budget** and sizes picked for the machine: it trains for as long as you give it.
-# - **CUDA graphs on a GPU**: a small net on a big GPU waits on the CPU launching its hundreds
-#   of small kernels one by one. When the run is long enough to pay back about a minute of
-#   compiling, `dh.train` records each step once and replays it with one launch (the bar
-#   says when, and how long compiling took); on a CPU there is nothing to do.
+#   (On a GPU it also makes each step cheaper to launch; the README says how.)
 #
 # To stop training early, interrupt the kernel: the ■ button in Jupyter's toolbar (in Colab,
 # the stop icon beside the running cell, or *Runtime > Interrupt execution*). Training ends
@@ -209,7 +200,7 @@ dh.plot_losses(hand_losses)
 # %%
 CONTINUE_TRAINING = False
 
-model = dh.UNet.preset(S.preset, image_channels=x0.shape[1], image_size=S.image_size)
+model = S.model(x0.shape[1])
 checkpoint = dh.checkpoint_path() if CONTINUE_TRAINING else dh.fresh_checkpoint_path()
 result = dh.train(
     model, x0, schedule,
@@ -267,9 +258,10 @@ dh.plot_loss_by_timestep(result.timesteps, result.sample_losses, schedule.num_st
 #
 # Which way the factors go:
 #
-# - An error in the predicted noise is **magnified** in the implied picture by
-#   $\sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$: about 0.01 at `t = 0` but about 160 at `t = 999`. At
-#   large $t$ the model's idea of $x_0$ is rough (notebook 04 shows it settling step by step).
+# - An error in the predicted noise reaches the implied picture times
+#   $\sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$: **shrunk** about 100 times at `t = 0` (the factor is
+#   0.01), **magnified** about 160 times at `t = 999`. At large $t$ the model's idea of $x_0$ is
+#   rough (notebook 04 shows it settling step by step).
 # - Conversely, the noise loss is a loss on the picture **weighted** by the signal-to-noise ratio
 #   $\bar\alpha_t/(1-\bar\alpha_t)$: about $10^4$ at `t = 0`, $4 \cdot 10^{-5}$ at `t = 999`. Small
 #   errors in the picture count heavily at small $t$, which is why the loss is largest there.
@@ -282,7 +274,8 @@ dh.plot_loss_by_timestep(result.timesteps, result.sample_losses, schedule.num_st
 
 # %%
 dh.derivations.noise_error_vs_x0_error(x0, schedule)
-#
+
+# %% [markdown]
 # ## One picture: memorised, not generalised
 #
 # We trained on a single picture, so the model learns *that picture*: in notebook 04 every
@@ -310,20 +303,16 @@ print(f"Saved {path} ({path.stat().st_size / 1e6:.1f} MB). Next: 04_reverse_samp
 # pictures and 300 training steps per model (about half a minute on a 2-core CPU, sampling
 # included), far less than above: compare the rows with each other, not with your samples in
 # notebook 04. Set an experiment's flag to `True`, then run the cells from here (the baseline is
-# trained once, in the next cell). Quick mode runs them all, tiny and with a fast sampler: the
-# pictures are then noise.
+# trained once, in the next cell).
 
 # %%
-TRY_FEWER_STEPS = False  # T = 100 instead of 1000
-TRY_COSINE = False  # the cosine schedule instead of the linear one
-TRY_NO_TIMESTEP = False  # a U-Net that is never told t
-TRY_PREDICT_X0 = False  # a U-Net that predicts the picture instead of the noise
+TRY_FEWER_STEPS = S.experiments  # True: T = 100 instead of 1000
+TRY_COSINE = S.experiments  # True: the cosine schedule instead of the linear one
+TRY_NO_TIMESTEP = S.experiments  # True: a U-Net that is never told t
+TRY_PREDICT_X0 = S.experiments  # True: a U-Net that predicts the picture instead of the noise
 
-if S.quick:  # the tests run every experiment, with a few training steps
-    TRY_FEWER_STEPS = TRY_COSINE = TRY_NO_TIMESTEP = TRY_PREDICT_X0 = True
-BUDGET = {"steps": 300, "n": 4, "batch_size": 16}
-if S.quick:  # a smoke test: 2 training steps, one picture, sampled by DDIM in 10 steps
-    BUDGET = {"steps": 2, "n": 1, "sampler": dh.Sampler("ddim", 10)}
+BUDGET = {"steps": S.experiment_steps, "n": S.experiment_samples, "batch_size": 16,
+          "sampler": S.experiment_sampler}  # the same for every model
 small = dh.my_image(size=16, channels=x0.shape[1], verbose=False)
 net = {"name": "tiny", "image_channels": small.shape[1], "image_size": 16, "seed": 0}
 if TRY_FEWER_STEPS or TRY_COSINE or TRY_NO_TIMESTEP or TRY_PREDICT_X0:
@@ -336,9 +325,11 @@ if TRY_FEWER_STEPS or TRY_COSINE or TRY_NO_TIMESTEP or TRY_PREDICT_X0:
 # times in the titles). DDPM's betas are for $T = 1000$; with fewer steps each must add more
 # noise, or $x_T$ keeps part of the picture. The package scales the linear schedule's betas by
 # $1000 / T$, as improved-diffusion does ($T = 100$: from $10^{-3}$ to $0.2$), so that
-# $\bar\alpha_T$ stays near 0: that is the second row. The third keeps DDPM's betas unscaled:
-# the package warns that $\bar\alpha_T$ is then 0.36, so the model learns to start from an
-# $x_T$ that still holds 60% of the picture, while the sampler starts from pure noise. Look at
+# $\bar\alpha_T$ stays near 0: that is the second row. The third keeps DDPM's betas, $10^{-4}$
+# to 0.02, as they are: since the package multiplies `beta_start` and `beta_end` by
+# $1000 / T = 10$, we pass a tenth of them. The package warns that $\bar\alpha_T$ is then 0.36,
+# so the model learns to start from an $x_T$ that still holds 60% of the picture, while the
+# sampler starts from pure noise. Look at
 # the third row's colours and PSNR: a model that memorised one picture can partly make up for
 # it; on a dataset the mismatch costs more.
 
@@ -346,9 +337,12 @@ if TRY_FEWER_STEPS or TRY_COSINE or TRY_NO_TIMESTEP or TRY_PREDICT_X0:
 if TRY_FEWER_STEPS:
     runs = {
         "T = 100, betas x 10": (dh.UNet.preset(**net), dh.NoiseSchedule(100)),
-        "T = 100, unscaled": (dh.UNet.preset(**net), dh.NoiseSchedule(100, beta_start=1e-5, beta_end=2e-3)),
+        # DDPM's 1e-4 .. 0.02: the package multiplies what we pass by 1000 / T = 10
+        "T = 100, DDPM's betas": (dh.UNet.preset(**net), dh.NoiseSchedule(100, beta_start=1e-5, beta_end=2e-3)),
     }
     display(dh.derivations.show_what_if(baseline | dh.derivations.what_if(runs, small, **BUDGET)))
+else:
+    print("Off: set TRY_FEWER_STEPS = True above, then run the cells from there (about a minute).")
 
 # %% [markdown]
 # ### What if the schedule is cosine?
@@ -361,6 +355,8 @@ if TRY_FEWER_STEPS:
 if TRY_COSINE:
     runs = {"cosine schedule": (dh.UNet.preset(**net), dh.NoiseSchedule(1000, "cosine"))}
     display(dh.derivations.show_what_if(baseline | dh.derivations.what_if(runs, small, **BUDGET)))
+else:
+    print("Off: set TRY_COSINE = True above, then run the cells from there (about a minute).")
 
 # %% [markdown]
 # ### What if the U-Net is not told t?
@@ -382,6 +378,8 @@ class NoTimestepUNet(dh.UNet):
 if TRY_NO_TIMESTEP:
     runs = {"not told t": (NoTimestepUNet.preset(**net), schedule)}
     display(dh.derivations.show_what_if(baseline | dh.derivations.what_if(runs, small, **BUDGET)))
+else:
+    print("Off: set TRY_NO_TIMESTEP = True above, then run the cells from there (about a minute).")
 
 # %% [markdown]
 # ### What if the U-Net predicts the picture instead of the noise?
@@ -399,3 +397,5 @@ if TRY_NO_TIMESTEP:
 if TRY_PREDICT_X0:
     runs = {"predicts x_0": (dh.UNet.preset(**net), schedule, "x0")}
     display(dh.derivations.show_what_if(baseline | dh.derivations.what_if(runs, small, **BUDGET)))
+else:
+    print("Off: set TRY_PREDICT_X0 = True above, then run the cells from there (about a minute).")

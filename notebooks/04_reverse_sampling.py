@@ -33,26 +33,13 @@ if "google.colab" in sys.modules and not os.path.isdir("ddpm-on-your-picture"):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "ddpm-on-your-picture"], check=True)
 sys.path.insert(0, "ddpm-on-your-picture" if "google.colab" in sys.modules else "..")
 
-import time
-
 import torch
 from IPython.display import HTML
 
 import diffusion_helpers as dh
 
-S = dh.settings()
-
-# %% [markdown]
-# **Optional, Colab only:** if you kept the work folder on Google Drive in notebook 03, set
-# `KEEP_ON_DRIVE = True` here too, so this notebook finds the model there.
-
-# %%
-KEEP_ON_DRIVE = False
-if KEEP_ON_DRIVE and dh.in_colab():
-    from google.colab import drive
-
-    drive.mount("/content/drive")
-    os.environ["DIFFUSION_WORKDIR"] = "/content/drive/MyDrive/ddpm-tutorial"
+KEEP_ON_DRIVE = True  # Colab: keep your picture and models on Google Drive, where every notebook finds them
+S = dh.start(KEEP_ON_DRIVE)  # the work folder, and the sizes for this machine
 
 # %%
 model, schedule, x0 = dh.load_tutorial_model(S.device)  # notebook 03's model, or the shipped one
@@ -108,10 +95,10 @@ dh.exercises.check_reverse_step(reverse_step)
 # Now all $T$ steps, from pure noise, with your `reverse_step`, for `N_HAND` pictures:
 
 # %%
-N_HAND = 1 if S.quick else 2  # pictures sampled by hand (and by each variant further down)
+N_HAND = S.hand_samples  # pictures sampled by hand (and by each variant further down)
 
 # %%
-# Algorithm 2 by hand (tests/test_notebooks.py runs this cell beside dh.sample)
+# Algorithm 2 by hand
 g = torch.Generator().manual_seed(0)  # every random draw of the loop comes from here
 x = torch.randn(N_HAND, *x0.shape[1:], generator=g)  # 1. x_T ~ N(0, I)
 with torch.no_grad():  # sampling only: no gradients needed
@@ -141,9 +128,8 @@ dh.show_images(hand_images, titles=[f"by hand {i + 1}" for i in range(N_HAND)])
 # $T$ steps for `S.num_samples` pictures, keeping a snapshot every few steps:
 
 # %%
-start = time.perf_counter()
 run = dh.sample(model, schedule, n=S.num_samples, seed=0, every=max(1, T // 100), clip=True)
-ddpm_seconds = time.perf_counter() - start
+print(f"{T} steps in {run.seconds:.0f} s")
 dh.show_images(run.images, titles=[f"sample {i + 1}" for i in range(len(run.images))])
 
 # %% [markdown]
@@ -227,18 +213,20 @@ dh.derivations.posterior_mean_is_algorithm_2_mean(x0, schedule)
 #   at pixel values that no picture has. The paper's reference code samples this way, and so
 #   do the package's samplers by default (`clip=True`).
 #
-# Same seed, the four combinations; the one with $\beta_t$ and no clipping is your loop:
+# Same seed, the four combinations, each a `dh.Sampler` (the one object that describes a run
+# of the reverse process); the one with $\beta_t$ and no clipping is your loop:
 
 # %%
-variants = {}
-for variance in ("posterior", "beta"):
-    for clip in (True, False):
-        out = dh.sample(model, schedule, n=N_HAND, seed=0, variance=variance, clip=clip, progress=False)
-        variants[f"σ²={'β̃' if variance == 'posterior' else 'β'}, clip {'on' if clip else 'off'}"] = out.images
-gap = (variants["σ²=β, clip off"] - hand_images).abs().max()
-print(f"largest difference between your loop and dh.sample(variance='beta', clip=False): {gap:.1e}")
-titles = [f"{name}\n{score:.1f} dB" for name, x in variants.items() for score in dh.psnr(x, x0)]
-dh.show_images(torch.cat(list(variants.values())), titles=titles, ncols=2 * N_HAND, size=2.4)
+variants = {
+    "σ² = β̃, clip (the default)": dh.Sampler(variance="posterior", clip=True),
+    "σ² = β̃, no clip": dh.Sampler(variance="posterior", clip=False),
+    "σ² = β, clip": dh.Sampler(variance="beta", clip=True),
+    "σ² = β, no clip (your loop)": dh.Sampler(variance="beta", clip=False),
+}
+runs = dh.compare_samplers(model, schedule, variants, x0, n=N_HAND, seed=0)  # each timed and scored
+gap = (runs["σ² = β, no clip (your loop)"].images - hand_images).abs().max()
+print(f"largest difference between your loop and dh.sample with the same choices: {gap:.1e}")
+dh.show_runs(runs, x0)
 
 # %% [markdown]
 # ## Faster: DDIM in fewer steps
@@ -256,72 +244,72 @@ dh.show_images(torch.cat(list(variants.values())), titles=titles, ncols=2 * N_HA
 # above, timed:
 
 # %%
-results = {f"DDPM, {T} steps": (run.images, ddpm_seconds)}
-for eta in (0.0, 1.0):
-    start = time.perf_counter()
-    out = dh.sample(model, schedule, n=S.num_samples, seed=0, method="ddim", steps=S.ddim_steps, eta=eta, clip=True)
-    results[f"DDIM, {S.ddim_steps} steps, η = {eta:g}"] = (out.images, time.perf_counter() - start)
-for name, (images, seconds) in results.items():
-    print(f"{name:<24} {seconds:6.1f} s   mean PSNR {dh.psnr(images, x0).mean():5.1f} dB")
-ddim_seconds = [seconds for name, (_, seconds) in results.items() if name.startswith("DDIM")]
-print(f"DDIM was {ddpm_seconds / max(ddim_seconds):.0f} to {ddpm_seconds / min(ddim_seconds):.0f} times "
-      f"faster here: {S.ddim_steps} model calls instead of {T}.")
-k = min(4, S.num_samples)
-dh.show_images(torch.cat([images[:k] for images, _ in results.values()]), titles=[name for name in results for _ in range(k)], ncols=k, size=2.6)
+ddim = {
+    "DDIM, η = 0": dh.Sampler("ddim", steps=S.ddim_steps, eta=0.0),
+    "DDIM, η = 1": dh.Sampler("ddim", steps=S.ddim_steps, eta=1.0),
+}
+runs = {f"DDPM, {T} steps": run} | dh.compare_samplers(model, schedule, ddim, x0, n=S.num_samples, seed=0)
+print(f"DDIM was about {run.seconds / runs['DDIM, η = 0'].seconds:.0f} times faster than DDPM here.")
+dh.show_runs(runs, x0)
 
 # %% [markdown]
 # The speed-up printed above is measured: it is about $T$ / `S.ddim_steps`, less a little
-# overhead. Compare the PSNRs too: on a model that has memorised one picture, the deterministic
-# version ($\eta = 0$) usually lands a little off: small errors of the network early on are
-# never corrected, because no step adds the noise that lets later steps pull the picture back.
-# With $\eta = 1$ the fresh noise gives the model that chance, and the result usually comes
-# closer to DDPM's. On models trained on many pictures, $\eta = 0$ is the usual choice: it is
-# deterministic and its samples are sharp.
+# overhead. Compare the PSNRs too. On the shipped model (one picture, 8 samples) DDPM gives
+# 31 dB, DDIM with $\eta = 1$ 29 dB, and DDIM with $\eta = 0$ only 21 dB: a blurred, shifted
+# copy. With $\eta = 0$ small errors of the network early on are never corrected, because no
+# step adds the noise that lets later steps pull the picture back; with $\eta = 1$ the fresh
+# noise gives the model that chance. On models trained on many pictures, $\eta = 0$ is the
+# usual choice: it is deterministic and its samples are sharp.
+#
+# Both have a continuous-time story (notebook 07 tells it in full). Make the steps infinitely
+# small and DDPM becomes a *reverse stochastic differential equation* (Song et al. 2021): at
+# every instant $x$ moves towards the model's guess of the picture and receives a little fresh
+# noise. DDIM with $\eta = 0$ is a step of an *ordinary* differential equation with no noise in
+# it, the **probability-flow ODE**: in the variables $\bar x = x/\sqrt{\bar\alpha}$ and
+# $s = \sqrt{(1-\bar\alpha)/\bar\alpha}$ it reads $d\bar x/ds = \varepsilon_\theta$ (DDIM eq. 14),
+# and for a perfect model its solutions have, at every $t$, the distribution of the forward
+# process's $x_t$. With a perfect model both end at the data; with ours, the ODE follows the
+# model's errors all the way down.
 #
 # ## Fewer steps still: DPM-Solver++
 #
 # DDIM treats the model's guess $\hat x_0$ as constant over a whole jump. Lu et al. (2022) do
-# better in the variable $\lambda_t = \log(\alpha_t/\sigma_t)$, half the log signal-to-noise
-# ratio ($\alpha_t = \sqrt{\bar\alpha_t}$, $\sigma_t = \sqrt{1-\bar\alpha_t}$): there the part of
-# the step that depends on $x_t$ is solved exactly, and only $\hat x_0$ is approximated, by a
-# line through the guesses of the last two steps. One step of DPM-Solver++(2M), from $t$ to
-# $t'$ with $h = \lambda_{t'} - \lambda_t$ ($h_{\rm last}$ the step before):
+# better in the variable $\lambda_t = \tfrac12 \log\big(\bar\alpha_t/(1-\bar\alpha_t)\big)$, half the
+# log signal-to-noise ratio: there the part of the step that depends on $x_t$ is solved exactly,
+# and only $\hat x_0$ is approximated, by a line through the guesses of the last two steps. One
+# step of DPM-Solver++(2M), from $t$ to $t'$ with $h = \lambda_{t'} - \lambda_t$ ($h_{\rm last}$
+# the step before):
 #
-# $$x_{t'} = \frac{\sigma_{t'}}{\sigma_t}\,x_t + \alpha_{t'}\left(1 - e^{-h}\right) D,
+# $$x_{t'} = \sqrt{\frac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}}\,x_t + \sqrt{\bar\alpha_{t'}}\left(1 - e^{-h}\right) D,
 # \qquad D = \hat x_0 + \frac{h}{2h_{\rm last}}\left(\hat x_0 - \hat x_0^{\rm last}\right).$$
 #
 # With $D = \hat x_0$ this is DDIM with $\eta = 0$ exactly; the correction makes it second
 # order. Its steps are evenly spaced in $\lambda$, not in $t$, so they are dense where the fine
 # detail is decided (small $t$). With `eta=1` it solves the reverse *stochastic* equation
-# instead: part of $\sigma_{t'}$ is fresh noise, as in DDPM and DDIM with $\eta = 1$,
+# instead: part of the noise in $x_{t'}$ is fresh, as in DDPM and DDIM with $\eta = 1$,
 #
-# $$x_{t'} = \frac{\sigma_{t'}}{\sigma_t}e^{-h}\,x_t + \alpha_{t'}\left(1 - e^{-2h}\right) D
-# + \sigma_{t'}\sqrt{1 - e^{-2h}}\;z.$$
+# $$x_{t'} = \sqrt{\frac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}}\,e^{-h}\,x_t + \sqrt{\bar\alpha_{t'}}\left(1 - e^{-2h}\right) D
+# + \sqrt{1-\bar\alpha_{t'}}\,\sqrt{1 - e^{-2h}}\;z.$$
 #
 # Each at 10, 20 and 50 steps, against DDPM and DDIM from above (same pictures, same seed):
 
 # %%
-curves = {}
-for name, (images, _) in results.items():  # DDPM and DDIM, from above
-    curves[name] = [(T if name.startswith("DDPM") else S.ddim_steps, dh.psnr(images, x0).mean().item())]
-for eta, name in ((0.0, "DPM-Solver++, η = 0 (ODE)"), (1.0, "SDE-DPM-Solver++, η = 1")):
-    curves[name] = []
-    for steps in (10, 20, 50):
-        start = time.perf_counter()
-        out = dh.sample(model, schedule, n=S.num_samples, seed=0, method="dpm_solver", steps=steps, eta=eta, progress=False)
-        seconds = time.perf_counter() - start
-        curves[name].append((steps, dh.psnr(out.images, x0).mean().item()))
-        print(f"{name:<26} {steps:3d} steps {seconds:5.1f} s   mean PSNR {curves[name][-1][1]:5.1f} dB")
+solvers = {
+    "DPM-Solver++, η = 0 (ODE)": dh.Sampler("dpm_solver", eta=0.0),
+    "SDE-DPM-Solver++, η = 1": dh.Sampler("dpm_solver", eta=1.0),
+}
+curves = dh.quality_by_steps(model, schedule, solvers, x0, steps=(10, 20, 50), n=S.num_samples, seed=0, earlier=runs)
 dh.plot_sampler_quality(curves)
 
 # %% [markdown]
-# On the shipped model (8 pictures) we measured: DDPM in 1000 steps 38 dB; the ODE samplers
-# (DDIM with $\eta = 0$, DPM-Solver++ with `eta=0`) about 24 dB however many steps they take,
-# because what they solve finely is the model's ODE, errors included; SDE-DPM-Solver++ 36 dB in
-# 10 steps and 39 dB in 20, as good as DDPM at a fiftieth of the model calls. Noise that later
-# steps can correct, and a second-order step that needs few of them: that is why
-# `dh.sample(..., method="dpm_solver", eta=1)` is the fast way to sample a model of one picture.
-# On a model of many pictures (notebook 05) the ODE version is the usual choice.
+# On the shipped model we measured (8 samples): DDPM in 1000 steps 31 dB; the ODE samplers (DDIM
+# with $\eta = 0$, DPM-Solver++ with `eta=0`) about 21 dB however many steps they take, because
+# what they solve finely is the model's ODE, errors included; SDE-DPM-Solver++ 27 dB in 10 steps
+# and 31 dB in 20, as good as DDPM at a fiftieth of the model calls. Noise that later steps can
+# correct, and a second-order step that needs few of them: that is why
+# `dh.Sampler("dpm_solver", eta=1)` (`S.sampler`, the package's fast sampler) is how the
+# following notebooks sample a model of one picture. On a model of many pictures (notebook 05)
+# the ODE version is the usual choice.
 #
 # ## What you have built
 #
@@ -329,3 +317,6 @@ dh.plot_sampler_quality(curves)
 # and a sampler that turns noise into pictures. Trained on one picture it memorises it; trained
 # on many, the same code generates new ones. Try another photo in notebook 01, a longer
 # training run in 03, or the what-if experiments at the end of 03.
+#
+# **Next:** [05 · New pictures](05_new_pictures.ipynb): the same code on a dataset, new pictures
+# rather than copies, and steering them with classifier-free guidance.

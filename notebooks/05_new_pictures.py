@@ -41,9 +41,9 @@ from IPython.display import HTML, display
 
 import diffusion_helpers as dh
 
-S = dh.dataset_settings()  # 16 px and the tiny net on a CPU, 32 px and the small net on a GPU
-print(dh.describe_device(S.device))
-schedule = dh.NoiseSchedule(S.num_steps)
+KEEP_ON_DRIVE = True  # Colab: keep your picture and models on Google Drive, where every notebook finds them
+S = dh.start(KEEP_ON_DRIVE, datasets=True)  # the work folder, and the sizes for this machine
+schedule = S.schedule()
 # DPM-Solver++ in 20 steps (notebook 04): on the digits model its 500 samples scored as well as
 # DDIM's in 50 steps (99.8% of digits as asked and FD 32.0, against 100% and 36.0) for 2.5
 # times less work: 8 digits in about a second (bench/sample_speed.py --digits).
@@ -120,7 +120,7 @@ dh.plot_class_rows(data.images, data.labels, data.classes, size=0.6)
 # `digits.pt` in the work folder, where notebook 06 finds it.
 
 # %%
-model = dh.UNet.preset(S.preset, image_channels=1, image_size=S.image_size, num_classes=len(data.classes), seed=0)
+model = S.model(1, num_classes=len(data.classes))
 result = dh.train(model, data, schedule, minutes=S.train_minutes, steps=S.train_steps, device=S.device, seed=0,
                   checkpoint=dh.fresh_checkpoint_path("digits.pt"))  # notebook 06 draws with it too
 model = result.model  # the EMA weights (notebook 03)
@@ -289,7 +289,7 @@ if MY_FOLDER is None:
 else:
     mine = dh.load_dataset(MY_FOLDER, S.image_size)
     print(mine.describe())
-    mine_model = dh.UNet.preset(S.preset, image_channels=mine.images.shape[1], image_size=S.image_size, num_classes=len(mine.classes) or None, seed=0)
+    mine_model = S.model(mine.images.shape[1], num_classes=len(mine.classes) or None)
     mine_model = dh.train(mine_model, mine, schedule, minutes=S.train_minutes, steps=S.train_steps, device=S.device, seed=0).model
     mine_samples = dh.sample(mine_model, schedule, n=16, seed=0, sampler=SAMPLER).images
     print(f"memorisation ratio {dh.memorisation_ratio(mine_samples, mine.images):.2f}")
@@ -299,18 +299,19 @@ else:
 # ## Bigger datasets: MNIST, Fashion-MNIST, CIFAR-10 (online, e.g. in Colab)
 #
 # torchvision downloads these (MNIST 70,000 digits, Fashion-MNIST 70,000 pictures of clothes,
-# CIFAR-10 60,000 small colour photos in 10 classes). The cell runs by itself in Colab and is
-# skipped elsewhere; set `USE_BIG_DATASET = True` on any machine that is online. CIFAR-10's
+# CIFAR-10 60,000 small colour photos in 10 classes). Nothing is downloaded unless you set
+# `USE_BIG_DATASET = True` (in Colab, or on any machine that is online); then the download and
+# another 4 minutes of training run here. CIFAR-10's
 # photos are much harder than digits: expect colourful blobs from a few minutes of training,
 # recognisable shapes only after an hour on a GPU.
 
 # %%
-USE_BIG_DATASET = dh.in_colab()  # downloads from the internet
+USE_BIG_DATASET = False  # True: download it (needs the internet, e.g. Colab) and train on it
 BIG_DATASET = "fashion_mnist"  # or "mnist", "cifar10"
 
 big = None
 if not USE_BIG_DATASET:
-    print("Skipped (not in Colab): set USE_BIG_DATASET = True on a machine that is online.")
+    print("Skipped: set USE_BIG_DATASET = True to download a bigger dataset and train on it.")
 else:
     try:
         big = dh.load_dataset(BIG_DATASET, S.image_size, download=True)
@@ -320,7 +321,7 @@ else:
 
 # %%
 if big is not None:
-    big_model = dh.UNet.preset(S.preset, image_channels=big.images.shape[1], image_size=S.image_size, num_classes=len(big.classes), seed=0)
+    big_model = S.model(big.images.shape[1], num_classes=len(big.classes))
     big_model = dh.train(big_model, big, schedule, minutes=S.train_minutes, steps=S.train_steps, device=S.device, seed=0).model
     big_labels = dh.class_labels(len(big.classes), 6)
     big_samples = dh.sample(big_model, schedule, n=len(big_labels), labels=big_labels, seed=0, sampler=SAMPLER).images

@@ -42,7 +42,8 @@ from PIL import Image, ImageDraw
 
 import diffusion_helpers as dh
 
-S = dh.settings()
+KEEP_ON_DRIVE = True  # Colab: keep your picture and models on Google Drive, where every notebook finds them
+S = dh.start(KEEP_ON_DRIVE)  # the work folder, and the sizes for this machine
 model, schedule, x0 = dh.load_tutorial_model(S.device)  # notebook 03's model, or the shipped one
 T, SIZE = schedule.num_steps, model.config.image_size
 # The many edits below use DPM-Solver++ (notebook 04): 20 steps for a whole run, so an edit at
@@ -120,23 +121,13 @@ HTML(dh.animation_html(one_edit.frames))
 #
 # A model of many pictures has more to offer than one picture. Notebook 05 trained one on
 # handwritten digits, **conditional** on the class (it can be told which digit to draw). If
-# its checkpoint is there we use it; otherwise we train a small one here (2 minutes on a CPU).
+# its checkpoint is in the work folder we use it; otherwise the one shipped with the package.
 
 # %%
-digits_path = dh.work_dir() / "digits.pt"
-if digits_path.exists():
-    digit_model, digit_schedule, _ = dh.load_for_sampling(digits_path, S.device)
-    cfg = digit_model.config
-    digits = dh.load_dataset("digits", cfg.image_size, cfg.image_channels)  # at the model's size
-    print(f"Using notebook 05's digits model ({digits_path}).")
-else:
-    digits = dh.load_dataset("digits", 16)
-    digit_schedule = dh.NoiseSchedule(1000)
-    digit_model = dh.UNet.preset("tiny", image_channels=1, image_size=16, num_classes=10, seed=0)
-    run = dh.train(digit_model, digits, digit_schedule, minutes=None if S.quick else 2.0,
-                   steps=10 if S.quick else None, device=S.device, seed=0)
-    digit_model = run.model
-CONDITIONAL = digit_model.config.num_classes is not None
+digit_model, digit_schedule, _ = dh.load_digits_model(S.device)  # notebook 05's, or the shipped one
+cfg = digit_model.config
+digits = dh.load_dataset("digits", cfg.image_size, cfg.image_channels)  # at the model's size
+CONDITIONAL = cfg.num_classes is not None
 print(digits.describe(), "| conditional model" if CONDITIONAL else "| unconditional model")
 
 # %% [markdown]

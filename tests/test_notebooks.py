@@ -180,7 +180,9 @@ def test_algorithm_1_by_hand_is_dh_train_without_the_extras():
     steps, batch, lr, size = 4, 4, 1e-3, 16
     x0 = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(5)) * 2 - 1
     schedule = dh.NoiseSchedule(1000)
-    settings = SimpleNamespace(preset="tiny", image_size=size, device=torch.device("cpu"))
+    settings = dh.TutorialSettings(
+        torch.device("cpu"), False, size, "tiny", 1000, None, steps, 1, 10
+    )
     namespace = {"torch": torch, "dh": dh, "S": settings, "x0": x0, "schedule": schedule}
     namespace.update(LR=lr, BATCH=batch, HAND_STEPS=steps)
     exec(solution("03_training_the_unet", "loss_fn"), namespace)

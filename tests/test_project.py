@@ -108,9 +108,11 @@ def test_folders_hold_modules_not_re_exports():
         assert not code, f"{init.relative_to(ROOT)} holds code or imports"
 
 
-def test_ci_also_runs_the_widget_tests_under_colabs_ipywidgets():
+def test_ci_also_runs_the_widget_and_colab_tests_under_colabs_versions():
     ci = (ROOT / ".ci" / "run").read_text()
-    assert '"ipywidgets==7.7.1"' in ci and "tests/test_notebooks.py" in ci
+    for pin in ("ipywidgets==7.7.1", "ipython==7.34.0", "ipykernel==6.17.1", "numpy==2.1.3"):
+        assert f'"{pin}"' in ci, pin
+    assert "tests/test_colab.py" in ci and "tests/figures/test_widgets.py" in ci
 
 
 def test_ci_runs_the_readme_test_command():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Union
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from PIL import Image
 
 from ..pictures.images import to_numpy, to_pil
 from ..sampling import Frame
+from ..storage.outputs import write_output
 
 # Frames in an animation or GIF: enough to look smooth.
 DEFAULT_MAX_FRAMES = 60
@@ -125,7 +126,9 @@ def save_gif(
     :func:`frame_indices`; each is upscaled ``scale`` times with NEAREST (pixels stay sharp),
     and the last (the finished images) is held for ``hold_last_ms``. Pillow merges consecutive
     frames that are identical in pixels, so a run whose last steps change nothing visible gives
-    fewer GIF frames.
+    fewer GIF frames. Written by :func:`.storage.outputs.write_output`: a file at ``path`` that
+    we did not write (or a symlink) is kept, and the GIF goes to a fresh name beside it
+    (``reverse-2.gif``). Returns the path written.
     """
     if not isinstance(scale, int) or scale < 1:
         raise ValueError(f"scale must be an integer >= 1, got {scale!r}.")
@@ -137,12 +140,12 @@ def save_gif(
             picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
         )
     durations = [duration_ms] * (len(pictures) - 1) + [hold_last_ms]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pictures[0].save(
-        path, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0
-    )
-    return path
+
+    def write(f: BinaryIO) -> None:
+        pictures[0].save(f, format="GIF", save_all=True, append_images=pictures[1:],
+                         duration=durations, loop=0)  # fmt: skip
+
+    return write_output(path, write, "GIF")
 
 
 def image_grid(batch: torch.Tensor, ncols: int, pad: int = 1) -> torch.Tensor:

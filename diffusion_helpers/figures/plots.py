@@ -22,11 +22,13 @@ from typing import Optional, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from ..checks.tensors import check_image
 from ..forward import add_noise, add_noise_chain
 from ..pictures.images import to_numpy
+from ..runtime.environment import quick_mode
 from ..schedule import NoiseSchedule
 from .animation import (
     imshow_pixels,
@@ -99,6 +101,63 @@ def plot_noising_grid(
     return fig
 
 
+def plot_noise_at_sizes(
+    picture: torch.Tensor,
+    schedule: NoiseSchedule,
+    t: int,
+    sizes: Sequence[int] = (32, 64, 128),
+    seed: int = 0,
+) -> Figure:
+    """Why a bigger picture needs more noise: ``picture`` at each of ``sizes`` px noised to the
+    same timestep ``t`` (eq. 4, one alpha-bar for all), in three rows:
+
+    1. x_t at each size: the same noise level per pixel;
+    2. each x_t shrunk to the smallest size by averaging (what the picture's layout sees): a
+       k x k average divides the noise's variance by k^2, so the bigger picture comes out
+       clearer, its coarse shapes were less destroyed (signal-to-noise ratio times k^2);
+    3. the same with the schedule shifted by k (:class:`.schedule.NoiseSchedule` ``shift``):
+       the log-SNR lowered by 2 log k undoes that, and the three look alike.
+    """
+    x = _as_batch(picture, "picture")[:1].float()
+    sizes = sorted(int(s) for s in sizes)
+    small = sizes[0]
+    if any(s % small for s in sizes):
+        raise ValueError(f"sizes must be multiples of the smallest, {small}; got {sizes}.")
+    schedule.check_t(int(t))
+    g = torch.Generator().manual_seed(seed)
+    names = ("the same t", f"shrunk to\n{small} px", "shifted\nschedule, shrunk")
+    rows: list[tuple[str, list[torch.Tensor], list[str]]] = [(n, [], []) for n in names]
+    for size in sizes:
+        x0 = F.interpolate(x, size=(size, size), mode="area") if x.shape[-1] != size else x
+        eps = torch.randn(x0.shape, generator=g)
+        k = size // small
+        shifted = NoiseSchedule(schedule.num_steps, schedule.kind, schedule.beta_start,
+                                schedule.beta_end, shift=schedule.shift * k)  # fmt: skip
+        for (_, pictures, titles), sched, shrink in (
+            (rows[0], schedule, 1), (rows[1], schedule, k), (rows[2], shifted, k)
+        ):  # fmt: skip
+            x_t = add_noise(x0, int(t), sched, noise=eps)[0]
+            pictures.append(F.avg_pool2d(x_t, shrink) if shrink > 1 else x_t)
+            snr = float(sched.alpha_bars[t] / (1 - sched.alpha_bars[t])) * shrink**2
+            titles.append(f"{size} px" + (f" → {small} px" if shrink > 1 else "") +
+                          f"\nSNR {snr:.2g}")  # fmt: skip
+    fig = Figure(figsize=(2.1 * len(sizes) + 0.8, 2.4 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), len(sizes), squeeze=False)
+    for r, (name, pictures, titles) in enumerate(rows):
+        for c, (x_t, title) in enumerate(zip(pictures, titles)):
+            ax = axes[r, c]
+            imshow_pixels(ax, to_numpy(x_t))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(title, fontsize=9)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=9)
+    fig.suptitle(
+        f"t = {t}: the same noise, three sizes (SNR = signal / noise variance)", fontsize=10
+    )
+    return fig
+
+
 def plot_schedules(
     schedules: Union[dict[str, NoiseSchedule], Sequence[NoiseSchedule]],
 ) -> Figure:
@@ -150,7 +209,7 @@ def plot_pixel_values(image: torch.Tensor, bins: int = 32) -> Figure:
 def plot_chain_vs_closed_form(
     x0: torch.Tensor,
     schedule: NoiseSchedule,
-    n: int = 1024,
+    n: Optional[int] = None,
     seed: int = 0,
     num_points: int = 12,
     max_pixels: int = 256,
@@ -160,8 +219,10 @@ def plot_chain_vs_closed_form(
     slope of mean(x_t) against x_0 over the pixels) and how much noise (the std of x_t) with
     the closed form's sqrt(abar_t) and sqrt(1 - abar_t).
 
-    Up to ``max_pixels`` evenly spread pixels are simulated, which keeps it to a second or two.
+    Up to ``max_pixels`` evenly spread pixels are simulated, which keeps it to a second or two;
+    ``n`` chains (default 1,024; 256 in quick mode).
     """
+    n = n or (256 if quick_mode() else 1024)
     values = _as_batch(x0, "x0")[0].reshape(-1).double()
     values = values[:: max(1, values.numel() // max_pixels)][:max_pixels]
     T = schedule.num_steps

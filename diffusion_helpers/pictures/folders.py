@@ -12,6 +12,7 @@ from typing import Optional, Union
 import torch
 from tqdm.auto import tqdm
 
+from ..checks.paths import shown_path
 from .dataset import DATASET_NAMES, ImageDataset, check_memory
 from .images import IMAGE_SUFFIXES, ImageLoadError, load_image
 
@@ -31,21 +32,21 @@ def find_folder(source: Union[str, os.PathLike]) -> Path:
         return path
     if path.exists():
         raise ValueError(
-            f"load_dataset({str(source)!r}): that is a file, not a folder. Pass {ACCEPTED}; for "
-            "one picture use load_image(path)."
+            f"load_dataset({shown_path(source)!r}): that is a file, not a folder. Pass "
+            f"{ACCEPTED}; for one picture use load_image(path)."
         )
-    text = str(source)
+    text = shown_path(source)
     looks_like_name = isinstance(source, str) and not any(c in text for c in "/\\.")
     if looks_like_name:
         close = difflib.get_close_matches(text.lower(), DATASET_NAMES, n=1)
         guess = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"load_dataset({text!r}): unknown dataset name and no folder of that name in "
-            f"{Path.cwd()}.{guess} Pass {ACCEPTED}."
+            f"{shown_path(Path.cwd())}.{guess} Pass {ACCEPTED}."
         )
     raise ValueError(
-        f"load_dataset({text!r}): no such folder (looked from {Path.cwd()}). Check the path; in "
-        f"Colab, upload or unzip the pictures first. Pass {ACCEPTED}."
+        f"load_dataset({text!r}): no such folder (looked from {shown_path(Path.cwd())}). Check "
+        f"the path; in Colab, upload or unzip the pictures first. Pass {ACCEPTED}."
     )
 
 
@@ -98,7 +99,7 @@ def load_folder(folder: Path, size: int, channels: int, limit: Optional[int]) ->
     preallocated tensor; unreadable files are skipped and named in one printed line."""
     pictures, classes, others = find_pictures(folder)
     n = len(pictures) if limit is None else min(limit, len(pictures))
-    check_memory(n, channels, size, str(folder))
+    check_memory(n, channels, size, shown_path(folder))
     images = torch.empty(n, channels, size, size)
     labels: list[int] = []
     failed: list[tuple[Path, str]] = []
@@ -116,20 +117,21 @@ def load_folder(folder: Path, size: int, channels: int, limit: Optional[int]) ->
     summary = skipped_summary(failed + others, folder, len(pictures) + len(others))
     if not labels:
         raise ValueError(
-            f"load_dataset({str(folder)!r}): no picture in this folder could be read"
+            f"load_dataset({shown_path(folder)!r}): no picture in this folder could be read"
             f"{' (' + summary + ')' if summary else ' (it has no files)'}. Pass {ACCEPTED}; "
             f"pictures are files ending in {', '.join(IMAGE_SUFFIXES)}."
         )
     if summary:
         print(summary)
     label_tensor = torch.tensor(labels, dtype=torch.int64) if classes else None
-    return ImageDataset(images[: len(labels)], label_tensor, classes, str(folder), flip=True)
+    source = shown_path(folder)
+    return ImageDataset(images[: len(labels)], label_tensor, classes, source, flip=True)
 
 
 def short_reason(err: ImageLoadError, path: Path) -> str:
     """The first sentence of ``load_image``'s message, without the "Could not load <path>: "."""
     text = str(err)
-    prefix = f"Could not load {path}: "
+    prefix = f"Could not load {shown_path(path)}: "
     if text.startswith(prefix):
         text = text[len(prefix) :]
     text = text.split(". ")[0].rstrip(".")
@@ -141,6 +143,8 @@ def skipped_summary(skipped: list[tuple[Path, str]], folder: Path, total: int) -
     "" when nothing was skipped."""
     if not skipped:
         return ""
-    named = "; ".join(f"{path.relative_to(folder)} ({why})" for path, why in skipped[:SHOW_SKIPPED])
+    named = "; ".join(
+        f"{shown_path(path.relative_to(folder))} ({why})" for path, why in skipped[:SHOW_SKIPPED]
+    )
     more = f"; and {len(skipped) - SHOW_SKIPPED} more" if len(skipped) > SHOW_SKIPPED else ""
-    return f"Skipped {len(skipped)} of {total} files in {folder}: {named}{more}."
+    return f"Skipped {len(skipped)} of {total} files in {shown_path(folder)}: {named}{more}."

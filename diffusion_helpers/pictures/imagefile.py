@@ -8,7 +8,8 @@ pictures with more pixels than ``max_pixels`` before decoding them. Anything els
 ``ImageLoadError`` with the reason and the fix; messages describe what a file is ("a PDF
 document", "a text file") and never quote what is inside it.
 
-This module needs only the standard library and Pillow; turning pixels into tensors is in
+This module needs only the standard library, Pillow and :func:`.checks.paths.shown_path` (which
+names a path in a message, whatever bytes its name holds); turning pixels into tensors is in
 ``images.py``.
 """
 
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import BinaryIO, Optional, Union
 
 from PIL import Image, UnidentifiedImageError, features
+
+from ..checks.paths import shown_path
 
 # 30 MiB (31.5 MB): well above any phone photo (a 48-megapixel JPEG or HEIC is 5-15 MB) and small
 # enough to upload to Colab quickly; it stops videos, archives and raw scans before we read them.
@@ -82,15 +85,17 @@ def read_bytes(source: ByteSource, max_bytes: int = MAX_BYTES) -> tuple[str, byt
         data = bytes(source)
     elif isinstance(source, str) and source.startswith(("http://", "https://")):
         raise ImageLoadError(
-            f"Could not load {source}: it is a web address and load_image reads local files "
-            "only. Download the picture first (in Colab: !wget URL -O photo.jpg) and pass the "
-            "file's path."
+            f"Could not load {shown_path(source)}: it is a web address and load_image reads "
+            "local files only. Download the picture first (in Colab: !wget URL -O photo.jpg) "
+            "and pass the file's path."
         )
     elif isinstance(source, (str, os.PathLike)):
-        name, data = str(source), read_path(Path(source), max_bytes)
+        name, data = shown_path(source), read_path(Path(source), max_bytes)
     elif hasattr(source, "read"):
         file_name = getattr(source, "name", None)
-        name = str(file_name) if isinstance(file_name, (str, os.PathLike)) else "the given file"
+        name = (
+            shown_path(file_name) if isinstance(file_name, (str, os.PathLike)) else "the given file"
+        )
         data = read_file_object(source, name, max_bytes)
     else:
         raise ImageLoadError(
@@ -127,7 +132,7 @@ def read_path(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
     and a file whose size is over the limit before it is read. Then one read of at most
     ``max_bytes + 1`` bytes, since st_size can be wrong (0 for files in /proc).
     """
-    text = str(path)
+    text = shown_path(path)
     try:
         info = os.stat(path)
     except OSError as err:
@@ -161,16 +166,16 @@ def check_regular_file(mode: int, name: str) -> None:
 
 def os_error_message(path: Path, err: OSError) -> str:
     """Say why the operating system would not let us look at or read ``path``."""
-    text = str(path)
+    text = shown_path(path)
     if err.errno == errno.ENOENT and os.path.islink(path):
         return (
-            f"Could not load {text}: it is a symbolic link to {os.readlink(path)}, which does "
-            "not exist (a broken link). Pass the path of the picture itself."
+            f"Could not load {text}: it is a symbolic link to {shown_path(os.readlink(path))}, "
+            "which does not exist (a broken link). Pass the path of the picture itself."
         )
     if err.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.lexists(path):
         return (
-            f"File not found: {text} (looked in {Path.cwd()}). Check the name and folder; "
-            "in Colab, upload the picture first, e.g. with upload_image(dialog=True)."
+            f"File not found: {text} (looked in {shown_path(Path.cwd())}). Check the name and "
+            "folder; in Colab, upload the picture first, e.g. with upload_image(dialog=True)."
         )
     if err.errno == errno.ELOOP:
         return (
@@ -193,10 +198,10 @@ def folder_message(path: Path) -> str:
         inside = sorted(p.name for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     except OSError:  # e.g. a folder we may not list
         inside = []
-    hint = f" such as {path / inside[0]}" if inside else ""
+    hint = f" such as {shown_path(path / inside[0])}" if inside else ""
     return (
-        f"Could not load {path}: it is a folder, not an image file. Pass the path of one "
-        f"picture{hint}."
+        f"Could not load {shown_path(path)}: it is a folder, not an image file. Pass the path "
+        f"of one picture{hint}."
     )
 
 

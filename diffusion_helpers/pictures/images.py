@@ -131,12 +131,14 @@ class ImageInfo:
         original_size: (width, height) of the picture as shown, after EXIF rotation.
         mode: the Pillow mode it was stored in ("RGB", "RGBA", "I;16", "CMYK", ...).
         size: the side of the square tensor it was turned into.
+        sample: True for the bundled sample, used because nothing else was given.
     """
 
     name: str
     original_size: tuple[int, int]
     mode: str
     size: int
+    sample: bool = False
 
     def describe(self) -> str:
         """One line for a notebook, e.g. "my_cat.jpg (4032x3024 RGB -> 64x64)"."""
@@ -216,12 +218,27 @@ def load_image_info(
     img = upright(img)
     turned = img.size != stored  # EXIF said the picture is stored sideways
     info = ImageInfo(name=name, original_size=(h, w) if turned else (w, h), mode=mode, size=size)
+    warn_if_enlarged(img.size, size, crop)
     img = to_8bit_rgb(img, name)
     img = img.convert("L" if channels == 1 else "RGB")  # L = 0.299 R + 0.587 G + 0.114 B
     img = make_square(img, crop, size)
     pixels = np.asarray(img, dtype=np.float32).reshape(size, size, channels)
     x = torch.from_numpy(pixels / 127.5 - 1.0)  # {0..255} -> [-1, 1], the inverse of to_numpy
     return x.permute(2, 0, 1).unsqueeze(0).contiguous(), info
+
+
+def warn_if_enlarged(wh: tuple[int, int], size: int, crop: str) -> None:
+    """Warn (once for each size: Python shows a warning once per text) when a picture of
+    ``wh`` pixels must be enlarged to ``size``: it will look blurry. A centre crop enlarges
+    when the shorter side is below ``size``, a pad when the longer one is."""
+    w, h = wh
+    side = min(w, h) if crop == "center" else max(w, h)
+    if side < size:
+        warnings.warn(
+            f"the picture is {w}x{h} pixels, smaller than the {size}x{size} asked for: it is "
+            "enlarged and will look blurry. Use a larger picture, or a smaller size.",
+            stacklevel=2,
+        )
 
 
 def open_image(

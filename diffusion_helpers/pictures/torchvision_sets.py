@@ -14,6 +14,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from ..checks.paths import shown_path
 from ..runtime.environment import work_dir_path
 from .dataset import ImageDataset, check_memory, to_model_space
 
@@ -63,7 +64,8 @@ def load_torchvision(
         missing = [f for f in files if not (raw / f).is_file()]
         if missing:
             raise ValueError(
-                f"The {name!r} dataset is not in {root} (missing {raw / missing[0]}"
+                f"The {name!r} dataset is not in {shown_path(root)} (missing "
+                f"{shown_path(raw / missing[0])}"
                 f"{f' and {len(missing) - 1} more files' if len(missing) > 1 else ''}). Pass "
                 f"download=True to download it there (needs the internet, e.g. in Colab), or "
                 f"root= the folder that holds it; offline, load_dataset('digits') needs no "
@@ -89,9 +91,9 @@ def fetch_torchvision(name: str, root: Path) -> None:
         kind(str(root), train=True, download=True)
     except (RuntimeError, OSError) as err:  # URLError is an OSError; torchvision wraps others
         raise ValueError(
-            f"Could not download the {name!r} dataset into {root}: {err}. Check the internet "
-            "connection (Colab has one), or pass root= a folder that already holds it; "
-            "load_dataset('digits') needs no download."
+            f"Could not download the {name!r} dataset into {shown_path(root)}: {err}. Check "
+            "the internet connection (Colab has one), or pass root= a folder that already "
+            "holds it; load_dataset('digits') needs no download."
         ) from err
 
 
@@ -142,7 +144,7 @@ def read_cifar10(
 def damaged(name: str, folder: Path, err: BaseException) -> ValueError:
     """The error for dataset files that exist but cannot be read."""
     return ValueError(
-        f"The {name!r} files in {folder} could not be read ({type(err).__name__}: {err}). They "
-        "may be damaged or from an incomplete download: delete that folder and load again with "
-        "download=True."
+        f"The {name!r} files in {shown_path(folder)} could not be read "
+        f"({type(err).__name__}: {err}). They may be damaged or from an incomplete download: "
+        "delete that folder and load again with download=True."
     )

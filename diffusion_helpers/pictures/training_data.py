@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..checks.paths import shown_path
 from .dataset import ImageDataset
 from .datasets import load_dataset
 from .images import IMAGE_SUFFIXES, load_image
@@ -38,12 +39,15 @@ class TrainingData:
             one picture, a tensor or a torch Dataset: no, a memorised picture is not mirrored).
         fingerprint: a short hash of the pictures (:func:`fingerprint`): a checkpoint keeps it,
             so a resume with other pictures is refused instead of mixing the two.
+        picture: the one picture [1, C, H, W] (float32, CPU) when there is only one, which a
+            checkpoint keeps so its samples can be compared with what it learned; else None.
     """
 
     batch: Callable[[torch.Tensor], tuple[torch.Tensor, Optional[torch.Tensor]]]
     size: int
     flip: bool = False
     fingerprint: str = ""
+    picture: Optional[torch.Tensor] = None
 
 
 # Pictures hashed for a fingerprint: all of a small set, evenly spaced ones of a large one (the
@@ -101,6 +105,7 @@ def as_training_data(
             images.shape[0],
             flip,
             fingerprint(lambda i: images[i], images.shape[0]),
+            images[:1].detach().cpu().clone() if images.shape[0] == 1 else None,
         )
     if isinstance(data, Dataset) or hasattr(data, "__getitem__"):
         return _lazy_dataset(data, config, device, labels)
@@ -118,7 +123,7 @@ def _read_path(path: Path, size: int, channels: int) -> object:
     if path.is_file():
         return load_image(path, size=size, channels=channels)
     raise ValueError(
-        f"data path {path} is neither a folder of pictures nor a picture file "
+        f"data path {shown_path(path)} is neither a folder of pictures nor a picture file "
         f"({', '.join(IMAGE_SUFFIXES)})."
     )
 

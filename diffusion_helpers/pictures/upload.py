@@ -174,7 +174,7 @@ def pick_image(
         return report(load_image_info(upload, size, channels, crop), verbose, extra)
     x, info = load_image_info(DEFAULT_IMAGE if default is None else default, size, channels, crop)
     if default is None:
-        info = replace(info, name=DEFAULT_IMAGE.name)  # "scene.png", not the full path
+        info = replace(info, name=DEFAULT_IMAGE.name, sample=True)  # "scene.png", not the path
     if verbose:
         print(
             f"No picture uploaded, so using the sample {info.describe()}. To use your own, "

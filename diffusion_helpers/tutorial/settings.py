@@ -1,8 +1,11 @@
-"""What the notebooks and the demo share: sizes that fit the machine, and where files live.
+"""Sizes and budgets that fit the machine: what the notebooks and the demo train and sample.
 
-Each notebook runs on its own, so the learner's picture (chosen in notebook 01) and the trained
-model (saved by notebook 03) are passed on through files in one work folder, ``outputs/`` in
-the current directory unless ``DIFFUSION_WORKDIR`` says otherwise.
+The learner's picture is trained at 64 px on a CPU and 128 px on a GPU, each in the same
+4-minute budget (:data:`.train.DEFAULT_MINUTES`); a dataset (the digits) at 16 px on a CPU and
+32 px on a GPU; quick mode (``DIFFUSION_QUICK=1``, the tests) at 16 px in a few steps. A
+learner can ask for another side (``settings(size=128)``): the budget then grows with the
+pixels, so that the net takes the steps the default size takes, and one line says how long
+that will be. Measured figures are in the README (``bench/picture_size.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,21 @@ import torch
 
 from ..runtime.device import pick_device
 from ..runtime.environment import quick_mode
+from ..sampling import FAST_SAMPLER, Sampler
+from ..schedule import NoiseSchedule
 from ..train import DEFAULT_MINUTES
+from ..unet import UNet
+
+# The side a picture is trained at by default, and the U-Net for it. On the CPU (2 cores, 4
+# minutes) the tiny net at 64 px reached 22-23 dB on a real photo where a patch stem of 2 (the
+# net at 32 px inside, 4x cheaper a step) reached 19-21 dB, with or without the resolution
+# shift (bench/picture_size.py): the stem is kept for the sides where the plain net is too
+# slow to learn in the budget. On a GPU the small net at 128 px (not measured: no GPU session).
+PICTURE_SIDE = {"cpu": 64, "cuda": 128}
+PRESET = {"cpu": "tiny", "cuda": "small"}
+DATASET_SIDE = {"cpu": 16, "cuda": 32}
+DATASET_MINUTES = {"cpu": DEFAULT_MINUTES, "cuda": 2.0}
+QUICK_SAMPLER = Sampler("dpm_solver", 10, eta=1.0)  # quick mode: every line, not a good picture
 
 
 @dataclass
@@ -24,13 +41,24 @@ class TutorialSettings:
     Attributes:
         device: where the model trains and samples.
         quick: tiny sizes and few steps (``DIFFUSION_QUICK=1``: tests and CI).
-        image_size: side of the training image in pixels.
-        preset: the U-Net preset (see ``UNet.preset``).
-        num_steps: T, the number of diffusion steps.
+        image_size: side of the training pictures in pixels.
+        preset, patch_size: the U-Net (:meth:`.unet.UNet.preset`) and its patch stem (1: none).
+        num_steps: T, the number of diffusion steps; shift: the schedule's resolution shift.
         train_minutes: wall-clock training budget (None: stop by ``train_steps``).
         train_steps: number of training steps (None: stop by ``train_minutes``).
-        num_samples: how many images to sample at the end.
+        num_samples: how many pictures to sample at the end.
         ddim_steps: steps of the fast DDIM sampler.
+        sampler: the sampler wherever DDPM's 1000 steps are not the lesson
+            (:data:`.sampling.FAST_SAMPLER`; 10 steps in quick mode).
+        hand_steps, hand_samples: the hand-written loops of notebooks 03 (training steps) and
+            04 (pictures sampled by Algorithm 2).
+        experiments, experiment_steps, experiment_samples, experiment_sampler: notebook 03's
+            what-if runs: whether they run without being asked (in quick mode, so the tests
+            run them), their training steps, samples and sampler.
+        per_class, sweep_per_class, classifier_steps: notebook 05's samples per digit, the
+            guidance sweep's, and the digit classifier's training steps.
+        vary_size, vary_minutes, vary_steps, vary_sampler: notebook 06's variations: the
+            picture's side, the patch model's budget and its sampler.
     """
 
     device: torch.device
@@ -42,18 +70,55 @@ class TutorialSettings:
     train_steps: Optional[int]
     num_samples: int
     ddim_steps: int
+    patch_size: int = 1
+    shift: float = 1.0
+    sampler: Sampler = FAST_SAMPLER
+    hand_steps: int = 300  # about a minute on a 2-core CPU at 64 px
+    hand_samples: int = 2
+    experiments: bool = False
+    experiment_steps: int = 300  # 16 px pictures: about half a minute a model on a 2-core CPU
+    experiment_samples: int = 4
+    experiment_sampler: Sampler = Sampler()
+    per_class: int = 6
+    sweep_per_class: int = 10
+    classifier_steps: int = 400
+    vary_size: int = 48  # 48 px: about 4 minutes of the patch model on a CPU
+    vary_minutes: Optional[float] = DEFAULT_MINUTES
+    vary_steps: Optional[int] = None
+    vary_sampler: Sampler = Sampler("ddim", 100, eta=1.0)
+
+    def model(self, channels: int = 3, num_classes: Optional[int] = None, seed: int = 0) -> UNet:
+        """A fresh U-Net for these sizes (seeded), for ``channels``-channel pictures."""
+        return UNet.preset(self.preset, image_channels=channels, image_size=self.image_size,
+                           patch_size=self.patch_size, num_classes=num_classes, seed=seed)  # fmt: skip
+
+    def schedule(self, kind: str = "linear") -> NoiseSchedule:
+        """The noise schedule for these sizes: T steps of ``kind``, with the shift."""
+        return NoiseSchedule(self.num_steps, kind, shift=self.shift)
 
 
-def settings(device: Optional[Union[str, torch.device]] = None) -> TutorialSettings:
-    """Pick sizes for this machine: 32 px and the tiny net in 4 minutes on a CPU, 64 px and the
-    small net on a GPU, and tiny sizes in quick mode (the measured times are in the README).
-    The 4-minute CPU budget is train.DEFAULT_MINUTES, measured to pass 25 dB PSNR at 32 px."""
+def settings(
+    device: Optional[Union[str, torch.device]] = None, size: Optional[int] = None
+) -> TutorialSettings:
+    """Sizes for one picture on this machine: 64 px and the tiny net on a CPU, 128 px and the
+    small net on a GPU, each in DEFAULT_MINUTES; 16 px in a few steps in quick mode.
+
+    ``size``: another side. The budget becomes DEFAULT_MINUTES x (size / default side)^2 (the
+    U-Net's work grows with the pixels, so that is about the same number of steps), and one
+    line says so: 128 px on a CPU is a 16-minute run.
+    """
     dev = pick_device(device)
+    kind = "cuda" if dev.type == "cuda" else "cpu"
     if quick_mode():
-        return TutorialSettings(dev, True, 16, "tiny", 1000, None, 40, 2, 10)
-    if dev.type == "cuda":
-        return TutorialSettings(dev, False, 64, "small", 1000, DEFAULT_MINUTES, None, 8, 50)
-    return TutorialSettings(dev, False, 32, "tiny", 1000, DEFAULT_MINUTES, None, 8, 50)
+        return quick_settings(dev, size or 16, train_steps=40, num_samples=2)
+    side = PICTURE_SIDE[kind]
+    minutes = DEFAULT_MINUTES
+    if size is not None and size != side:
+        minutes = round(DEFAULT_MINUTES * (size / side) ** 2, 1)
+        print(f"{size} px on this {kind.upper()}: a {minutes:g}-minute training run, to take the "
+              f"steps {side} px takes in {DEFAULT_MINUTES:g} (the work grows with the pixels). "
+              "Change S.train_minutes to spend more or less.")  # fmt: skip
+    return TutorialSettings(dev, False, size or side, PRESET[kind], 1000, minutes, None, 8, 50)
 
 
 def dataset_settings(device: Optional[Union[str, torch.device]] = None) -> TutorialSettings:
@@ -61,8 +126,26 @@ def dataset_settings(device: Optional[Union[str, torch.device]] = None) -> Tutor
     net in DEFAULT_MINUTES on a CPU, 32 px and the small net in 2 minutes on a GPU, tiny in
     quick mode. ``num_samples`` is one row of ten digits."""
     dev = pick_device(device)
+    kind = "cuda" if dev.type == "cuda" else "cpu"
     if quick_mode():
-        return TutorialSettings(dev, True, 16, "tiny", 1000, None, 30, 10, 10)
-    if dev.type == "cuda":
-        return TutorialSettings(dev, False, 32, "small", 1000, 2.0, None, 20, 50)
-    return TutorialSettings(dev, False, 16, "tiny", 1000, DEFAULT_MINUTES, None, 20, 50)
+        return quick_settings(
+            dev, 16, train_steps=30, num_samples=10, sampler=Sampler("dpm_solver", 10)
+        )
+    # DPM-Solver++ in 20 steps, deterministic: on the digits model it scored as DDIM in 50 did
+    # (README), for 2.5 times less work
+    return TutorialSettings(dev, False, DATASET_SIDE[kind], PRESET[kind], 1000,
+                            DATASET_MINUTES[kind], None, 20, 50, sampler=Sampler("dpm_solver"))  # fmt: skip
+
+
+def quick_settings(
+    device: torch.device, size: int, train_steps: int, num_samples: int,
+    sampler: Sampler = QUICK_SAMPLER,
+) -> TutorialSettings:  # fmt: skip
+    """Quick mode (the tests): tiny sizes, a few steps of everything, every line run."""
+    return TutorialSettings(
+        device, True, size, "tiny", 1000, None, train_steps, num_samples, 10, sampler=sampler,
+        hand_steps=3, hand_samples=1, experiments=True, experiment_steps=2,
+        experiment_samples=1, experiment_sampler=Sampler("ddim", 10), per_class=1,
+        sweep_per_class=2, classifier_steps=50, vary_size=16, vary_minutes=None, vary_steps=10,
+        vary_sampler=Sampler("ddim", 10, eta=1.0),
+    )  # fmt: skip

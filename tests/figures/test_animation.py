@@ -132,3 +132,20 @@ def test_image_grid_rows_columns_and_blank_cells():
         image_grid(batch, ncols=0)
     with pytest.raises(ValueError, match="batch"):
         image_grid(batch[0], ncols=2)
+
+
+def test_save_gif_keeps_a_file_that_is_not_ours_and_a_symlink(tmp_path):
+    """The GIF goes to a fresh name beside them, and save_gif returns the name it used."""
+    frames = synthetic_frames(3)
+    (tmp_path / "reverse.gif").write_bytes(b"the user's own GIF")
+    written = save_gif(frames, tmp_path / "reverse.gif")
+    assert written == tmp_path / "reverse-2.gif"
+    assert (tmp_path / "reverse.gif").read_bytes() == b"the user's own GIF"
+    with Image.open(written) as gif:
+        assert gif.n_frames == 3
+    assert save_gif(frames, tmp_path / "reverse.gif") == written  # ours: replaced
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("not a GIF")
+    (tmp_path / "link.gif").symlink_to(outside)
+    assert save_gif(frames, tmp_path / "link.gif") == tmp_path / "link-2.gif"
+    assert outside.read_text() == "not a GIF"

@@ -1,6 +1,7 @@
 """Tests of diffusion_helpers.datasets: every source, offline, on data made here."""
 
 import io
+import os
 import pickle
 import struct
 
@@ -66,11 +67,17 @@ def test_digits_three_channels_repeat_the_grey(digits32):
         assert torch.equal(ds.images[:, c : c + 1], digits32.images[:20])
 
 
-def test_limit_keeps_the_first_items(digits32):
+def named(ds):
+    """The class name of each picture of a dataset, as its labels read."""
+    return [ds.classes[i] for i in ds.labels.tolist()]
+
+
+def test_limit_keeps_the_first_items(digits32, capsys):
     ds = load_dataset("digits", 32, limit=7)
     assert torch.equal(ds.images, digits32.images[:7])
-    assert torch.equal(ds.labels, digits32.labels[:7])
-    assert ds.classes == digits32.classes  # all 10 names, even if some are not among the 7
+    assert torch.equal(ds.labels, digits32.labels[:7])  # the digits start 0, 1, ..., 6
+    assert ds.classes == digits32.classes[:7]  # the digits 7, 8, 9 have no picture: left out
+    assert "no pictures of classes 7, 8, 9" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("limit", [0, -3, 2.5, True, "5"])
@@ -262,8 +269,9 @@ def test_fake_mnist_layout(tmp_path, name, folder, kind):
     ds = load_dataset(name, 28, root=tmp_path)
     expected = torch.from_numpy(images).float().unsqueeze(1) / 127.5 - 1.0
     torch.testing.assert_close(ds.images, expected, rtol=0, atol=1e-6)
-    assert torch.equal(ds.labels, torch.from_numpy(labels).long())
-    assert ds.classes == kind.classes and len(ds.classes) == 10
+    # the classes with pictures, in their order, labels renumbered over them and reading right
+    assert ds.classes == [kind.classes[i] for i in sorted(set(labels.tolist()))]
+    assert named(ds) == [kind.classes[i] for i in labels.tolist()]
     small = load_dataset(name, 16, 3, root=tmp_path, limit=4)
     assert small.images.shape == (4, 3, 16, 16) and small.labels.shape == (4,)
 
@@ -300,12 +308,13 @@ def test_fake_cifar10_layout(tmp_path):
     expected = torch.from_numpy(data).float() / 127.5 - 1.0  # R, G, B planes, train batches only
     assert ds.images.shape == (10, 3, 32, 32)
     torch.testing.assert_close(ds.images, expected, rtol=0, atol=1e-6)
-    assert ds.labels.tolist() == labels and ds.classes == names
+    assert named(ds) == [names[i] for i in labels]
+    assert ds.classes == [names[i] for i in sorted(set(labels))]
     assert ds.source == "cifar10"  # data.py flips the named photo datasets by this
     grey = load_dataset("cifar10", 32, 1, root=tmp_path, limit=3)  # stops after two batches
     luma = 0.299 * expected[:3, 0] + 0.587 * expected[:3, 1] + 0.114 * expected[:3, 2]
     torch.testing.assert_close(grey.images[:, 0], luma, rtol=0, atol=1e-5)
-    assert grey.labels.tolist() == labels[:3]
+    assert named(grey) == [names[i] for i in labels[:3]]
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
@@ -375,7 +384,34 @@ def test_tensor_with_labels():
     assert ds.classes == ["0", "1", "2"]
     assert ds[0][1] == 2
     ds = load_dataset(x, 8, labels=torch.tensor([3, 3, 3, 3]), limit=2)
-    assert ds.labels.tolist() == [3, 3] and ds.classes == ["0", "1", "2", "3"]
+    assert ds.labels.tolist() == [0, 0] and ds.classes == ["3"]
+
+
+def test_classes_without_pictures_are_dropped_and_the_labels_renumbered(capsys):
+    """Labels with gaps would give a conditional model classes it never saw: the classes
+    left are numbered densely and keep their names, and one line says what was dropped."""
+    ds = load_dataset(torch.zeros(4, 1, 8, 8), 8, labels=[5, 0, 2, 5])
+    assert ds.classes == ["0", "2", "5"] and ds.labels.tolist() == [2, 0, 1, 2]
+    assert named(ds) == ["5", "0", "2", "5"]
+    out = capsys.readouterr().out.strip()
+    assert out == (
+        "the tensor: no pictures of classes 1, 3, 4, so they are left out: labels 0..2 are now "
+        "0, 2, 5."
+    )
+    assert load_dataset(torch.zeros(2, 1, 8, 8), 8, labels=[1, 0]).classes == ["0", "1"]
+    assert capsys.readouterr().out == ""  # nothing dropped, nothing said
+
+
+def test_an_unreadable_class_folder_is_no_class(tmp_path, capsys):
+    for name in ("cat", "dog"):
+        (tmp_path / name).mkdir()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(tmp_path / "cat" / "a.png")
+    Image.new("RGB", (8, 8), (20, 30, 200)).save(tmp_path / "dog" / "b.png")
+    (tmp_path / "dog" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    ds = load_dataset(tmp_path, 8)
+    assert ds.classes == ["cat"] and ds.labels.tolist() == [0]
+    out = capsys.readouterr().out
+    assert "Skipped 1 of 2 files" in out and "no pictures of class dog, so it is left out" in out
 
 
 @pytest.mark.parametrize(
@@ -441,3 +477,13 @@ def test_dataset_checks_itself():
         ImageDataset(torch.full((1, 1, 4, 4), 1.5))
     with pytest.raises(ValueError, match=r"labels must be in 0\.\.1"):
         ImageDataset(torch.zeros(2, 1, 4, 4), torch.tensor([0, 2]), ["a", "b"])
+
+
+def test_a_skipped_file_whose_name_is_not_utf8_is_named_printably(tmp_path, capsys):
+    """Printing the skipped file's name used to fail: "'utf-8' codec can't encode"."""
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(tmp_path / "good.png")
+    (tmp_path / os.fsdecode(b"\xff.png")).write_bytes(b"not a picture")
+    ds = load_dataset(tmp_path, 8)
+    assert len(ds) == 1
+    out = capsys.readouterr().out
+    assert "Skipped 1 of 2 files" in out and "\\xff.png" in out and out.encode("utf-8")

@@ -92,14 +92,22 @@ def test_named_file_is_named_in_the_message(tmp_path):
 
 
 # A child process that reads one path with read_bytes, capped at 1,000 bytes, and prints the
-# message. imagefile needs only the standard library and Pillow, so the child loads that one file
-# (0.1 s, no torch). Its address space is capped at 1 GiB, so a regression that reads /dev/zero
-# without a cap dies of MemoryError quickly; the timeout turns a blocking read into a failure.
+# message. imagefile needs only the standard library, Pillow and checks/paths.py, so the child
+# loads those two files under stand-in packages (0.1 s, no torch). Its address space is capped
+# at 1 GiB, so a regression that reads /dev/zero without a cap dies of MemoryError quickly; the
+# timeout turns a blocking read into a failure.
 CHILD = """
-import importlib.util, resource, sys
+import importlib.util, resource, sys, types
+from pathlib import Path
 resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
-spec = importlib.util.spec_from_file_location("imagefile", sys.argv[1])
+package = Path(sys.argv[1]).parents[1]
+for name, folder in [("dh", package), ("dh.checks", package / "checks"),
+                     ("dh.pictures", package / "pictures")]:
+    sys.modules[name] = types.ModuleType(name)
+    sys.modules[name].__path__ = [str(folder)]
+spec = importlib.util.spec_from_file_location("dh.pictures.imagefile", sys.argv[1])
 imagefile = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = imagefile
 spec.loader.exec_module(imagefile)
 try:
     imagefile.read_bytes(sys.argv[2], max_bytes=1000)

@@ -9,6 +9,8 @@ space [-1, 1]: white is +1, black -1, and one 8-bit step is 2/255 ~ 0.0078.
 from __future__ import annotations
 
 import io
+import os
+import warnings
 
 import numpy as np
 import pytest
@@ -406,3 +408,23 @@ def test_missing_sample_folder(monkeypatch, tmp_path):
     monkeypatch.setattr(images_mod, "IMAGES_DIR", tmp_path / "gone")
     with pytest.raises(FileNotFoundError, match="pip install -e"):
         sample_image_path()
+
+
+def test_a_picture_smaller_than_the_size_asked_for_warns_that_it_will_be_blurry(tmp_path):
+    tiny = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(tiny)
+    with pytest.warns(UserWarning, match=r"1x1 pixels, smaller than the 16x16 asked for.*blurry"):
+        load_image(tiny, size=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a picture large enough: not a word
+        load_image(Image.new("RGB", (40, 30)), size=16)
+
+
+def test_a_file_name_that_is_not_utf8_gives_a_printable_message(tmp_path):
+    """b"\\xff.png" is a valid name on Linux; its message must print, not fail to encode."""
+    path = tmp_path / os.fsdecode(b"\xff.png")
+    path.write_bytes(b"not a picture at all")
+    with pytest.raises(ImageLoadError) as info:
+        load_image(path)
+    message = str(info.value)
+    assert "\\xff.png" in message and message.encode("utf-8")

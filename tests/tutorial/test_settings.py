@@ -9,6 +9,6 @@ def test_quick_mode_is_tiny_and_full_mode_fits_a_cpu(monkeypatch):
     assert quick.quick and quick.image_size <= 16 and quick.train_steps <= 50
     monkeypatch.delenv("DIFFUSION_QUICK")
     full = dh.settings("cpu")
-    assert not full.quick and full.image_size == 32 and full.train_minutes <= 5
-    # The preset must accept the size: 32 is divisible by 2^(levels-1).
+    assert not full.quick and full.image_size == 64 and full.train_minutes <= 5
+    # The preset must accept the size: 64 is divisible by 2^(levels-1).
     assert full.image_size in dh.UNet.preset(full.preset).valid_sizes()

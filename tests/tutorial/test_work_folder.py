@@ -1,7 +1,12 @@
 """What the notebooks share: settings per machine, the learner's picture, the model to sample."""
 
+import importlib
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+from PIL import Image
 
 import diffusion_helpers as dh
 from diffusion_helpers.tutorial.derivations import noise_prediction_examples
@@ -24,7 +29,7 @@ def test_my_image_falls_back_to_the_sample_then_uses_the_saved_one(tmp_path, mon
 def test_load_tutorial_model_prefers_the_learners_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DIFFUSION_WORKDIR", str(tmp_path))
     model, schedule, x0 = dh.load_tutorial_model("cpu")
-    assert "pretrained" in capsys.readouterr().out
+    assert "shipped with the package, trained on the sample picture" in capsys.readouterr().out
     assert x0.shape[-1] == model.config.image_size and schedule.num_steps == 1000
     assert not model.training
     # Once notebook 03 has saved a checkpoint, that one is used.
@@ -39,8 +44,10 @@ def test_load_tutorial_model_prefers_the_learners_checkpoint(tmp_path, monkeypat
         seed=0,
     )
     model, schedule, x0 = dh.load_tutorial_model("cpu")
-    assert "notebook 03" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Using the model notebook 03 trained" in out and "another picture" in out
     assert model.config.image_size == 16 and schedule.num_steps == 50 and x0.shape[-1] == 16
+    assert torch.equal(x0, torch.zeros(1, 3, 16, 16))  # compared with what it learned
 
 
 def test_shipped_model_denoises_the_sample_picture():
@@ -76,3 +83,74 @@ def test_a_fresh_run_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert dh.fresh_checkpoint_path("digits.pt") == digits and not digits.exists()
     assert (tmp_path / "digits.previous.pt").read_bytes() == before
     assert (tmp_path / "unet.previous.pt").read_bytes() == earlier
+
+
+STANDIN = Path(__file__).resolve().parents[1] / "colab"
+
+
+@pytest.fixture
+def in_colab(monkeypatch, tmp_path):
+    """This process as a Colab runtime: the stand-in google.colab imported, the working folder
+    a fresh /content, no work folder chosen yet."""
+    monkeypatch.syspath_prepend(str(STANDIN))
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab.files", raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab.drive", raising=False)
+    importlib.import_module("google.colab")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIFFUSION_WORKDIR", raising=False)
+    yield tmp_path
+    for name in ("google.colab", "google.colab.files", "google.colab.drive"):
+        sys.modules.pop(name, None)
+
+
+def test_in_colab_start_keeps_the_work_folder_on_drive(in_colab, monkeypatch, capsys):
+    drive = in_colab / "shared"
+    drive.mkdir()
+    monkeypatch.setenv("COLAB_STANDIN_DRIVE", str(drive))
+    dh.start(keep_on_drive=True, device="cpu")
+    out = capsys.readouterr().out
+    assert "on your Google Drive" in out
+    assert dh.work_dir().resolve() == (drive / "ddpm-on-your-picture").resolve()
+
+
+def test_in_colab_without_drive_a_notebook_asks_for_the_picture(in_colab, monkeypatch, capsys):
+    """Drive declined: the work folder is this runtime's, and a notebook that finds no picture
+    opens the file dialog; what the learner chooses is kept for the next cells."""
+    photo = in_colab / "cat.jpg"
+    Image.new("RGB", (400, 300), (10, 200, 30)).save(photo)
+    monkeypatch.setenv("COLAB_STANDIN_UPLOAD", str(photo))
+    monkeypatch.delenv("COLAB_STANDIN_DRIVE", raising=False)
+    dh.start(keep_on_drive=True, device="cpu")
+    assert "Google Drive was not mounted" in capsys.readouterr().out
+    picture = dh.my_image(16)
+    out = capsys.readouterr().out
+    assert "choose yours in the dialog below" in out
+    assert "Using the picture chosen in notebook 01: cat.jpg" in out
+    assert picture[0, 1].mean() > 0.5 > picture[0, 0].mean()  # green, not the sample
+    monkeypatch.delenv("COLAB_STANDIN_UPLOAD")  # a second call does not ask again
+    dh.my_image(16)
+    assert "dialog" not in capsys.readouterr().out
+
+
+def test_a_cancelled_dialog_uses_the_sample_and_says_so(in_colab, monkeypatch, capsys):
+    monkeypatch.delenv("COLAB_STANDIN_UPLOAD", raising=False)
+    monkeypatch.delenv("COLAB_STANDIN_DRIVE", raising=False)
+    picture = dh.my_image(16)
+    assert "scene.png (the sample)" in capsys.readouterr().out
+    torch.testing.assert_close(picture, dh.load_image(dh.sample_image_path(), size=16))
+
+
+def test_the_model_knows_which_picture_it_learned(tmp_path, monkeypatch, capsys):
+    """A checkpoint of one picture keeps it: the tutorial names the learner's picture when the
+    model learned it, and compares with what it learned when the work folder's differs."""
+    monkeypatch.setenv("DIFFUSION_WORKDIR", str(tmp_path))
+    mine = torch.full((1, 3, 16, 16), 0.5)
+    info = dh.ImageInfo("dog.jpg", (16, 16), "RGB", 16)
+    dh.save_my_image(mine, info)
+    x0 = dh.my_image(16, verbose=False)
+    dh.train(dh.UNet.preset("tiny", image_size=16), x0, dh.NoiseSchedule(50), steps=1,
+             checkpoint=dh.checkpoint_path(), progress=False, seed=0)  # fmt: skip
+    capsys.readouterr()
+    _, _, got = dh.load_tutorial_model("cpu")
+    assert "on dog.jpg" in capsys.readouterr().out and torch.equal(got, x0)
