@@ -4,7 +4,8 @@ The paper sits at the top of the package, one module per idea, in the order the 
 meet them: ``schedule`` (beta_t, alpha-bar), ``forward`` (q, eq. 2 and 4), ``unet``
 (eps_theta), ``train`` (Algorithm 1), ``reverse`` (one step back: Algorithm 2, DDIM,
 DPM-Solver++), ``timesteps`` (which steps a sampler visits), ``guidance`` (classifier-free),
-``sampling`` (the loop), ``editing`` (SDEdit, RePaint) and ``variations`` (a patch model).
+``sampling`` (the loop), ``editing`` (SDEdit, RePaint), ``variations`` (a patch model), and
+notebook 07's ``score`` (Tweedie, the SDE and the ODE, Langevin) and ``flow`` (flow matching).
 
 Everything else lives in a folder named for its job, and imports point one way:
 
@@ -41,6 +42,7 @@ from .figures.points import (
     plot_trajectories,
 )
 from .figures.widgets import MaskPicker, forward_slider, reverse_explorer
+from .flow import NoiseFromVelocity, euler_step, flow_time, to_flow, velocity
 from .forward import add_noise, add_noise_chain, add_noise_step
 from .guidance import DEFAULT_GUIDANCE
 from .metrics.classifier import (
@@ -93,6 +95,7 @@ from .sampling import (
     sample,
 )
 from .schedule import NoiseSchedule, make_betas
+from .score import langevin_step, sample_with_corrector, score_from_noise
 from .storage.checkpoint import CheckpointError, export_weights
 from .timesteps import ddim_timesteps
 from .train import (
@@ -104,7 +107,7 @@ from .train import (
     train,
 )
 from .tutorial import derivations, exercises
-from .tutorial.comparisons import compare_samplers, quality_by_steps, show_runs
+from .tutorial.comparisons import compare_samplers, describe_run, quality_by_steps, show_runs
 from .tutorial.derivations import noise_prediction_examples
 from .tutorial.points import GaussianMixture, PointNet, ideal_denoiser, points_from_picture
 from .tutorial.settings import TutorialSettings, dataset_settings, settings
@@ -161,15 +164,18 @@ __all__ = [
     "default_lr",
     "derivations",
     "describe_device",
+    "describe_run",
     "DigitClassifier",
     "diversity",
     "dpm_solver_2m_step",
     "edit",
     "energy_distance",
+    "euler_step",
     "exercises",
     "export_weights",
     "FAST_SAMPLER",
     "features",
+    "flow_time",
     "forward_slider",
     "Frame",
     "frechet_distance",
@@ -187,6 +193,7 @@ __all__ = [
     "inpaint",
     "Interrupted",
     "is_main_process",
+    "langevin_step",
     "load_checkpoint",
     "load_dataset",
     "load_digits_model",
@@ -202,6 +209,7 @@ __all__ = [
     "my_image",
     "nearest_neighbours",
     "noise_prediction_examples",
+    "NoiseFromVelocity",
     "NoiseSchedule",
     "patch_distance",
     "patch_model",
@@ -241,15 +249,18 @@ __all__ = [
     "sample_image_path",
     "sample_spread",
     "sample_variations",
+    "sample_with_corrector",
     "Sampler",
     "SampleResult",
     "save_gif",
     "save_my_image",
+    "score_from_noise",
     "settings",
     "show_images",
     "show_runs",
     "start",
     "STORED_IMAGE_SIZE",
+    "to_flow",
     "to_numpy",
     "to_pil",
     "train",
@@ -264,6 +275,7 @@ __all__ = [
     "upload_image",
     "upload_widget",
     "uploaded_files",
+    "velocity",
     "within_class_diversity",
     "work_dir",
 ]

@@ -18,7 +18,7 @@ import torch
 
 Timesteps = Union[int, torch.Tensor]
 
-KINDS = ("linear", "cosine", "scaled_linear", "sigmoid")
+KINDS = ("linear", "cosine", "scaled_linear", "sigmoid", "flow")
 
 # Nichol & Dhariwal (2021), eq. 17: the small offset s keeps beta_0 from being vanishingly
 # small, and betas are clipped at 0.999 to avoid the singularity at t = T.
@@ -47,6 +47,10 @@ def make_betas(
     - ``cosine``: abar(t) = cos^2(((t/T + s) / (1 + s)) pi/2), beta_t = 1 - abar(t+1)/abar(t),
       clipped at 0.999 (``beta_start``/``beta_end`` are not used).
     - ``sigmoid``: beta follows a sigmoid over [-6, 6] between ``beta_start`` and ``beta_end``.
+    - ``flow``: the straight path of flow matching, x = (1 - s) x_0 + s eps with s = (t + 1) / T
+      (:mod:`.flow`), as a DDPM schedule of the same signal-to-noise ratios:
+      abar_t = (1 - s)^2 / ((1 - s)^2 + s^2); the last beta, 1, is capped at 0.999 like the
+      cosine's (``beta_start``/``beta_end`` are not used).
     """
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
         raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}.")
@@ -79,6 +83,11 @@ def make_betas(
         return torch.sigmoid(torch.linspace(-6, 6, T, dtype=f64)) * (beta_end - beta_start) + (
             beta_start
         )
+    if kind == "flow":
+        s = torch.arange(1, T + 1, dtype=f64) / T
+        abar = (1 - s) ** 2 / ((1 - s) ** 2 + s**2)
+        abar_prev = torch.cat([torch.ones(1, dtype=f64), abar[:-1]])
+        return torch.clamp(1 - abar / abar_prev, max=COSINE_MAX_BETA)
     # cosine
     steps = torch.arange(T + 1, dtype=f64) / T
     abar = torch.cos((steps + COSINE_S) / (1 + COSINE_S) * math.pi / 2) ** 2
@@ -90,8 +99,8 @@ class NoiseSchedule:
 
     Args:
         num_steps: T, the number of diffusion steps.
-        kind: ``"linear"``, ``"cosine"``, ``"scaled_linear"`` or ``"sigmoid"``.
-        beta_start, beta_end: first and last beta (not used by ``"cosine"``); for ``"linear"``
+        kind: ``"linear"``, ``"cosine"``, ``"scaled_linear"``, ``"sigmoid"`` or ``"flow"``.
+        beta_start, beta_end: first and last beta (not used by ``"cosine"`` and ``"flow"``); for ``"linear"``
             the values for T = 1000, scaled by 1000 / T (see :func:`make_betas`).
         shift: the resolution shift (Hoogeboom et al. 2023, "simple diffusion", sec. 3.1;
             Esser et al. 2024 for flows): every log-SNR lowered by 2 log(shift), i.e. the
@@ -171,8 +180,8 @@ class NoiseSchedule:
         return self.num_steps
 
     def __repr__(self) -> str:
-        extra = "" if self.kind == "cosine" else f", beta_start={self.beta_start}, "
-        extra += "" if self.kind == "cosine" else f"beta_end={self.beta_end}"
+        extra = "" if self.kind in ("cosine", "flow") else f", beta_start={self.beta_start}, "
+        extra += "" if self.kind in ("cosine", "flow") else f"beta_end={self.beta_end}"
         extra += f", shift={self.shift:g}" if self.shift != 1.0 else ""
         return f"NoiseSchedule(num_steps={self.num_steps}, kind={self.kind!r}{extra})"
 

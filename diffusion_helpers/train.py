@@ -44,6 +44,7 @@ from typing import Callable, Literal, Optional, Union, get_args
 import torch
 
 from .checks.values import choice, number, seed, whole_number
+from .flow import to_flow, velocity
 from .forward import add_noise
 from .pictures.training_data import as_training_data
 from .runtime.device import Precision, make_grad_scaler
@@ -63,7 +64,7 @@ GRAD_CLIP = 1.0  # DDPM clipped the gradient norm at 1
 COND_DROP = 0.1  # Ho & Salimans (2022) found p_uncond 0.1-0.2 best; 0.1 keeps the class strong
 FINAL_LR_FRACTION = 0.05  # the cosine decay ends at 5% of the peak rate
 LrSchedule = Literal["cosine", "constant"]
-Prediction = Literal["eps", "x0"]
+Prediction = Literal["eps", "x0", "velocity"]
 
 
 @dataclass
@@ -83,8 +84,11 @@ class TrainConfig:
         flip: mirror each drawn image left-right with probability 1/2; None: as the data says
             (photos yes; one picture, tensors and datasets such as the digits no).
         cond_drop: for a conditional net, the fraction of labels replaced by "no class".
-        prediction: what the net learns to output: ``"eps"`` (the noise, DDPM's choice) or
-            ``"x0"`` (the clean picture; sample through :class:`.reverse.NoiseFromX0`).
+        prediction: what the net learns to output: ``"eps"`` (the noise, DDPM's choice),
+            ``"x0"`` (the clean picture; sample through :class:`.reverse.NoiseFromX0`) or
+            ``"velocity"`` (flow matching: the net sees x_t as the point x_s of the straight
+            path and learns eps - x_0; sample through :class:`.flow.NoiseFromVelocity`; with
+            ``NoiseSchedule(kind="flow")`` this is rectified flow, :mod:`.flow`).
         precision: ``"auto"`` (:func:`.runtime.device.pick_precision`), ``"fp32"``, ``"bf16"``,
             ``"fp16"``.
         cuda_graphs: on a GPU, run the net through CUDA graphs when the run is long enough to
@@ -246,6 +250,8 @@ def training_loss(
 
     ``prediction="x0"`` compares the net's output with x_0 instead of eps: the same x_t, the
     loss ||x_0 - x0_theta||^2 (eps-loss = abar / (1 - abar) x0-loss: a different weighting of t).
+    ``prediction="velocity"`` is flow matching (:mod:`.flow`): the net sees x_s = x_t / (sqrt(abar)
+    + sqrt(1 - abar)), the same point on the straight path, and learns v = eps - x_0 (FM-2).
 
     ``part = (rank, world)``: ``x0`` [B, ...] holds rows rank::world of a batch of world * B;
     t, eps and the dropped labels are drawn for that whole batch and this process keeps its
@@ -257,6 +263,8 @@ def training_loss(
     shape, device = (B, *x0.shape[1:]), generator.device  # eps ~ N(0, I), on the generator's
     eps = torch.randn(shape, generator=generator, device=device, dtype=x0.dtype)[mine]
     x_t, eps = add_noise(x0, t.to(x0.device), schedule, noise=eps.to(x0.device))  # eq. 4
+    if prediction == "velocity":
+        x_t = to_flow(x_t, t.to(x0.device), schedule)  # the point of the straight path (FM-1)
     args = (x_t, t.to(x0.device))
     if labels is not None:  # classifier-free guidance: some images learn "no class"
         drop = (torch.rand(B, generator=generator)[mine] < cond_drop).to(labels.device)
@@ -265,7 +273,7 @@ def training_loss(
     autocast = torch.autocast(x0.device.type, dtype=dtype) if dtype is not None else nullcontext()
     with autocast:
         predicted = model(*args)
-    target = eps if prediction == "eps" else x0.float()
+    target = {"eps": eps, "x0": x0.float(), "velocity": velocity(x0.float(), eps)}[prediction]
     per_image = (predicted.float() - target).pow(2).mean(dim=(1, 2, 3))  # ||eps - eps_theta||^2
     return per_image.mean(), t, per_image.detach()
 

@@ -19,15 +19,19 @@
 # # 1 · Your image
 #
 # This tutorial teaches **denoising diffusion** (DDPM, Ho et al. 2020) by doing it on a picture
-# of your choice. In four short notebooks you will
+# of your choice. In seven short notebooks you will
 #
 # 1. **pick a picture** and turn it into numbers (this notebook);
 # 2. **destroy it with noise**, step by step ([02](02_forward_noising.ipynb));
 # 3. **train a small U-Net** to predict that noise ([03](03_training_the_unet.ipynb));
-# 4. **run the process backwards** and watch your picture come out of pure noise ([04](04_reverse_sampling.ipynb)).
+# 4. **run the process backwards** and watch your picture come out of pure noise ([04](04_reverse_sampling.ipynb));
+# 5. **draw new pictures** from a dataset, and ask for a class ([05](05_new_pictures.ipynb));
+# 6. **edit, fill in and vary** your picture with the same model ([06](06_edit_and_vary.ipynb));
+# 7. **go beyond DDPM**: the score, the SDE and the ODE, and flow matching ([07](07_beyond_ddpm.ipynb)).
 #
 # Press *Run all* first: everything works without you uploading anything (a bundled sample
-# picture stands in). Then come back and try your own photo.
+# picture stands in). Then come back and try your own photo. This notebook takes seconds; the
+# longest, 03, trains for 4 minutes.
 
 # %% Setup: in Colab, fetch and install the tutorial package; locally this only imports it.
 import os
@@ -89,11 +93,14 @@ dh.show_images(picture, titles=[info.name])
 # so the network always sees inputs of about the same size, from the first step to the last.
 # Raw values 0-255 would be a hundred times larger than the noise.
 #
-# The model sees a small square version of your picture: cropped to the centre and shrunk. Small
-# pictures make training take minutes instead of hours; the ideas are the same at any size.
+# The model sees a small square version of your picture: cropped to the centre and shrunk, to
+# 64 × 64 pixels on a CPU and 128 × 128 on a GPU. That is the size your pictures come back at
+# in notebooks 04-07. Small pictures make training take minutes instead of hours; the ideas are
+# the same at any size (`dh.settings(size=128)` asks for another, with the time it will take).
 
 # %%
 image = dh.load_image(dh.to_pil(picture), size=S.image_size)
+print(f"On this machine the model trains at {S.image_size} x {S.image_size} px: the size your samples come back at.")
 print(f"tensor shape {tuple(image.shape)} = [batch, channels, height, width]")
 print(f"values from {image.min():.2f} to {image.max():.2f}, mean {image.mean():.2f}")
 dh.plot_pixel_values(image)

@@ -79,7 +79,7 @@ def reverse_step(x_t, t, predicted_noise, schedule, z):
 # %% jupyter={"source_hidden": true} cellView="form"
 # @title Solution (in Colab: double-click to show the code)
 # Solution. Running this cell replaces your reverse_step with this one.
-def reverse_step(x_t, t, predicted_noise, schedule, z):  # noqa: F811 (replaces the exercise's version)
+def reverse_step(x_t, t, predicted_noise, schedule, z):
     beta, alpha, abar = schedule.betas[t], schedule.alphas[t], schedule.alpha_bars[t]
     mean = (x_t - beta / (1 - abar).sqrt() * predicted_noise) / alpha.sqrt()  # Algorithm 2, line 4
     sigma = beta.sqrt() if t > 0 else 0.0  # sigma_t^2 = beta_t; no noise at the last step
@@ -181,7 +181,7 @@ dh.show_images(torch.cat([x0, run.images]), titles=["your picture"] + [f"{s:.1f}
 # line are those of eq. 7:
 
 # %%
-dh.derivations.posterior_by_sampling(schedule, t=10, n=100_000 if S.quick else 400_000)
+dh.derivations.posterior_by_sampling(schedule, t=10, n=S.posterior_samples)
 
 # %% [markdown]
 # A sampler does not know $x_0$. Algorithm 2 writes it through the predicted noise,

@@ -44,10 +44,10 @@ import diffusion_helpers as dh
 KEEP_ON_DRIVE = True  # Colab: keep your picture and models on Google Drive, where every notebook finds them
 S = dh.start(KEEP_ON_DRIVE, datasets=True)  # the work folder, and the sizes for this machine
 schedule = S.schedule()
-# DPM-Solver++ in 20 steps (notebook 04): on the digits model its 500 samples scored as well as
-# DDIM's in 50 steps (99.8% of digits as asked and FD 32.0, against 100% and 36.0) for 2.5
-# times less work: 8 digits in about a second (bench/sample_speed.py --digits).
-SAMPLER = dh.Sampler("dpm_solver", S.ddim_steps if S.quick else 20)
+# S.sampler is DPM-Solver++ in 20 steps (notebook 04): on the digits model its 500 samples
+# scored as well as DDIM's in 50 steps (99.8% of digits as asked and FD 32.0, against 100% and
+# 36.0) for 2.5 times less work: 8 digits in about a second (bench/sample_speed.py --digits).
+SAMPLER = S.sampler
 
 # %% [markdown]
 # ## Why the one-picture model only copies
@@ -95,9 +95,12 @@ dh.plot_nearest_neighbours(one.images, variants)
 #
 # ## A dataset: 1,797 handwritten digits
 #
-# scikit-learn ships 1,797 small digits (8×8 pixels, scanned at UCI in the 1990s), so nothing
-# needs downloading. `load_dataset` pads each with a black border and scales it to our size,
-# white ink on black, like MNIST. Each comes with its label, the digit it shows.
+# scikit-learn ships 1,797 small digits, so nothing needs downloading: UCI's optical
+# recognition digits (1998), handwritten by 43 people on NIST's forms, scanned as 32×32
+# bitmaps and then counted in 4×4 blocks, so each pixel of the 8×8 result is a count from 0 to
+# 16. `load_dataset` pads each with a black border and blows it up to our size (16 px on a
+# CPU), white ink on black, like MNIST; the soft edges come from that enlargement. Each comes
+# with its label, the digit it shows.
 
 # %%
 data = dh.load_dataset("digits", S.image_size)
@@ -142,13 +145,16 @@ dh.plot_losses(result.losses)
 # $$\tilde\varepsilon = \varepsilon_\theta(x_t, t, \varnothing) + w\,\big(\varepsilon_\theta(x_t, t, y) - \varepsilon_\theta(x_t, t, \varnothing)\big).$$
 #
 # The bracket is the direction "more like a $y$". With $w = 1$ it is the plain conditional
-# model; $w > 1$ pushes further along it; $w = 0$ drops it. `dh.sample(..., labels=y,
+# model; $w > 1$ pushes further along it; $w = 0$ drops it. (Ho & Salimans write the same
+# formula with their $w$ one less than ours, $(1 + w)\,\varepsilon_\theta(x_t, t, y) -
+# w\,\varepsilon_\theta(x_t, t, \varnothing)$: their best FID, at $w$ = 0.1 to 0.3, is our 1.1
+# to 1.3.) `dh.sample(..., labels=y,
 # guidance_scale=w)` does this with one call of the network on both halves of a batch. One row
 # per digit, at the package's default $w$ (`DEFAULT_GUIDANCE`; how it was chosen
 # comes below):
 
 # %%
-PER_CLASS = 1 if S.quick else 6
+PER_CLASS = S.per_class  # samples of each digit
 labels = dh.class_labels(len(data.classes), PER_CLASS)  # 0, 0, ..., 1, 1, ..., 9
 samples = dh.sample(model, schedule, n=len(labels), labels=labels, seed=0, sampler=SAMPLER).images
 dh.plot_class_rows(samples, labels, data.classes, size=0.6)
@@ -206,11 +212,11 @@ dh.class_sampler(model, schedule, data.classes)
 # Same starting noise in every row, only $w$ changes:
 
 # %%
-classifier = dh.train_classifier(data.images, data.labels, steps=50 if S.quick else 400, seed=0)
+classifier = dh.train_classifier(data.images, data.labels, steps=S.classifier_steps, seed=0)
 print(f"classifier: {classifier.held_out_accuracy:.0%} right on digits it did not train on")
 real_features = dh.features(classifier, data.images)
 real_diversity = dh.within_class_diversity(data.images, data.labels)
-sweep = dh.guidance_sweep(model, schedule, classifier, per_class=2 if S.quick else 10, reference_features=real_features, sampler=SAMPLER)
+sweep = dh.guidance_sweep(model, schedule, classifier, per_class=S.sweep_per_class, reference_features=real_features, sampler=SAMPLER)
 print(dh.guidance_table(sweep, real_diversity))
 dh.plot_guidance_sweep(sweep, data.classes, real_diversity)
 
@@ -221,7 +227,11 @@ dh.plot_guidance_sweep(sweep, data.classes, real_diversity)
 # default, $w = 1.5$ (`DEFAULT_GUIDANCE` in `diffusion_helpers/guidance.py`), was picked from
 # this trade, measured on 500 samples: there the digits of one class vary about as much as
 # real ones (diversity 4.3 against 4.5; 4.8 at $w = 1$, 3.7 at $w = 3$) and 98% are the digit
-# asked for (91% at $w = 1$).
+# asked for (91% at $w = 1$). The table's Fréchet column (explained two sections down: how
+# far the set of samples is from the real digits, as a whole) tells the other side of the
+# trade: it is lowest near $w = 1$, the plain conditional model, because guidance makes each
+# class look more alike than real digits do. $w = 1.5$ gives up a little of it for the right
+# digit almost every time.
 #
 # ## Watch a digit appear
 #
@@ -298,8 +308,9 @@ else:
 # %% [markdown]
 # ## Bigger datasets: MNIST, Fashion-MNIST, CIFAR-10 (online, e.g. in Colab)
 #
-# torchvision downloads these (MNIST 70,000 digits, Fashion-MNIST 70,000 pictures of clothes,
-# CIFAR-10 60,000 small colour photos in 10 classes). Nothing is downloaded unless you set
+# torchvision downloads these, and we train on their training splits: MNIST's 60,000 digits,
+# Fashion-MNIST's 60,000 pictures of clothes, CIFAR-10's 50,000 small colour photos in 10
+# classes (the downloads are about 12, 30 and 170 MB). Nothing is downloaded unless you set
 # `USE_BIG_DATASET = True` (in Colab, or on any machine that is online); then the download and
 # another 4 minutes of training run here. CIFAR-10's
 # photos are much harder than digits: expect colourful blobs from a few minutes of training,
@@ -335,3 +346,6 @@ if big is not None:
 # it. A class label and classifier-free guidance let you ask for a digit, trading variety for
 # clarity as $w$ grows. A classifier's features turned "how good, how varied" into numbers
 # (accuracy, diversity, FD), and the memorisation ratio caught what FD cannot: copying.
+#
+# **Next:** [06 · Edit and vary](06_edit_and_vary.ipynb): edit your picture with the same model
+# (SDEdit), fill in a part of it (inpainting), and train a model of its pieces for variations.

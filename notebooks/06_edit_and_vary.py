@@ -46,12 +46,11 @@ KEEP_ON_DRIVE = True  # Colab: keep your picture and models on Google Drive, whe
 S = dh.start(KEEP_ON_DRIVE)  # the work folder, and the sizes for this machine
 model, schedule, x0 = dh.load_tutorial_model(S.device)  # notebook 03's model, or the shipped one
 T, SIZE = schedule.num_steps, model.config.image_size
-# The many edits below use DPM-Solver++ (notebook 04): 20 steps for a whole run, so an edit at
-# strength 0.5 takes 10. The one edit we watch uses DDPM's small steps (the cleanest pictures).
-FAST = dict(method="dpm_solver", progress=False)
-# RePaint with SDE-DPM-Solver++ (eta = 1, notebook 04) in 20 steps: on the shipped model it
-# filled the centre box at 44 dB, where the ODE (eta = 0) reached 39 dB in 50 steps.
-INPAINT = dict(steps=10 if S.quick else 20, eta=1.0)
+# Edits and fills use S.sampler, SDE-DPM-Solver++ (notebook 04's choice for a model of one
+# picture): 20 steps for a whole run, so an edit at strength 0.5 takes 10. On the shipped model
+# it filled the centre box at 44 dB, where the ODE (eta = 0) reached 39 dB in 50 steps. The one
+# edit we watch uses DDPM's small steps instead (the smoothest animation).
+SAMPLER = S.sampler
 
 # %% [markdown]
 # ## 1 · Editing: noise part of the way, then denoise (SDEdit)
@@ -80,7 +79,7 @@ dh.show_images(torch.cat([x0, rough]), titles=["what the model learned", "a roug
 
 # %%
 STRENGTHS = [0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]
-edits = torch.cat([dh.edit(model, schedule, rough, s, seed=0, **FAST).images for s in STRENGTHS])
+edits = torch.cat([dh.edit(model, schedule, rough, s, SAMPLER, seed=0, progress=False).images for s in STRENGTHS])
 dh.show_images(torch.cat([rough, edits]), titles=["drawing"] + [f"strength {s:g}" for s in STRENGTHS], ncols=6)
 
 # %% [markdown]
@@ -112,8 +111,7 @@ fig
 # learned one appear.
 
 # %%
-one_edit = dh.edit(model, schedule, rough, 0.3, method="dpm_solver" if S.quick else "ddpm", seed=0,
-                        every=1 if S.quick else 3, progress=False)  # fmt: skip
+one_edit = dh.edit(model, schedule, rough, 0.3, dh.Sampler("ddpm"), seed=0, every=3, progress=False)
 HTML(dh.animation_html(one_edit.frames))
 
 # %% [markdown]
@@ -128,6 +126,7 @@ digit_model, digit_schedule, _ = dh.load_digits_model(S.device)  # notebook 05's
 cfg = digit_model.config
 digits = dh.load_dataset("digits", cfg.image_size, cfg.image_channels)  # at the model's size
 CONDITIONAL = cfg.num_classes is not None
+DIGIT_LABELS = torch.arange(10) if CONDITIONAL else None  # one of each digit, if it can be told
 print(digits.describe(), "| conditional model" if CONDITIONAL else "| unconditional model")
 
 # %% [markdown]
@@ -138,9 +137,9 @@ print(digits.describe(), "| conditional model" if CONDITIONAL else "| unconditio
 canvas = Image.new("L", (64, 64), 0)  # black, like the digits
 ImageDraw.Draw(canvas).line([(18, 14), (46, 14), (30, 54)], fill=255, width=7)
 scribble = dh.load_image(canvas, size=digits.images.shape[-1], channels=digits.images.shape[1])
-free = dh.edit(digit_model, digit_schedule, scribble.repeat(4, 1, 1, 1), 0.6, seed=1, **FAST)
-asked = dh.edit(digit_model, digit_schedule, scribble.repeat(10, 1, 1, 1), 0.6, seed=1, **FAST,
-                     labels=torch.arange(10) if CONDITIONAL else None)  # fmt: skip
+free = dh.edit(digit_model, digit_schedule, scribble.repeat(4, 1, 1, 1), 0.6, SAMPLER, seed=1, progress=False)
+asked = dh.edit(digit_model, digit_schedule, scribble.repeat(10, 1, 1, 1), 0.6, SAMPLER, seed=1, progress=False,
+                labels=DIGIT_LABELS)
 titles = ["scribble"] + ["no class"] * 4 + [f"asked: {k}" if CONDITIONAL else "no class" for k in range(10)]
 dh.show_images(torch.cat([scribble, free.images, asked.images]), titles=titles, ncols=5, size=1.6)
 
@@ -159,8 +158,12 @@ dh.show_images(torch.cat([scribble, free.images, asked.images]), titles=titles, 
 # + (1 - m) \odot x_{t-1}^{\text{model}}.$$
 #
 # So the model only ever draws the missing part, always beside the right amount of noise on the
-# rest. Every few steps it goes back a little (adds noise again) and redoes them, so that the
-# filled part has time to agree with what is kept (**resampling**).
+# rest. RePaint also goes back a few steps now and then (adds noise again) and redoes them, so
+# that the filled part has time to agree with what is kept (**resampling**). Here it is off
+# (`resample=1`, the default): with DDPM's 1000 steps it gained nothing on the shipped model,
+# and SDE-DPM-Solver++ already adds fresh noise at every step (notebook 07 explains why that
+# corrects errors). For an ODE sampler such as DDIM it helps: `dh.inpaint(..., resample=4)`,
+# at 4 times the cost (the figures are in `diffusion_helpers/editing.py`).
 #
 # Choose what to rub out: a preset from the menu, or `rectangle` and the sliders. Then run the
 # next cell (running all cells unattended uses the centre box).
@@ -173,10 +176,11 @@ picker
 chosen = picker.mask()
 all_masks = torch.cat([chosen] + [dh.mask_preset(name, SIZE, seed=0) for name in ("left_half", "strokes")])
 n = len(all_masks)
-filled = dh.inpaint(model, schedule, x0.repeat(n, 1, 1, 1), all_masks, seed=0, **INPAINT, **FAST)
+filled = dh.inpaint(model, schedule, x0.repeat(n, 1, 1, 1), all_masks, SAMPLER, seed=0, progress=False)
 scores = dh.psnr(filled.images, x0, mask=all_masks)
-dh.show_images(torch.cat([dh.masked(x0.repeat(n, 1, 1, 1), all_masks), filled.images]),
-               titles=["given"] * n + [f"filled: {s:.1f} dB" for s in scores], ncols=n, size=2.5)  # fmt: skip
+given = dh.masked(x0.repeat(n, 1, 1, 1), all_masks)
+titles = ["given"] * n + [f"filled: {s:.1f} dB" for s in scores]
+dh.show_images(torch.cat([given, filled.images]), titles=titles, ncols=n, size=2.5)
 
 # %% [markdown]
 # The model knows this picture by heart, so it restores the missing part almost exactly (the
@@ -189,11 +193,11 @@ dh.show_images(torch.cat([dh.masked(x0.repeat(n, 1, 1, 1), all_masks), filled.im
 pick = torch.stack([(digits.labels == k).nonzero()[0, 0] for k in range(10)])  # the first of each class
 real, real_labels = digits.images[pick], digits.labels[pick]
 bottom = dh.mask_preset("bottom_half", real.shape[-1])
-guess = dh.inpaint(digit_model, digit_schedule, real, bottom, seed=2, **INPAINT, **FAST)
-told = dh.inpaint(digit_model, digit_schedule, real, bottom, seed=2, **INPAINT, **FAST,
-                       labels=real_labels if CONDITIONAL else None)  # fmt: skip
-dh.show_images(torch.cat([real, dh.masked(real, bottom), guess.images, told.images]), ncols=10, size=1.2,
-               titles=[f"real {int(y)}" for y in real_labels] + ["given"] * 10 + ["free"] * 10 + ["told"] * 10)  # fmt: skip
+guess = dh.inpaint(digit_model, digit_schedule, real, bottom, SAMPLER, seed=2, progress=False)
+told = dh.inpaint(digit_model, digit_schedule, real, bottom, SAMPLER, seed=2, progress=False,
+                  labels=real_labels if CONDITIONAL else None)
+titles = [f"real {int(y)}" for y in real_labels] + ["given"] * 10 + ["free"] * 10 + ["told"] * 10
+dh.show_images(torch.cat([real, dh.masked(real, bottom), guess.images, told.images]), titles=titles, ncols=10, size=1.2)
 
 # %% [markdown]
 # ## 3 · Variations: a model of your picture's pieces
@@ -212,7 +216,7 @@ dh.show_images(torch.cat([real, dh.masked(real, bottom), guess.images, told.imag
 # while the whole is a new arrangement, at any size you like.
 
 # %%
-VARY_SIZE = 16 if S.quick else 48  # the picture's side (48 px: about 4 minutes on a CPU)
+VARY_SIZE = S.vary_size  # the picture's side (48 px: about 4 minutes on a CPU)
 CROP = VARY_SIZE // 2  # the side of the crops
 picture = dh.my_image(size=VARY_SIZE)
 crops = dh.RandomCrops(picture, CROP)
@@ -230,7 +234,7 @@ print(f"{patch_net.num_parameters() / 1e6:.2f} M parameters; each output pixel s
 
 # %%
 variations = dh.train_variations(picture, schedule, model=patch_net, seed=0, device=S.device,
-                                   steps=10 if S.quick else None, minutes=None if S.quick else 4.0)  # fmt: skip
+                                 steps=S.vary_steps, minutes=S.vary_minutes)
 dh.plot_losses(variations.losses)
 
 # %% [markdown]
@@ -238,9 +242,8 @@ dh.plot_losses(variations.losses)
 # is DDIM with $\eta = 1$ in 100 steps (notebook 04: close to DDPM at a tenth of the steps):
 
 # %%
-SAMPLER = dict(method="ddim", steps=10 if S.quick else 100, eta=1.0, progress=False)
-same = dh.sample_variations(variations.model, schedule, 4, VARY_SIZE, seed=1, **SAMPLER)
-wide = dh.sample_variations(variations.model, schedule, 2, 2 * VARY_SIZE, seed=2, **SAMPLER)
+same = dh.sample_variations(variations.model, schedule, 4, VARY_SIZE, S.vary_sampler, seed=1, progress=False)
+wide = dh.sample_variations(variations.model, schedule, 2, 2 * VARY_SIZE, S.vary_sampler, seed=2, progress=False)
 dh.show_images(torch.cat([picture, same.images]), titles=["your picture"] + ["variation"] * 4, ncols=5, size=2.2)
 
 # %%
@@ -262,7 +265,7 @@ dh.show_images(wide.images, titles=[f"{2 * VARY_SIZE} x {2 * VARY_SIZE} px"] * 2
 # its own picture):
 
 # %%
-memorised = dh.sample(model, schedule, n=2, method="ddim", steps=SAMPLER["steps"], eta=1.0, seed=3, progress=False).images
+memorised = dh.sample(model, schedule, 2, S.vary_sampler, seed=3, progress=False).images
 print(f"memorised model:  copy PSNR {dh.copy_psnr(memorised, x0).max():5.1f} dB")
 print(f"variations:       copy PSNR {dh.copy_psnr(same.images, picture).max():5.1f} dB (the most copy-like of 4)")
 print(f"patch distance:   {dh.patch_distance(same.images, picture).mean():.3f} "
@@ -271,9 +274,9 @@ print(f"spread:           {dh.sample_spread(same.images):.3f}")
 
 # %% [markdown]
 # What 4 CPU minutes give (`bench/vary_quality.py` measures five pictures): the pieces are the
-# picture's own (houses with lit doors, hills, sky bands), put together anew. Shapes are where
-# it falls short: the sun comes out as yellow blobs of any size, edges are soft. Textures
-# (stones, tiles) come out best.
+# picture's own, put together anew (on the sample scene: houses with lit doors, hills, sky
+# bands). Shapes are where it falls short: on the scene the sun comes out as yellow blobs of any
+# size, and edges are soft. Textures (stones, tiles, foliage) come out best.
 #
 # ## What you have seen
 #
@@ -284,3 +287,6 @@ print(f"spread:           {dh.sample_spread(same.images):.3f}")
 # Try: your own drawing in the first cell (any shapes and colours); smaller crops (`CROP = 16`)
 # for busier variations, larger ones (`CROP = 32`) for more of your layout (and more copying:
 # watch the copy PSNR); `flip=True` in `train_variations` for mirrored pieces.
+#
+# **Next:** [07 · Beyond DDPM](07_beyond_ddpm.ipynb): the score inside your model, the SDE and
+# the ODE every sampler solves, a 2D world made from your picture, and flow matching.

@@ -149,6 +149,7 @@ def colab(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.colab
 def test_every_notebook_on_its_own_runtime_finds_the_learners_work_on_drive(colab):
     printed = {stem: colab.run(stem) for stem in NOTEBOOKS}
     work = colab.drive / "ddpm-on-your-picture"
@@ -159,7 +160,7 @@ def test_every_notebook_on_its_own_runtime_finds_the_learners_work_on_drive(cola
     )
     for stem in ("02_forward_noising", "03_training_the_unet"):
         assert f"Using the picture chosen in notebook 01: {PHOTO}" in printed[stem], stem
-    for stem in ("04_reverse_sampling", "05_new_pictures", "06_edit_and_vary"):
+    for stem in ("04_reverse_sampling", "05_new_pictures", "06_edit_and_vary", "07_beyond_ddpm"):
         assert model_on_photo.search(printed[stem]), (stem, printed[stem][:2000])
     for stem in NOTEBOOKS[1:]:
         assert "on your Google Drive" in printed[stem], stem
@@ -169,6 +170,7 @@ def test_every_notebook_on_its_own_runtime_finds_the_learners_work_on_drive(cola
 
 
 @pytest.mark.slow
+@pytest.mark.colab
 def test_without_drive_a_notebook_asks_for_the_picture_again(colab):
     printed = colab.run("02_forward_noising", drive=False)
     assert "Google Drive was not mounted" in printed

@@ -35,6 +35,7 @@ MIN_FIGURES = {
     "04_reverse_sampling": 6,  # with the samplers' quality by model calls
     "05_new_pictures": 8,
     "06_edit_and_vary": 10,
+    "07_beyond_ddpm": 8,
 }
 MUST_SHOW = {
     "01_your_image": ["dh.upload_widget()"],
@@ -43,11 +44,12 @@ MUST_SHOW = {
     "04_reverse_sampling": ["dh.animation_html(", "dh.reverse_explorer("],
     "05_new_pictures": ["dh.class_sampler(", "dh.animation_html("],
     "06_edit_and_vary": ["dh.animation_html(", "dh.MaskPicker("],
+    "07_beyond_ddpm": [],
 }
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
-def test_there_are_six_notebooks():
+def test_there_are_seven_notebooks():
     names = [p.stem for p in NOTEBOOKS]
     assert names == [
         "01_your_image",
@@ -56,6 +58,7 @@ def test_there_are_six_notebooks():
         "04_reverse_sampling",
         "05_new_pictures",
         "06_edit_and_vary",
+        "07_beyond_ddpm",
     ]
     assert set(MIN_FIGURES) == set(MUST_SHOW) == set(names)
 
@@ -172,6 +175,12 @@ def test_notebooks_have_the_exercises():
     assert [c for c, _ in found["02_forward_noising"]] == ["check_alpha_bar", "check_q_sample"]
     assert [c for c, _ in found["03_training_the_unet"]] == ["check_loss"]
     assert [c for c, _ in found["04_reverse_sampling"]] == ["check_reverse_step"]
+    assert [c for c, _ in found["07_beyond_ddpm"]] == [
+        "check_score",
+        "check_langevin_step",
+        "check_flow_loss",
+        "check_euler_step",
+    ]
 
 
 def test_algorithm_1_by_hand_is_dh_train_without_the_extras():
@@ -234,3 +243,34 @@ def test_algorithm_2_by_hand_is_dh_sample_with_the_same_choices():
     for step in (1, 2, 3):  # the first reverse steps
         torch.testing.assert_close(by_hand[step], seen[step], rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(namespace["hand_images"], out.images, rtol=1e-4, atol=1e-5)
+
+
+# Code a learner reads: no markers for tools or for the tests. A linter pragma or a
+# formatter switch means the cell is written for a tool; "if S.quick" means the notebook does
+# something else in the tests than for the learner (the sizes belong in the settings); a
+# markdown heading in a code cell is text that lost its cell.
+NOT_FOR_LEARNERS = re.compile(
+    r"# noqa|# fmt: (?:skip|off|on)|# type: ignore|\bS\.quick\b|^\s*# #+ ", re.M
+)
+
+
+@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
+def test_learner_cells_have_no_tool_markers_test_branches_or_stray_headings(source):
+    found = [
+        line.strip()
+        for cell in code_cells(source.stem)
+        for line in cell.source.splitlines()
+        if NOT_FOR_LEARNERS.search(line)
+    ]
+    assert not found, f"{source.stem}: {found}"
+
+
+def test_the_marker_check_catches_each_kind():
+    for line in (
+        "x = 1  # noqa: E501",
+        "f(a)  # fmt: skip",
+        "n = 2 if S.quick else 8",
+        "# ## A title",
+    ):
+        assert NOT_FOR_LEARNERS.search(line), line
+    assert not NOT_FOR_LEARNERS.search("S.quick_mode = 1; x = S.quickly  # a comment")

@@ -34,11 +34,11 @@ def compare_samplers(
     results = {}
     for name, sampler in samplers.items():
         results[name] = sample(model, schedule, n, sampler, seed=seed, progress=False)
-        print(describe(name, results[name], picture))
+        print(describe_run(name, results[name], picture))
     return results
 
 
-def describe(name: str, run: SampleResult, picture: torch.Tensor) -> str:
+def describe_run(name: str, run: SampleResult, picture: torch.Tensor) -> str:
     """One line: the sampler's name, its model calls and seconds, the mean PSNR of its samples
     against ``picture``."""
     score = psnr(run.images, picture).mean()

@@ -59,6 +59,10 @@ class TutorialSettings:
             guidance sweep's, and the digit classifier's training steps.
         vary_size, vary_minutes, vary_steps, vary_sampler: notebook 06's variations: the
             picture's side, the patch model's budget and its sampler.
+        point_steps: training steps of notebook 07's point nets (3000: under a minute each).
+        flow_minutes, flow_steps: the budget of each of notebook 07's two U-Nets on the
+            learner's picture, one trained as DDPM and one by flow matching.
+        posterior_samples: draws of notebook 04's check of the posterior by sampling.
     """
 
     device: torch.device
@@ -86,6 +90,10 @@ class TutorialSettings:
     vary_minutes: Optional[float] = DEFAULT_MINUTES
     vary_steps: Optional[int] = None
     vary_sampler: Sampler = Sampler("ddim", 100, eta=1.0)
+    point_steps: int = 3000
+    flow_minutes: Optional[float] = DEFAULT_MINUTES / 2
+    flow_steps: Optional[int] = None
+    posterior_samples: int = 400_000
 
     def model(self, channels: int = 3, num_classes: Optional[int] = None, seed: int = 0) -> UNet:
         """A fresh U-Net for these sizes (seeded), for ``channels``-channel pictures."""
@@ -147,5 +155,6 @@ def quick_settings(
         hand_steps=3, hand_samples=1, experiments=True, experiment_steps=2,
         experiment_samples=1, experiment_sampler=Sampler("ddim", 10), per_class=1,
         sweep_per_class=2, classifier_steps=50, vary_size=16, vary_minutes=None, vary_steps=10,
-        vary_sampler=Sampler("ddim", 10, eta=1.0),
+        vary_sampler=Sampler("ddim", 10, eta=1.0), point_steps=30, flow_minutes=None,
+        flow_steps=20, posterior_samples=100_000,
     )  # fmt: skip

@@ -21,7 +21,7 @@ from ..schedule import NoiseSchedule
 # The sweep's sampler: DPM-Solver++ in 20 steps, which scored as DDIM in 50 and DDPM in 1000
 # on the digits model (README), at a fraction of their time.
 SWEEP_SAMPLER = Sampler("dpm_solver")
-SWEEP_SCALES = (0.0, 1.0, 3.0, 7.0)
+SWEEP_SCALES = (0.0, 1.0, 1.5, 3.0, 7.0)  # 1.5: DEFAULT_GUIDANCE
 
 
 def class_labels(num_classes: int, per_class: int) -> torch.Tensor:

@@ -6,6 +6,8 @@ inputs, edge cases included, compares it with the package's reference, and says 
 - :func:`check_loss`: ``fn(predicted_noise, noise) -> loss``, Algorithm 1's loss (0-dim).
 - :func:`check_reverse_step`: ``fn(x_t, t, predicted_noise, schedule, z) -> x_{t-1}``,
   Algorithm 2 with sigma_t^2 = beta_t.
+- notebook 07: :func:`check_score` (Tweedie's formula), :func:`check_langevin_step`,
+  :func:`check_flow_loss` and :func:`check_euler_step` (flow matching).
 
 A checker returns True after printing one line starting with "✓", or False after printing what
 differs and a hint. It never raises because of the learner's function: a wrong signature, an
@@ -22,8 +24,18 @@ them, its hint is printed.
 Timesteps are 0-based as everywhere in the package: code ``t`` is the paper's t + 1.
 """
 
+from .beyond import check_euler_step, check_flow_loss, check_langevin_step, check_score
 from .forward import check_alpha_bar, check_q_sample
 from .reverse import check_reverse_step
 from .training import check_loss
 
-__all__ = ["check_alpha_bar", "check_loss", "check_q_sample", "check_reverse_step"]
+__all__ = [
+    "check_alpha_bar",
+    "check_euler_step",
+    "check_flow_loss",
+    "check_langevin_step",
+    "check_loss",
+    "check_q_sample",
+    "check_reverse_step",
+    "check_score",
+]
