@@ -21,6 +21,7 @@ import statistics
 import time
 
 import torch
+from sample_speed import describe_cpu  # bench/ is the script's folder, so on sys.path
 
 from diffusion_helpers import sampling
 from diffusion_helpers.runtime.threads import pick_threads, usable_cores
@@ -32,13 +33,6 @@ from diffusion_helpers.unet import UNet
 def spin() -> None:
     while True:
         pass
-
-
-def cpu_name() -> str:
-    flags = open("/proc/cpuinfo").read()
-    kind = "AVX-512 BF16" if "avx512_bf16" in flags else "AVX2 only" if "avx2" in flags else "?"
-    model = next((ln.split(":")[1].strip() for ln in flags.splitlines() if "model name" in ln), "?")
-    return f"{model}, {usable_cores()} cores, {kind}"
 
 
 def time_training(threads: int | None) -> float:
@@ -78,7 +72,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     default = torch.get_num_threads()
-    print(f"CPU: {cpu_name()}; torch {torch.__version__}; default threads {default}")
+    print(f"CPU: {describe_cpu()}; torch {torch.__version__}; default threads {default}")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     time_training(default)  # warm-up (first-call allocations, oneDNN kernels)
     rows = {"idle": measure(default, args.rounds)}

@@ -9,7 +9,7 @@ the model learned, and the model calls each needed:
 import argparse
 
 import torch
-from busy_cpu import cpu_name  # bench/ is on the path when this runs as a script
+from sample_speed import describe_cpu  # bench/ is the script's folder, so on sys.path
 
 import diffusion_helpers as dh
 from diffusion_helpers.score import sample_with_corrector
@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     model, schedule, x0 = dh.load_tutorial_model("cpu")
-    print(f"{cpu_name()}; {args.n} samples, seed 0")
+    print(f"{describe_cpu()}; {args.n} samples, seed 0")
     for name, sampler in {
         "DDIM, eta 0 (ODE)": dh.Sampler("ddim", steps=args.steps),
         "DDIM, eta 1 (SDE)": dh.Sampler("ddim", steps=args.steps, eta=1),

@@ -20,6 +20,7 @@ import sys
 import time
 
 import torch
+from sample_speed import describe_cpu  # bench/ is the script's folder, so on sys.path
 
 from diffusion_helpers.schedule import NoiseSchedule
 from diffusion_helpers.train import train
@@ -44,19 +45,6 @@ def worker(args):
         print("RESULT " + json.dumps(dict(steps=result.steps, img_s=rate, batch_size=cfg.batch_size,
                                           lr=cfg.lr, precision=cfg.precision, threads=cfg.threads,
                                           processes=result.processes)))  # fmt: skip
-
-
-def cpu_name():
-    """The CPU's model name and which of avx512_bf16 / avx2 it reports (Linux /proc/cpuinfo)."""
-    try:
-        info = open("/proc/cpuinfo").read()
-    except OSError:
-        return "unknown CPU"
-    name = next(
-        (ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln), "?"
-    )
-    flags = [f for f in ("avx512_bf16", "avx2") if f" {f} " in info or f" {f}\n" in info]
-    return f"{name} ({', '.join(flags) or 'neither avx512_bf16 nor avx2'})"
 
 
 def run_variant(args, processes, threads):
@@ -88,7 +76,7 @@ def main():
     if args.worker:
         return worker(args)
     cores = os.cpu_count() or 1
-    print(f"CPU: {cpu_name()}, {cores} cores; torch {torch.__version__}")
+    print(f"CPU: {describe_cpu()}, {cores} cores; torch {torch.__version__}")
     print(f"load average before: {os.getloadavg()}")
     print(f"tiny preset, {args.size} px, global batch {args.batch}, {args.seconds:.0f} s each")
     variants = [(1, cores), (1, 1), (cores, 1)]

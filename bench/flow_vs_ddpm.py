@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from busy_cpu import cpu_name  # bench/ is on the path when this runs as a script
+from sample_speed import describe_cpu  # bench/ is the script's folder, so on sys.path
 
 import diffusion_helpers as dh
 
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="train steps (instead of minutes)")
     parser.add_argument("--n", type=int, default=500)
     args = parser.parse_args()
-    print(f"{cpu_name()}; load average {os.getloadavg()[0]:.1f}")
+    print(f"{describe_cpu()}; load average {os.getloadavg()[0]:.1f}")
     data = dh.load_dataset("digits", 16)
     budget = dict(minutes=None if args.steps else args.minutes, steps=args.steps, seed=0,
                   device="cpu", progress=False)  # fmt: skip

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from sample_speed import describe_cpu  # bench/ is the script's folder, so on sys.path
 from sklearn.datasets import load_sample_image
 
 from diffusion_helpers.metrics.psnr import psnr
@@ -41,20 +42,6 @@ from diffusion_helpers.train import train
 from diffusion_helpers.unet import UNet
 
 INNER = 32  # the side the stem brings every picture to, where the tiny net was tuned
-
-
-def describe_cpu() -> str:
-    """The CPU's model name and whether it has AVX-512 BF16 (Linux)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return f"unknown CPU ({os.cpu_count()} cores)"
-    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
-                 if ln.startswith("model name")), "unknown CPU")  # fmt: skip
-    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines()
-                      if ln.startswith("flags")), []))  # fmt: skip
-    unit = "AVX-512 BF16" if "avx512_bf16" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{name}, {unit}, {os.cpu_count()} cores"
 
 
 def photo(size: int, name: str) -> torch.Tensor:

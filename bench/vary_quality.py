@@ -30,11 +30,11 @@ import time
 from pathlib import Path
 
 import torch
+from sample_speed import describe_cpu  # bench/ is the script's folder, so on sys.path
 
-from diffusion_helpers.checks.tensors import check_image
+from diffusion_helpers.checks.tensors import check_image, one_picture
 from diffusion_helpers.figures.plots import show_images
 from diffusion_helpers.metrics.copying import (
-    _one_picture,
     copy_psnr,
     held_out_patch_distance,
     patch_distance,
@@ -45,19 +45,6 @@ from diffusion_helpers.schedule import NoiseSchedule
 from diffusion_helpers.variations import sample_variations, train_variations
 
 PICTURES = ["scene", "face", "pattern", "landscape", "pebbles"]
-
-
-def describe_cpu() -> str:
-    """The CPU's model name, its widest vector unit, and the core count, from /proc/cpuinfo."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return f"unknown CPU ({os.cpu_count()} cores)"
-    lines = info.splitlines()
-    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "?")
-    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
-    units = [f for f in ("avx512_bf16", "avx2") if f in flags] or ["no avx2"]
-    return f"{name}, flags: {' '.join(units)}, {os.cpu_count()} cores"
 
 
 def load_average() -> str:
@@ -137,7 +124,7 @@ def colour_distance(
     """Total-variation distance between the colour histogram of each sample and the picture's:
     half the sum of |share differences|, 0 = the same colours in the same amounts, 1 = no
     colour in common. float32 [n]."""
-    picture = _one_picture(picture, "picture", samples)
+    picture = one_picture(picture)
     mine, theirs = colour_histogram(samples, bins), colour_histogram(picture, bins)
     return 0.5 * (mine - theirs).abs().sum(1)
 

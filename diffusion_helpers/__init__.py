@@ -25,6 +25,7 @@ from .figures.animation import animate, animation_html, save_gif
 from .figures.gallery import class_sampler, plot_class_rows, plot_nearest_neighbours
 from .figures.plots import (
     plot_chain_vs_closed_form,
+    plot_edit_trade,
     plot_loss_by_timestep,
     plot_losses,
     plot_noise_at_sizes,
@@ -116,6 +117,7 @@ from .tutorial.sweeps import (
     guidance_sweep,
     guidance_table,
     pick_per_class,
+    plot_frechet_sets,
     plot_guidance_sweep,
 )
 from .tutorial.work_folder import (
@@ -219,6 +221,8 @@ __all__ = [
     "picture_variants",
     "plot_chain_vs_closed_form",
     "plot_class_rows",
+    "plot_edit_trade",
+    "plot_frechet_sets",
     "plot_guidance_sweep",
     "plot_loss_by_timestep",
     "plot_losses",

@@ -270,13 +270,7 @@ sets = {
     "real, only 1s": data.images[data.labels == 1][: len(real)],
     **{f"samples w = {r.scale:g}": r.images for r in sweep},
 }
-names = []
-for name, images in sets.items():
-    fd = dh.frechet_distance(dh.features(classifier, images), real_features)
-    names.append(f"{name}\nFD {fd:.0f} · ratio {dh.memorisation_ratio(images, data.images):.2f}")
-shown = [images[::per][:10] for images in sets.values()]  # one of each digit (sets go 0, 0, ..., 9)
-row_of = torch.cat([torch.full((len(x),), i) for i, x in enumerate(shown)])
-dh.plot_class_rows(torch.cat(shown), row_of, names, size=0.6)
+dh.plot_frechet_sets(sets, classifier, real_features, data.images)  # FD and ratio of each set
 
 # %% [markdown]
 # The copier has the best FD (what this many pictures can reach at best) and a ratio of 0:

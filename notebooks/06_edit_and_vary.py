@@ -37,7 +37,6 @@ sys.path.insert(0, "ddpm-on-your-picture" if "google.colab" in sys.modules else 
 
 import torch
 from IPython.display import HTML
-from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 import diffusion_helpers as dh
@@ -47,9 +46,10 @@ S = dh.start(KEEP_ON_DRIVE)  # the work folder, and the sizes for this machine
 model, schedule, x0 = dh.load_tutorial_model(S.device)  # notebook 03's model, or the shipped one
 T, SIZE = schedule.num_steps, model.config.image_size
 # Edits and fills use S.sampler, SDE-DPM-Solver++ (notebook 04's choice for a model of one
-# picture): 20 steps for a whole run, so an edit at strength 0.5 takes 10. On the shipped model
-# it filled the centre box at 44 dB, where the ODE (eta = 0) reached 39 dB in 50 steps. The one
-# edit we watch uses DDPM's small steps instead (the smoothest animation).
+# picture: it steps the reverse SDE, fresh noise at every step, where DDIM with eta = 0 follows
+# the noise-free ODE): 20 steps for a whole run, so an edit at strength 0.5 takes 10. On the
+# shipped model it filled the centre box at 44 dB, where the ODE reached 39 dB in 50 steps. The
+# one edit we watch uses DDPM's small steps instead (the smoothest animation).
 SAMPLER = S.sampler
 
 # %% [markdown]
@@ -87,15 +87,7 @@ dh.show_images(torch.cat([rough, edits]), titles=["drawing"] + [f"strength {s:g}
 # against the picture the model learned:
 
 # %%
-to_drawing, to_picture = dh.psnr(edits, rough), dh.psnr(edits, x0)
-fig = Figure(figsize=(6, 3.2), layout="constrained")
-ax = fig.subplots()
-ax.plot(STRENGTHS, to_drawing, "o-", label="PSNR to the drawing (faithful)")
-ax.plot(STRENGTHS, to_picture, "s-", label="PSNR to the learned picture (realistic)")
-ax.set_xlabel("strength $t_0 / T$")
-ax.set_ylabel("dB")
-ax.legend()
-fig
+dh.plot_edit_trade(STRENGTHS, edits, rough, x0)
 
 # %% [markdown]
 # Below the crossing the edit is more the drawing than the picture; above it, the other way
@@ -190,8 +182,7 @@ dh.show_images(torch.cat([given, filled.images]), titles=titles, ncols=n, size=2
 # real digits and let it draw the bottom half, first freely, then told the right class:
 
 # %%
-pick = torch.stack([(digits.labels == k).nonzero()[0, 0] for k in range(10)])  # the first of each class
-real, real_labels = digits.images[pick], digits.labels[pick]
+real, real_labels = dh.pick_per_class(digits.images, digits.labels, 1, seed=0)  # one of each digit
 bottom = dh.mask_preset("bottom_half", real.shape[-1])
 guess = dh.inpaint(digit_model, digit_schedule, real, bottom, SAMPLER, seed=2, progress=False)
 told = dh.inpaint(digit_model, digit_schedule, real, bottom, SAMPLER, seed=2, progress=False,

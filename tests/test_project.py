@@ -2,7 +2,11 @@
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +37,7 @@ def test_public_names_import_from_the_package():
 # paper, and from any lower layer; never upwards, never sideways into another folder of its own
 # layer. The paper (the flat modules at the top of the package) is one unit.
 PAPER = ("schedule", "forward", "unet", "train", "reverse", "timesteps", "guidance", "sampling",
-         "editing", "variations")  # fmt: skip
+         "editing", "variations", "score", "flow")  # fmt: skip
 LAYERS = {"checks": 0, "storage": 1, "runtime": 2, "pictures": 3, "metrics": 3, "paper": 4,
           "figures": 5, "tutorial": 6, "cli": 7}  # fmt: skip
 
@@ -129,3 +133,13 @@ def test_requirements_use_lower_bounds_only():
         line = line.split("#")[0].strip()
         if line:
             assert "==" not in line and ">=" in line, line
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted((ROOT / "bench").glob("*.py")), ids=lambda p: p.stem)
+def test_every_bench_script_imports_and_answers_help(script):
+    """A bench script is run by hand, so a rename in the package breaks it unnoticed (one
+    imported a private name that no longer existed): --help imports it whole."""
+    done = subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT / "bench",
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from ..checks.tensors import check_image
 from ..forward import add_noise, add_noise_chain
+from ..metrics.psnr import psnr
 from ..pictures.images import to_numpy
 from ..runtime.environment import quick_mode
 from ..schedule import NoiseSchedule
@@ -422,3 +423,21 @@ def _show_figures_inline() -> None:
 
 
 _show_figures_inline()
+
+
+def plot_edit_trade(
+    strengths: Sequence[float], edits: torch.Tensor, drawing: torch.Tensor, picture: torch.Tensor
+) -> Figure:
+    """SDEdit's trade (notebook 06): the PSNR of each edit ``edits`` [len(strengths), C, H, W]
+    against the ``drawing`` it started from (faithful) and against the ``picture`` the model
+    learned (realistic), by strength t0 / T."""
+    if len(strengths) != len(edits):
+        raise ValueError(f"one strength per edit: {len(strengths)} strengths, {len(edits)} edits.")
+    fig = Figure(figsize=(6, 3.2), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(strengths, psnr(edits, drawing), "o-", label="PSNR to the drawing (faithful)")
+    ax.plot(strengths, psnr(edits, picture), "s-", label="PSNR to the learned picture (realistic)")
+    ax.set_xlabel("strength $t_0 / T$")
+    ax.set_ylabel("dB")
+    ax.legend()
+    return fig

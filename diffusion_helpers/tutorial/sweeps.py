@@ -11,8 +11,9 @@ from typing import Callable, Optional
 import torch
 from matplotlib.figure import Figure
 
-from ..figures.gallery import grid_figure
+from ..figures.gallery import grid_figure, plot_class_rows
 from ..metrics.classifier import class_accuracy, features, frechet_distance, within_class_diversity
+from ..metrics.copying import memorisation_ratio
 from ..sampling import Sampler, sample
 from ..schedule import NoiseSchedule
 
@@ -182,3 +183,25 @@ def plot_guidance_sweep(
     twin.set_ylim(bottom=0)
     right.set_title("more guidance: right digit, less variety", fontsize=9)
     return fig
+
+
+def plot_frechet_sets(
+    sets: dict[str, torch.Tensor],
+    classifier: torch.nn.Module,
+    real_features: torch.Tensor,
+    training_images: torch.Tensor,
+) -> Figure:
+    """Notebook 05's lesson on what the Fréchet distance sees: one row per set of pictures
+    (name -> [n, C, H, W], class by class as :func:`class_labels` orders them), ten of it shown
+    (one of each class), titled with its Fréchet distance to ``real_features`` and its
+    memorisation ratio against ``training_images``."""
+    names, shown = [], []
+    for name, images in sets.items():
+        fd = frechet_distance(features(classifier, images), real_features)
+        names.append(
+            f"{name}\nFD {fd:.0f} · ratio {memorisation_ratio(images, training_images):.2f}"
+        )
+        per = max(1, len(images) // 10)
+        shown.append(images[::per][:10])
+    rows = torch.cat([torch.full((len(x),), i) for i, x in enumerate(shown)])
+    return plot_class_rows(torch.cat(shown), rows, names, size=0.6)

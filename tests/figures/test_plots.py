@@ -189,3 +189,19 @@ def test_figures_show_inline_in_ipython(monkeypatch):
     assert png(fig).startswith(b"\x89PNG")
     monkeypatch.setattr(IPython, "get_ipython", lambda: None)
     _show_figures_inline()  # outside IPython: nothing to do, no error
+
+
+def test_plot_edit_trade_draws_each_edits_psnr_to_drawing_and_picture():
+    from diffusion_helpers.figures.plots import plot_edit_trade
+    from diffusion_helpers.metrics.psnr import psnr
+
+    g = torch.Generator().manual_seed(0)
+    drawing, picture = torch.rand(2, 1, 3, 8, 8, generator=g) * 2 - 1
+    edits = torch.stack([drawing[0] * (1 - s) + picture[0] * s for s in (0.1, 0.5, 0.9)])
+    fig = plot_edit_trade([0.1, 0.5, 0.9], edits, drawing, picture)
+    faithful, realistic = fig.axes[0].lines
+    assert np.allclose(faithful.get_ydata(), psnr(edits, drawing).numpy())
+    assert np.allclose(realistic.get_ydata(), psnr(edits, picture).numpy())
+    assert faithful.get_ydata()[0] > faithful.get_ydata()[-1]  # less faithful as s grows
+    with pytest.raises(ValueError, match="one strength per edit"):
+        plot_edit_trade([0.1], edits, drawing, picture)

@@ -99,3 +99,23 @@ def test_guidance_table_and_figure(oracle, schedule):
     assert rows[1].startswith("w = 1\n100% right")
     charts = [ax for ax in fig.axes if ax.lines]
     assert list(charts[0].lines[0].get_xdata()) == [0.0, 1.0]
+
+
+def test_plot_frechet_sets_titles_each_row_with_its_fd_and_ratio():
+    from diffusion_helpers.metrics.classifier import DigitClassifier, features, frechet_distance
+    from diffusion_helpers.metrics.copying import memorisation_ratio
+    from diffusion_helpers.tutorial.sweeps import plot_frechet_sets
+
+    torch.manual_seed(0)
+    classifier = DigitClassifier().eval()  # untrained: any features do for the bookkeeping
+    g = torch.Generator().manual_seed(1)
+    real = torch.rand(40, 1, 16, 16, generator=g) * 2 - 1
+    other = torch.rand(20, 1, 16, 16, generator=g) * 2 - 1
+    real_features = features(classifier, real)
+    fig = plot_frechet_sets({"copies": real[:20], "others": other}, classifier, real_features, real)
+    (grid,) = [ax for ax in fig.axes if ax.images]
+    rows = [t.get_text() for t in grid.get_yticklabels()]
+    for row, (name, images) in zip(rows, {"copies": real[:20], "others": other}.items()):
+        fd = frechet_distance(features(classifier, images), real_features)
+        assert row == f"{name}\nFD {fd:.0f} · ratio {memorisation_ratio(images, real):.2f}"
+    assert rows[0].endswith("ratio 0.00")  # copies of training pictures
