@@ -20,6 +20,10 @@
 #
 # We start from pure noise $x_T \sim \mathcal{N}(0, I)$ and, step by step, remove the noise the
 # model predicts.
+#
+# *About 8 minutes on a 2-core CPU (7 min 57 s measured), most of it DDPM's 1000 steps: 8
+# pictures, then the four variants of the sampler. A Colab CPU runtime, without bf16, is
+# slower (not measured); a GPU takes a fraction of that.*
 
 # %% Setup: in Colab, fetch and install the tutorial package; locally this only imports it.
 import os
@@ -165,6 +169,14 @@ dh.reverse_explorer(run.frames)
 scores = dh.psnr(run.images, x0)
 print(f"mean PSNR {scores.mean():.1f} dB (per sample: {', '.join(f'{s:.1f}' for s in scores)})")
 dh.show_images(torch.cat([x0, run.images]), titles=["your picture"] + [f"{s:.1f} dB" for s in scores])
+
+# %% [markdown]
+# Your picture beside the best and the worst sample, large:
+
+# %%
+best, worst = scores.argmax().item(), scores.argmin().item()
+titles = ["your picture", f"best sample: {scores[best]:.1f} dB", f"worst sample: {scores[worst]:.1f} dB"]
+dh.show_images(torch.cat([x0, run.images[[best, worst]]]), titles=titles, ncols=3, size=4.5)
 
 # %% [markdown]
 # ## Where Algorithm 2 comes from: the posterior

@@ -22,6 +22,9 @@
 # the same code learns from 1,797 handwritten digits and draws digits that nobody wrote. We
 # check that they really are new, ask for a digit of our choice (classifier-free guidance),
 # and measure how good and how varied the pictures are.
+#
+# *About 6 minutes on a 2-core CPU (5 min 33 s measured), 4 of them training on the digits;
+# nothing is downloaded unless you ask for it at the end.*
 
 # %% Setup: in Colab, fetch and install the tutorial package; locally this only imports it.
 import os
@@ -90,8 +93,10 @@ print(f"one-picture model: memorisation ratio {one_ratio:.2f} (0 = copies, 1 = n
 dh.plot_nearest_neighbours(one.images, variants)
 
 # %% [markdown]
-# Every sample sits on top of the picture: its $d$ is a fraction of the distance between the
-# picture and itself moved by one pixel. Now a dataset.
+# Every sample is your picture again, a little soft: it lies closer to the picture than the
+# picture moved by one pixel does, so the ratio is below 1 (we measured 0.72 for notebook 03's
+# 4-minute model at 64 px, 0.56 for the shipped one, trained longer; a perfect copy would give
+# 0). Its nearest neighbour is always the picture itself. Now a dataset.
 #
 # ## A dataset: 1,797 handwritten digits
 #
@@ -172,8 +177,8 @@ dh.plot_nearest_neighbours(samples[::PER_CLASS], data.images)  # one per digit, 
 
 # %% [markdown]
 # A ratio near 1 (or above: samples a little off the real digits also sit far from them) and
-# neighbours that differ stroke by stroke: the model draws new digits. The one-picture model
-# scores near 0.
+# neighbours that differ stroke by stroke: the model draws new digits (1.05 in our run). The
+# one-picture model scored well below 1, and its neighbour was always the one picture.
 #
 # ## No class at all: w = 0
 #

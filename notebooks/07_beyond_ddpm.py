@@ -23,8 +23,8 @@
 # of it is already inside what you built. This notebook finds it there, with your model and a
 # 2D world made from your picture, then trains a flow-matching model with the same `dh.train`.
 #
-# About 8 minutes on a 2-core CPU, most of it two 2-minute training runs in part 4 (Colab's CPU
-# and GPU runtimes are not measured).
+# *About 6 minutes on a 2-core CPU (6 min 27 s measured), 4 of them the two 2-minute training
+# runs of part 4 (Colab's CPU and GPU runtimes are not measured).*
 
 # %% Setup: in Colab, fetch and install the tutorial package; locally this only imports it.
 import os
@@ -180,7 +180,8 @@ dh.show_runs({k: runs[k] for k in ["DDIM, η = 0 (ODE, Euler)", "DDIM + Langevin
 # On the shipped model (8 samples, `python bench/corrector.py`) we measured: DDIM with $\eta=0$
 # 20.7 dB, with the corrector 24.5 dB in 39 calls, DDIM with $\eta = 1$ 27.3 dB in 20. The
 # corrector closes a bit more than half of the gap between Euler on the ODE and Euler on the
-# SDE, for twice the calls; SDE-DPM-Solver++ (31 dB in 20 calls) beats both. Adding the noise
+# SDE, for twice the calls (on notebook 03's 4-minute model a bit more than a third: 16.7,
+# 19.0 and 23.0 dB); SDE-DPM-Solver++ (31 dB in 20 calls) beats both. Adding the noise
 # *inside* the step, as the SDE does, is the better buy here. Larger $r$ overshoots (20 dB at
 # $r = 1$).
 #
@@ -201,7 +202,7 @@ dh.plot_points_dissolving(points, schedule, [0, 50, 150, 300, 600, T - 1])
 # Eq. 4 on points: the cloud shrinks by $\sqrt{\bar\alpha_t}$ and blurs by
 # $\sqrt{1-\bar\alpha_t}$, until it is $\mathcal{N}(0, I)$ (the circle: 2 standard deviations).
 #
-# A small MLP (`dh.PointNet`, about 50 thousand numbers) learns $\varepsilon_\theta$ by
+# A small MLP (`dh.PointNet`, about 130 thousand numbers) learns $\varepsilon_\theta$ by
 # Algorithm 1, with the same `dh.train` (under a minute):
 
 # %%
@@ -324,7 +325,9 @@ flow_net = dh.train(flow_net, points, flow_schedule, steps=S.point_steps, batch_
 # (`dh.NoiseFromVelocity`). DDIM with $\eta = 0$ steps to $\sqrt{\bar\alpha'}\hat x_0 +
 # \sqrt{1-\bar\alpha'}\hat\varepsilon$, which on the straight line is $(1-s')\hat x_0 +
 # s'\hat\varepsilon$, and so is the Euler step: **DDIM is the Euler sampler of a flow** (Gao et
-# al. 2024). The two agree to float32 rounding:
+# al. 2024). The two agree up to float32 rounding, which DDIM's first step magnifies (it
+# divides by $\sqrt{\bar\alpha_{T-1}} = 3 \cdot 10^{-5}$): about $10^{-3}$ here, $10^{-10}$ in
+# float64 (`tests/test_flow.py`):
 
 # %%
 steps = dh.ddim_timesteps(T, 20)  # 999, ..., 0, then -1: the end, s = 0
@@ -384,10 +387,10 @@ for name, run in on_picture.items():
 dh.show_runs(on_picture, x0)
 
 # %% [markdown]
-# On the sample scene at 64 px (2 minutes each on a 2-core CPU that other work shared, about
-# 300 steps each) we measured: the flow with Euler in 10 steps 19.7 dB, a blurred but whole
-# scene; the DDPM model 11.4 dB with SDE-DPM-Solver++ and 8.6 dB with DDIM, still mostly
-# noise. Early in training the straight path pays most. One reason is what each target asks
+# On the sample scene at 64 px (2 minutes each on an idle 2-core CPU, about 640 steps each) we
+# measured: the flow with Euler in 10 steps 28.5 dB, the scene clean and whole; the DDPM model
+# 14.8 dB with SDE-DPM-Solver++ and 11.4 dB with DDIM, blotches in noise. Early in training the
+# straight path pays most. One reason is what each target asks
 # at high noise: there $x_t$ is almost $
 # arepsilon$, so DDPM's net can score well by copying
 # its input, while the velocity $

@@ -6,7 +6,7 @@ asked for; classifier-free guidance (Ho & Salimans 2022) with weight w,
 
     eps = eps_theta(x_t, t, null) + w (eps_theta(x_t, t, y) - eps_theta(x_t, t, null)),
 
-(:func:`.sampling.guided_noise`) trades variety for pictures that look more like their class:
+(:func:`.guidance.guided_noise`) trades variety for pictures that look more like their class:
 w = 0 ignores the class, w = 1 is the plain conditional model, w > 1 pushes further.
 :func:`guidance_sweep` measures that trade with the small classifier of :mod:`.metrics.classifier`
 (accuracy, within-class diversity, Fréchet distance) and :func:`plot_guidance_sweep` shows it.

@@ -149,3 +149,14 @@ def test_save_gif_keeps_a_file_that_is_not_ours_and_a_symlink(tmp_path):
     (tmp_path / "link.gif").symlink_to(outside)
     assert save_gif(frames, tmp_path / "link.gif") == tmp_path / "link-2.gif"
     assert outside.read_text() == "not a GIF"
+
+
+def test_the_64_px_reverse_gif_stays_near_2_mb(tmp_path):
+    """100 frames of 8 noised 64 px pictures (the notebooks' run: every=10): before the cap
+    the GIF was 7.9 MB. Now 4 pictures at 2x, and as many frames as GIF_BUDGET_BYTES allows."""
+    frames = synthetic_frames(100, n=8, size=64)  # pure noise: the worst case
+    path = save_gif(frames, tmp_path / "reverse.gif")
+    assert path.stat().st_size < 1.2 * animation.GIF_BUDGET_BYTES, path.stat().st_size
+    with Image.open(path) as gif:
+        assert gif.size == ((4 * 65 - 1) * 2, 64 * 2)  # the first 4 pictures, 2x
+        assert gif.n_frames >= 20  # still an animation
