@@ -7,8 +7,10 @@ against the photo is reported (mean and minimum), with the steps trained and the
 sampling. The designs:
 
 - ``plain``: the tiny U-Net at the picture's side, the linear schedule as DDPM has it;
-- ``stem``: the same U-Net behind a patch stem of side / 32, so it works at 32 px inside
-  (Hoogeboom et al. 2023);
+- ``stem``: the same U-Net behind a patch stem of side / 32, at most 2, so it works at 32 px
+  inside at 64 px and at 64 px inside at 128 (Hoogeboom et al. 2023; a 4x4 stem packs 48
+  values a position, more than the tiny net's 32 base channels carry, which UNet refuses:
+  measured before the check, it learned nothing at 128 px);
 - ``stem+shift``: and the schedule's log-SNR lowered by 2 log(side / 32) (the resolution
   shift of the same paper; DDPM's linear schedule was tuned at 32 px);
 - ``diffusers`` (with ``--diffusers``, at 64 px): diffusers' ``UNet2DModel`` with the tiny
@@ -79,9 +81,12 @@ def diffusers_net(size: int) -> torch.nn.Module:
     return Wrapped()
 
 
+MAX_STEM = 2  # 2 x 2 x 3 = 12 values a position, within the tiny net's 32 channels
+
+
 def design(name: str, size: int) -> tuple[torch.nn.Module, NoiseSchedule]:
     """(model, schedule) of a design at ``size`` px, seeded."""
-    stem = max(1, size // INNER)
+    stem = min(max(1, size // INNER), MAX_STEM)
     if name == "diffusers":
         return diffusers_net(size), NoiseSchedule(1000)
     patch = stem if name.startswith("stem") else 1

@@ -73,7 +73,8 @@ class UNetConfig:
             (``pixel_unshuffle``) and back on the way out (``pixel_shuffle``), so the U-Net
             works at image_size / p, p^2 times cheaper. What it trades: the first and last
             convolutions see patches, not pixels, so the finest detail is the job of a
-            position's p^2 C output channels. 1: no stem.
+            position's p^2 C output channels, which must not outnumber ``base_channels``
+            (checked). 1: no stem.
         num_res_blocks: residual blocks per level on the way down (one more on the way up).
         dropout: dropout rate inside the residual blocks (DDPM used 0.1 on CIFAR-10).
         norm_groups: GroupNorm groups (must divide every width).
@@ -147,6 +148,18 @@ class UNetConfig:
             or self.patch_size < 1
         ):
             raise ValueError(f"patch_size must be a whole number >= 1, got {self.patch_size!r}.")
+        packed = self.image_channels * self.patch_size**2
+        if self.patch_size > 1 and packed > self.base_channels:
+            # The last layer maps base_channels features to the p^2 C values of a patch: with
+            # fewer features than values it cannot even pass the noise through, and the loss
+            # stalls (measured: patch 4 on 3 channels with 32 features, loss 0.55 after 300
+            # steps and samples of pure noise, where patch 2 learned).
+            raise ValueError(
+                f"patch_size={self.patch_size} packs {packed} values into each position "
+                f"({self.image_channels} channels x {self.patch_size}^2), more than the "
+                f"{self.base_channels} base channels can carry: use a smaller patch_size or "
+                f"base_channels >= {packed}."
+            )
         step = self.patch_size * 2 ** (len(self.channel_mults) - 1)
         if self.image_size % step:
             below, above = self.image_size // step * step, (self.image_size // step + 1) * step
