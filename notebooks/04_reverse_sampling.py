@@ -273,35 +273,17 @@ dh.show_runs(runs, x0)
 # noise gives the model that chance. On models trained on many pictures, $\eta = 0$ is the
 # usual choice: it is deterministic and its samples are sharp.
 #
-# Both have a continuous-time story (notebook 07 tells it in full). Make the steps infinitely
-# small and DDPM becomes a *reverse stochastic differential equation* (Song et al. 2021): at
-# every instant $x$ moves towards the model's guess of the picture and receives a little fresh
-# noise. DDIM with $\eta = 0$ is a step of an *ordinary* differential equation with no noise in
-# it, the **probability-flow ODE**: in the variables $\bar x = x/\sqrt{\bar\alpha}$ and
-# $s = \sqrt{(1-\bar\alpha)/\bar\alpha}$ it reads $d\bar x/ds = \varepsilon_\theta$ (DDIM eq. 14),
-# and for a perfect model its solutions have, at every $t$, the distribution of the forward
-# process's $x_t$. With a perfect model both end at the data; with ours, the ODE follows the
-# model's errors all the way down.
+# Why the fresh noise helps is notebook 07's story: there these samplers become two equations,
+# a reverse SDE (DDPM, DDIM with $\eta = 1$) and a noise-free ODE (DDIM with $\eta = 0$).
 #
 # ## Fewer steps still: DPM-Solver++
 #
-# DDIM treats the model's guess $\hat x_0$ as constant over a whole jump. Lu et al. (2022) do
-# better in the variable $\lambda_t = \tfrac12 \log\big(\bar\alpha_t/(1-\bar\alpha_t)\big)$, half the
-# log signal-to-noise ratio: there the part of the step that depends on $x_t$ is solved exactly,
-# and only $\hat x_0$ is approximated, by a line through the guesses of the last two steps. One
-# step of DPM-Solver++(2M), from $t$ to $t'$ with $h = \lambda_{t'} - \lambda_t$ ($h_{\rm last}$
-# the step before):
-#
-# $$x_{t'} = \sqrt{\frac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}}\,x_t + \sqrt{\bar\alpha_{t'}}\left(1 - e^{-h}\right) D,
-# \qquad D = \hat x_0 + \frac{h}{2h_{\rm last}}\left(\hat x_0 - \hat x_0^{\rm last}\right).$$
-#
-# With $D = \hat x_0$ this is DDIM with $\eta = 0$ exactly; the correction makes it second
-# order. Its steps are evenly spaced in $\lambda$, not in $t$, so they are dense where the fine
-# detail is decided (small $t$). With `eta=1` it solves the reverse *stochastic* equation
-# instead: part of the noise in $x_{t'}$ is fresh, as in DDPM and DDIM with $\eta = 1$,
-#
-# $$x_{t'} = \sqrt{\frac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}}\,e^{-h}\,x_t + \sqrt{\bar\alpha_{t'}}\left(1 - e^{-2h}\right) D
-# + \sqrt{1-\bar\alpha_{t'}}\,\sqrt{1 - e^{-2h}}\;z.$$
+# DPM-Solver++ (Lu et al. 2022) changes two things in DDIM's jump: its steps are evenly spaced
+# in the log signal-to-noise ratio rather than in $t$ (dense near the end, where the fine
+# detail is decided), and a second-order correction uses the model's guess $\hat x_0$ from the
+# step before. Without the correction its step *is* DDIM's: with `eta=0` DDIM with
+# $\eta = 0$, with `eta=1` (SDE-DPM-Solver++) DDIM with $\eta = 1$. *Aside, optional: its
+# formulas are in notebook 07, section 2.*
 #
 # Each at 10, 20 and 50 steps, against DDPM and DDIM from above (same pictures, same seed):
 
@@ -317,8 +299,11 @@ dh.plot_sampler_quality(curves)
 # On the shipped model we measured (8 samples): DDPM in 1000 steps 31 dB; the ODE samplers (DDIM
 # with $\eta = 0$, DPM-Solver++ with `eta=0`) about 21 dB however many steps they take, because
 # what they solve finely is the model's ODE, errors included; SDE-DPM-Solver++ 27 dB in 10 steps
-# and 31 dB in 20, as good as DDPM at a fiftieth of the model calls. Noise that later steps can
-# correct, and a second-order step that needs few of them: that is why
+# and 31 dB in 20, as good as DDPM at a fiftieth of the model calls. Its first-order step is
+# DDIM with $\eta = 1$ (27 dB in 20 steps); the log-SNR spacing and the second-order correction
+# together add the other 4 dB, each alone less than half of that (notebook 07 separates
+# them). Noise that later steps can correct, and steps placed and corrected so that few are
+# needed: that is why
 # `dh.Sampler("dpm_solver", eta=1)` (`S.sampler`, the package's fast sampler) is how the
 # following notebooks sample a model of one picture. On a model of many pictures (notebook 05)
 # the ODE version is the usual choice.
