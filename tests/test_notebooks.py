@@ -274,3 +274,78 @@ def test_the_marker_check_catches_each_kind():
     ):
         assert NOT_FOR_LEARNERS.search(line), line
     assert not NOT_FOR_LEARNERS.search("S.quick_mode = 1; x = S.quickly  # a comment")
+
+
+# A formula whose backslash escape was eaten when the source was written: in a plain Python
+# string "\varepsilon" is a vertical tab and "arepsilon" (notebook 07 once showed it, a line
+# break where the tab was). What each escape leaves: \v arepsilon, \t heta / ext{ / ilde,
+# \f rac{, \b ar{, \a lpha, \n abla, \r ight. A fragment that starts a word (no letter
+# before it) is what is left of a LaTeX command; a control character is the escape itself.
+EATEN_ESCAPE = re.compile(
+    r"(?<![A-Za-z])(?:arepsilon|heta|rac\{|ext\{|ilde|ar\{|lpha|abla|ight(?![a-z]))"
+)
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # everything below a space but the newline
+DISPLAY_MATH = re.compile(r"\$\$(.*?)\$\$", re.S)
+INLINE_MATH = re.compile(r"\$([^$]*)\$")
+
+
+def broken_formulas(text):
+    """What looks like a formula broken in writing: an eaten escape, a control character, an
+    empty $$ ... $$, a $$ left without its pair, or an empty $ ... $."""
+    found = [text[max(0, m.start() - 20) : m.end() + 10] for m in EATEN_ESCAPE.finditer(text)]
+    found += [f"control character {c!r}" for c in CONTROL.findall(text)]
+    displays = [m.group(1) for m in DISPLAY_MATH.finditer(text)]
+    found += ["an empty $$ $$" for inner in displays if not inner.strip()]
+    rest = DISPLAY_MATH.sub(" ", text)  # what is left outside display math
+    found += ["a $$ without its pair"] * rest.count("$$")
+    inline = [m.group(1) for m in INLINE_MATH.finditer(rest.replace("$$", " "))]
+    found += ["an empty $ $" for inner in inline if not inner.strip()]
+    return found
+
+
+def markdown_of(path):
+    """The markdown cells of a notebook, from its .py source (as jupytext reads it) or its
+    .ipynb (as Jupyter and Colab show it)."""
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text())["cells"]
+        return ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+    return [c.source for c in jupytext.read(path).cells if c.cell_type == "markdown"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for source in NOTEBOOKS for p in (source, source.with_suffix(".ipynb"))],
+    ids=lambda p: p.name,
+)
+def test_no_formula_lost_a_backslash(path):
+    # A control character anywhere in the file (jupytext reads \v and \f as line breaks).
+    found = [f"control character {c!r} in the file" for c in CONTROL.findall(path.read_text())]
+    found += [f for text in markdown_of(path) for f in broken_formulas(text)]
+    assert not found, f"{path.name}: {found}"
+
+
+def test_the_formula_check_catches_each_kind():
+    broken = {
+        "\\v": "almost $\x0barepsilon$ here",
+        "\\v as a line break": "almost $\narepsilon$ here",
+        "\\t": "the weights $\theta$",
+        "\\t in \\text": "$\text{SDE}$",
+        "\\t in \\tilde": "$\tilde\\beta_t$",
+        "\\f": "$\frac{1}{2}$",
+        "\\b": "$\bar{x}$",
+        "\\a": "$\\sqrt{\alpha}$",
+        "\\n": "$\nabla \\log p$",
+        "\\r": "$\\left(x\right)$",
+        "\\f alone": "a page\x0cbreak",
+        "empty display math": "before\n$$\n$$\nafter",
+        "a $$ without its pair": "the value $$ here",
+        "empty inline math": "the value $ $ here",
+    }
+    for kind, text in broken.items():
+        assert broken_formulas(text), kind
+    fine = (
+        r"$\varepsilon_\theta(x_t, t)$, $\frac{1}{\sqrt{\alpha_t}}$, $\text{SDE}$, "
+        r"$\tilde\beta_t$, $\bar{x} = \bar x$, $\nabla_x \log p$, $\left(x\right)$, "
+        "s_theta, a tilde, the right light, Alpha\n\n$$x = 1$$\n\n$$\nx_{t-1} = y\n$$"
+    )
+    assert broken_formulas(fine) == []
