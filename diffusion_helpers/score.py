@@ -30,8 +30,7 @@ from typing import Callable, Optional
 import torch
 
 from .checks.values import number, whole_number
-from .reverse import ddim_step
-from .sampling import model_device
+from .reverse import ddim_step, model_device
 from .schedule import NoiseSchedule, Timesteps
 from .timesteps import ddim_timesteps
 
@@ -51,11 +50,11 @@ def score_from_noise(
 
 
 def langevin_step(
-    x: torch.Tensor, score: torch.Tensor, step_size: torch.Tensor, noise: torch.Tensor
+    x: torch.Tensor, score: torch.Tensor, step_size: float | torch.Tensor, noise: torch.Tensor
 ) -> torch.Tensor:
     """One step of Langevin dynamics (S-4): x + delta score + sqrt(2 delta) z, for a step size
-    delta (a 0-dim tensor, or one per image [B, 1, ...])."""
-    return x + step_size * score + (2 * step_size).sqrt() * noise
+    delta (a float, a 0-dim tensor, or one per image [B, 1, ...])."""
+    return x + step_size * score + (2 * step_size) ** 0.5 * noise
 
 
 def corrector_step_size(score: torch.Tensor, noise: torch.Tensor, snr: float) -> torch.Tensor:

@@ -47,6 +47,15 @@ def test_langevin_dynamics_with_the_exact_score_samples_a_gaussian():
     assert abs(x.std().item() - 0.5) < 0.03
 
 
+def test_a_langevin_step_takes_a_float_a_tensor_or_one_step_per_image():
+    x, score, z = torch.randn(3, 2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    by_float = langevin_step(x, score, 0.01, z)  # the exercise of notebook 07 passes a float
+    assert torch.allclose(by_float, x + 0.01 * score + 0.02**0.5 * z)
+    assert torch.allclose(by_float, langevin_step(x, score, torch.tensor(0.01), z))
+    per_image = langevin_step(x, score, torch.tensor([0.01, 0.5]).view(2, 1, 1, 1), z)
+    assert torch.allclose(per_image[1], langevin_step(x[1:], score[1:], 0.5, z[1:])[0])
+
+
 def test_the_corrector_step_makes_the_drift_r_times_the_noise_on_average():
     g = torch.Generator().manual_seed(1)
     score, z = torch.randn(3, 2, 4, 4, generator=g) * 5, torch.randn(3, 2, 4, 4, generator=g)
