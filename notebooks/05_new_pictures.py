@@ -47,24 +47,27 @@ import diffusion_helpers as dh
 KEEP_ON_DRIVE = True  # Colab: keep your picture and models on Google Drive, where every notebook finds them
 S = dh.start(KEEP_ON_DRIVE, datasets=True)  # the work folder, and the sizes for this machine
 schedule = S.schedule()
-# S.sampler is DPM-Solver++ in 20 steps (notebook 04): on the digits model its 500 samples
-# scored as well as DDIM's in 50 steps (99.8% of digits as asked and FD 32.0, against 100% and
-# 36.0) for 2.5 times less work: 8 digits in about a second (bench/sample_speed.py --digits).
+# S.sampler is DPM-Solver++ in 20 steps (notebook 04): on a digits model, 500 of its samples
+# scored as well as DDIM's in 50 steps on the scores this notebook introduces further down
+# (README, bench/sample_speed.py --digits), for 2.5 times fewer model calls.
 SAMPLER = S.sampler
 
 # %% [markdown]
 # ## Why the one-picture model only copies
 #
 # Training minimises $\lVert \varepsilon - \varepsilon_\theta(x_t, t) \rVert^2$. The best any
-# model can do is to predict the *average* noise that could have produced $x_t$; written with
-# the picture instead of the noise (eq. 4 solved for $\varepsilon$),
+# model can do is to predict the *average* noise that could have produced $x_t$. Written with
+# the picture instead of the noise (eq. 4 solved for $\varepsilon$), that best prediction is
 #
-# $$\varepsilon^*(x_t, t) = \frac{x_t - \sqrt{\bar\alpha_t}\;\mathbb{E}[x_0 \mid x_t]}{\sqrt{1-\bar\alpha_t}}.$$
+# $$\varepsilon^*(x_t, t) = \frac{x_t - \sqrt{\bar\alpha_t}\;\mathbb{E}[x_0 \mid x_t]}
+# {\sqrt{1-\bar\alpha_t}},$$
+#
+# where $\mathbb{E}[x_0 \mid x_t]$, "the expected $x_0$ given $x_t$", is the average of the
+# training pictures, each weighted by how likely it is to have been noised into this $x_t$.
 #
 # With **one** training picture, $\mathbb{E}[x_0 \mid x_t] = x_0$ whatever $x_t$ is: the best
 # model points every noisy picture at yours, and sampling lands on it. Perfect training means
-# perfect copying. With **many** pictures, $\mathbb{E}[x_0 \mid x_t]$ is an average of the
-# training pictures weighted by how likely each is to have made $x_t$: a blur of many at large
+# perfect copying. With **many** pictures, $\mathbb{E}[x_0 \mid x_t]$ is a blur of many at large
 # $t$, close to one near $t = 0$. A perfect model of a *finite* set would still end on a
 # training picture; a small network trained for minutes cannot store 1,797 of them and learns
 # smoother rules ("strokes", "loops"), which is what lets it draw new ones. So we check.
@@ -72,8 +75,10 @@ SAMPLER = S.sampler
 # **The copying check.** For each sample, find the nearest training picture (the Euclidean
 # distance $d$ between pixel values). One number sums it up, the memorisation ratio
 #
-# $$\text{ratio} = \frac{\operatorname{median}_i\, d(\text{sample}_i, \text{nearest training picture})}
-# {\operatorname{median}_j\, d(\text{training picture}_j, \text{nearest other training picture})}:$$
+# $$\text{ratio} = \frac{\operatorname{median}_i\,
+#   d(\text{sample}_i, \text{nearest training picture})}
+# {\operatorname{median}_j\,
+#   d(\text{training picture}_j, \text{nearest other training picture})}:$$
 #
 # about 1 when samples are as far from the training set as its pictures are from each other
 # (new pictures), about 0 for copies.
@@ -94,9 +99,10 @@ dh.plot_nearest_neighbours(one.images, variants)
 
 # %% [markdown]
 # Every sample is your picture again, a little soft: it lies closer to the picture than the
-# picture moved by one pixel does, so the ratio is below 1 (we measured 0.72 for notebook 03's
-# 4-minute model at 64 px, 0.56 for the shipped one, trained longer; a perfect copy would give
-# 0). Its nearest neighbour is always the picture itself. Now a dataset.
+# picture moved by one pixel does (the distance printed first), so the ratio is below 1; a
+# perfect copy would give 0. Run without notebook 03's model, this cell uses the shipped one
+# (trained 3,000 steps) and prints about 0.56. The nearest neighbour of every sample is the
+# picture itself. Now a dataset.
 #
 # ## A dataset: 1,797 handwritten digits
 #
@@ -129,8 +135,9 @@ dh.plot_class_rows(data.images, data.labels, data.classes, size=0.6)
 
 # %%
 model = S.model(1, num_classes=len(data.classes))
-result = dh.train(model, data, schedule, minutes=S.train_minutes, steps=S.train_steps, device=S.device, seed=0,
-                  checkpoint=dh.fresh_checkpoint_path("digits.pt"))  # notebook 06 draws with it too
+result = dh.train(model, data, schedule, minutes=S.train_minutes, steps=S.train_steps,
+                  device=S.device, seed=0,
+                  checkpoint=dh.fresh_checkpoint_path("digits.pt"))  # notebook 06 uses it too
 model = result.model  # the EMA weights (notebook 03)
 passes = result.steps * result.config.batch_size / len(data)
 print(f"{result.steps} steps in {result.elapsed:.0f} s: each digit seen about {passes:.0f} times")
@@ -147,7 +154,8 @@ dh.plot_losses(result.losses)
 # At every step the sampler asks the network twice, with the class and with "no class", and
 # combines the answers (Ho & Salimans 2022):
 #
-# $$\tilde\varepsilon = \varepsilon_\theta(x_t, t, \varnothing) + w\,\big(\varepsilon_\theta(x_t, t, y) - \varepsilon_\theta(x_t, t, \varnothing)\big).$$
+# $$\tilde\varepsilon = \varepsilon_\theta(x_t, t, \varnothing)
+#   + w\,\big(\varepsilon_\theta(x_t, t, y) - \varepsilon_\theta(x_t, t, \varnothing)\big).$$
 #
 # The bracket is the direction "more like a $y$". With $w = 1$ it is the plain conditional
 # model; $w > 1$ pushes further along it; $w = 0$ drops it. (Ho & Salimans write the same
@@ -177,7 +185,8 @@ dh.plot_nearest_neighbours(samples[::PER_CLASS], data.images)  # one per digit, 
 
 # %% [markdown]
 # A ratio near 1 (or above: samples a little off the real digits also sit far from them) and
-# neighbours that differ stroke by stroke: the model draws new digits (1.05 in our run). The
+# neighbours that differ stroke by stroke: the model draws new digits (the README's 4-minute
+# run of `bench/dataset_quality.py` measured 1.13 on 500 samples at the default guidance). The
 # one-picture model scored well below 1, and its neighbour was always the one picture.
 #
 # ## No class at all: w = 0
@@ -190,7 +199,8 @@ dh.plot_nearest_neighbours(samples[::PER_CLASS], data.images)  # one per digit, 
 
 # %%
 free = dh.sample(model, schedule, n=len(labels), seed=1, sampler=SAMPLER).images  # no labels
-sevens = dh.sample(model, schedule, n=len(labels), labels=7, guidance_scale=0.0, seed=1, sampler=SAMPLER).images
+sevens = dh.sample(model, schedule, n=len(labels), labels=7, guidance_scale=0.0, seed=1,
+                   sampler=SAMPLER).images
 print("labels=7 with w = 0 gives the same pictures as no labels:", torch.equal(free, sevens))
 dh.show_images(free[:20], ncols=10, size=0.8)
 
@@ -208,11 +218,27 @@ dh.class_sampler(model, schedule, data.classes)
 # ## How strong should guidance be?
 #
 # To score many pictures we need a judge. A small classifier (three convolutions, trained in
-# seconds on the real digits; `dh.train_classifier`) tells which digit a picture shows:
+# seconds on the real digits; `dh.train_classifier`) tells which digit a picture shows. With
+# it, three scores:
 #
 # - **accuracy**: how often it reads the digit we asked for;
 # - **diversity**: the mean pixel distance between two samples of the same digit (the real
-#   digits' value is the dashed line). Copies of one picture would score 0.
+#   digits' value is the dashed line). Copies of one picture would score 0;
+# - the **Fréchet distance** (FD): quality and variety of the whole set in one number.
+#
+# The FD is the idea of the Fréchet Inception Distance (FID; Heusel et al. 2017). It compares
+# two sets of pictures through a network's features: fit a Gaussian to the features of each
+# set, the real ones ($r$) and the generated ones ($g$), with mean $\mu$ and covariance
+# $\Sigma$, and measure
+#
+# $$\mathrm{FD} = \lVert \mu_r - \mu_g \rVert^2
+#   + \operatorname{Tr}\big(\Sigma_r + \Sigma_g - 2\,(\Sigma_r \Sigma_g)^{1/2}\big).$$
+#
+# Pictures that look wrong move the mean; too little variety shrinks the covariance; both
+# raise FD, and 0 means the same statistics: lower is better. Real FID uses the Inception-v3
+# network and 50,000 pictures; we use the small classifier's 64 features and a few hundred
+# pictures, so the numbers only compare with each other, at equal counts (FD of few pictures
+# is biased upwards: two sets of real digits score above 0).
 #
 # Same starting noise in every row, only $w$ changes:
 
@@ -221,22 +247,27 @@ classifier = dh.train_classifier(data.images, data.labels, steps=S.classifier_st
 print(f"classifier: {classifier.held_out_accuracy:.0%} right on digits it did not train on")
 real_features = dh.features(classifier, data.images)
 real_diversity = dh.within_class_diversity(data.images, data.labels)
-sweep = dh.guidance_sweep(model, schedule, classifier, per_class=S.sweep_per_class, reference_features=real_features, sampler=SAMPLER)
+sweep = dh.guidance_sweep(model, schedule, classifier, per_class=S.sweep_per_class,
+                          reference_features=real_features, sampler=SAMPLER)
 print(dh.guidance_table(sweep, real_diversity))
 dh.plot_guidance_sweep(sweep, data.classes, real_diversity)
 
 # %% [markdown]
-# Guidance buys the right digit with variety: at $w = 0$ the classifier reads the asked-for
-# digit only by chance (10%), at $w = 1$ most of the time, above that almost always, while
-# the digits of one class grow more alike and their strokes thicker and brighter. The package's
-# default, $w = 1.5$ (`DEFAULT_GUIDANCE` in `diffusion_helpers/guidance.py`), was picked from
-# this trade, measured on 500 samples: there the digits of one class vary about as much as
-# real ones (diversity 4.3 against 4.5; 4.8 at $w = 1$, 3.7 at $w = 3$) and 98% are the digit
-# asked for (91% at $w = 1$). The table's Fréchet column (explained two sections down: how
-# far the set of samples is from the real digits, as a whole) tells the other side of the
-# trade: it is lowest near $w = 1$, the plain conditional model, because guidance makes each
-# class look more alike than real digits do. $w = 1.5$ gives up a little of it for the right
-# digit almost every time.
+# Guidance buys the right digit, and pays for it. At $w = 0$ the classifier reads the
+# asked-for digit only by chance (10%), at $w = 1$ most of the time, above that almost always,
+# while the digits of one class grow more alike and their strokes thicker and brighter. The
+# Fréchet column shows the price: it is lowest near $w = 1$, the plain conditional model, and
+# grows quickly with $w$, because guidance makes each class look more alike than real digits
+# do.
+#
+# The package's default, $w = 1.5$ (`DEFAULT_GUIDANCE` in `diffusion_helpers/guidance.py`),
+# was picked from this trade, measured there on 500 samples of a model trained like this one:
+# 98% of its digits are the one asked for, against 91% at $w = 1$, and the digits of one class
+# vary about as much as real ones (diversity 4.3 against the real 4.5; 4.8 at $w = 1$, 3.7 at
+# $w = 3$). The FD is what it gives up, and that is not little: about 36 at $w = 1.5$ against
+# about 13 at $w = 1$, almost three times worse (72 at $w = 2$). The default puts the asked-for
+# digit first; when the set of pictures should look like the data as a whole, $w = 1$ is the
+# better choice.
 #
 # ## Watch a digit appear
 #
@@ -244,27 +275,16 @@ dh.plot_guidance_sweep(sweep, data.classes, real_diversity)
 # below (DDIM, so every frame is one step). The digit is decided early, its strokes late.
 
 # %%
-run = dh.sample(model, schedule, n=len(data.classes), labels=torch.arange(len(data.classes)), method="ddim", steps=S.ddim_steps, every=1, seed=2)
+run = dh.sample(model, schedule, n=len(data.classes), labels=torch.arange(len(data.classes)),
+                method="ddim", steps=S.ddim_steps, every=1, seed=2)
 HTML(dh.animation_html(run.frames, scale=4))
 
 # %% [markdown]
-# ## One number for quality and variety: the idea of FID
+# ## What the Fréchet distance misses: copies
 #
-# The Fréchet Inception Distance (Heusel et al. 2017) compares two sets of pictures through a
-# network's features: fit a Gaussian to the features of each set (mean $\mu$, covariance
-# $\Sigma$) and measure
-#
-# $$\mathrm{FD} = \lVert \mu_r - \mu_g \rVert^2 + \operatorname{Tr}\big(\Sigma_r + \Sigma_g - 2\,(\Sigma_r \Sigma_g)^{1/2}\big).$$
-#
-# Pictures that look wrong move the mean; too little variety shrinks the covariance; both
-# raise FD, and 0 means the same statistics. Real FID uses the Inception-v3 network and 50,000
-# pictures; we use the small classifier's 64 features and a few hundred pictures, so the
-# numbers only compare with each other, at equal counts (FD of few pictures is biased upwards:
-# two sets of real digits score above 0).
-#
-# What it **misses**: a model that returns its training pictures scores as well as real
-# digits. FD sees only statistics, not copying; that is why the memorisation ratio goes with
-# it. Each row below is a set of pictures with its FD against all real digits and its ratio:
+# A model that returns its training pictures scores as well as real digits: FD sees only
+# statistics, not copying; that is why the memorisation ratio goes with it. Each row below is
+# a set of pictures with its FD against all real digits and its ratio:
 
 # %%
 per = len(sweep[0].images) // len(data.classes)  # as many of each digit as the sweep drew
@@ -299,7 +319,8 @@ else:
     mine = dh.load_dataset(MY_FOLDER, S.image_size)
     print(mine.describe())
     mine_model = S.model(mine.images.shape[1], num_classes=len(mine.classes) or None)
-    mine_model = dh.train(mine_model, mine, schedule, minutes=S.train_minutes, steps=S.train_steps, device=S.device, seed=0).model
+    mine_model = dh.train(mine_model, mine, schedule, minutes=S.train_minutes,
+                          steps=S.train_steps, device=S.device, seed=0).model
     mine_samples = dh.sample(mine_model, schedule, n=16, seed=0, sampler=SAMPLER).images
     print(f"memorisation ratio {dh.memorisation_ratio(mine_samples, mine.images):.2f}")
     display(dh.plot_nearest_neighbours(mine_samples, mine.images))
@@ -332,9 +353,11 @@ else:
 # %%
 if big is not None:
     big_model = S.model(big.images.shape[1], num_classes=len(big.classes))
-    big_model = dh.train(big_model, big, schedule, minutes=S.train_minutes, steps=S.train_steps, device=S.device, seed=0).model
+    big_model = dh.train(big_model, big, schedule, minutes=S.train_minutes,
+                         steps=S.train_steps, device=S.device, seed=0).model
     big_labels = dh.class_labels(len(big.classes), 6)
-    big_samples = dh.sample(big_model, schedule, n=len(big_labels), labels=big_labels, seed=0, sampler=SAMPLER).images
+    big_samples = dh.sample(big_model, schedule, n=len(big_labels), labels=big_labels, seed=0,
+                            sampler=SAMPLER).images
     display(dh.plot_class_rows(big_samples, big_labels, big.classes, size=0.6))
 
 # %% [markdown]
