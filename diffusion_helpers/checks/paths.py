@@ -5,11 +5,13 @@ camera card, a zip made on another system). Python keeps such bytes in a ``str``
 "surrogates" (``b"\\xff.png"`` becomes ``"\\udcff.png"``), which print() cannot encode: a
 message that names the file would fail with "'utf-8' codec can't encode ...", even a message
 that only says the file was skipped. Every message in this package names a path through
-:func:`shown_path`.
+:func:`shown_path`, and says what a file is through :func:`file_kind` ("a text file, not a
+checkpoint"), never calling a file of the user's a damaged one of ours.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Union
 
@@ -22,3 +24,53 @@ def shown_path(path: Union[str, bytes, os.PathLike]) -> str:
     except UnicodeEncodeError:  # a str no file system produced (other lone surrogates)
         return os.fspath(path).encode("utf-8", "backslashreplace").decode("utf-8")
     return raw.decode("utf-8", "backslashreplace")
+
+
+# The first bytes of the files a user may give where a checkpoint or a picture is expected.
+MAGIC = (
+    (b"PK\x03\x04", "a zip archive"),  # torch.save's format, and every .zip
+    (b"\x80", "a Python pickle"),  # protocol 2 and later begin with the PROTO opcode
+    (b"\x89PNG", "a PNG picture"),
+    (b"\xff\xd8\xff", "a JPEG picture"),
+    (b"GIF8", "a GIF picture"),
+    (b"%PDF", "a PDF document"),
+)
+
+
+def file_kind(path: Union[str, os.PathLike]) -> str:
+    """What is at ``path``, in a few words for a message: "a folder", "a text file", "a zip
+    archive", "a Python pickle", "an empty file", "nothing", ... (from its first bytes)."""
+    if os.path.islink(path) and not os.path.exists(path):
+        try:
+            os.stat(path)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                return "a symbolic link that loops back on itself"
+        return f"a symbolic link to {shown_path(os.readlink(path))}, which does not exist"
+    if os.path.isdir(path):
+        return "a folder"
+    if not os.path.lexists(path):
+        return "nothing"
+    if not os.path.isfile(path):  # opening a pipe would wait for a writer
+        return "a special file (a pipe, a socket or a device)"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as err:
+        return f"a file that cannot be read ({os.strerror(err.errno) if err.errno else err})"
+    if not head:
+        return "an empty file"
+    kind = next((kind for magic, kind in MAGIC if head.startswith(magic)), None)
+    return kind or ("a text file" if is_text(head) else "a file of another kind")
+
+
+def is_text(head: bytes) -> bool:
+    """True when ``head`` (the first bytes of a file) reads as UTF-8 text: no control
+    characters but tabs and line ends, and at most a character cut at the end."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 3:
+            return False
+        text = head[: err.start].decode("utf-8")
+    return all(c.isprintable() or c in "\t\n\r\f" for c in text)

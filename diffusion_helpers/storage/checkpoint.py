@@ -17,7 +17,9 @@ Outputs are checked before any work is done (:func:`.outputs.check_checkpoint_ta
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -25,12 +27,14 @@ from typing import Any, Optional, Union
 
 import torch
 
-from ..checks.paths import shown_path
+from ..checks.paths import file_kind, shown_path
 from .files import WriteError, write_atomically
 
 FORMAT = "diffusion_helpers.checkpoint"
 RECORD_STEPS = 200  # (t, per-sample loss) pairs are kept for the last this many steps
 VERSION = 1
+# What a message says to do about a file that is not a checkpoint we can read: never to delete it.
+LOAD_ADVICE = "Use another path: one that holds a checkpoint diffusion_helpers wrote."
 PathLike = Union[str, os.PathLike]
 
 
@@ -62,22 +66,35 @@ def read_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     or not one of our checkpoints."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint file at {shown_path(path)}.")
+        kind = file_kind(path)
+        if kind == "a folder":
+            raise CheckpointError(
+                f"{shown_path(path)} is a folder, not a checkpoint file: give the checkpoint "
+                f"file in it, such as {shown_path(path / 'unet.pt')}."
+            )
+        raise CheckpointError(
+            f"no checkpoint file at {shown_path(path)}."
+            if kind == "nothing"
+            else f"{shown_path(path)} is {kind}, not a checkpoint file. {LOAD_ADVICE}"
+        )
     if path.stat().st_size == 0:
         raise CheckpointError(
-            f"{shown_path(path)} is empty (0 bytes): delete it to start training afresh."
+            f"{shown_path(path)} is empty (0 bytes), not a checkpoint. {LOAD_ADVICE}"
         )
     check_intact(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns of a pickle protocol it does not expect
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # a damaged file fails in many ways inside unpickling
         raise CheckpointError(
-            f"{shown_path(path)} is not a readable checkpoint (truncated, corrupt, or another kind "
-            f"of file): {load_failure(err)}. Delete it to start training afresh."
+            f"{shown_path(path)} is not a readable checkpoint: {load_failure(err, path)}. "
+            f"{LOAD_ADVICE}"
         ) from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
-            f"{shown_path(path)} is a torch file but not a diffusion_helpers checkpoint."
+            f"{shown_path(path)} is a torch file but not a diffusion_helpers checkpoint. "
+            f"{LOAD_ADVICE}"
         )
     for key in ("model_config", "model", "step"):
         if key not in state:
@@ -93,8 +110,8 @@ def read_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
 def damaged(path: Path, what: str) -> CheckpointError:
     """The error for a checkpoint whose bytes or numbers are wrong: what, and what to do."""
     return CheckpointError(
-        f"{shown_path(path)} is damaged: {what}. Use an earlier or fresh copy of it, or delete "
-        "it and train afresh."
+        f"{shown_path(path)} is damaged: {what}. Use an earlier copy of it, or train afresh into "
+        "another path."
     )
 
 
@@ -135,17 +152,27 @@ def first_non_finite(value: Any, name: str = "") -> Optional[str]:
     return None
 
 
-def load_failure(err: BaseException) -> str:
-    """What went wrong in ``torch.load``, in one line, without torch's advice to retry with
-    ``weights_only=False``: that would run code from the file, which a learner must never do."""
+def load_failure(err: BaseException, path: Path) -> str:
+    """Why ``torch.load`` could not read ``path``, in whole words: what the file is when it is
+    not a checkpoint ("it is a text file"), else the first sentence of torch's message, never
+    its advice to retry with ``weights_only=False`` (that would run code from the file)."""
+    kind = file_kind(path)
+    if kind != "a zip archive":  # what torch.save writes (since torch 1.6)
+        refused = " (opening it could run code, so it is refused)" if "pickle" in kind else ""
+        return f"it is {kind}, not written by diffusion_helpers{refused}"
+    if not zipfile.is_zipfile(path):
+        return "its zip archive is cut short (a save or a copy that did not finish)"
+    with zipfile.ZipFile(path) as archive:
+        if not any(name.endswith("data.pkl") for name in archive.namelist()):
+            return "it is a zip archive that torch.save did not write"
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     if any("weights_only" in line or "WeightsUnpickler" in line for line in lines):
         return (
             "it holds Python objects other than tensors and plain values, so it was not "
             "written by diffusion_helpers (opening it could run code, so it is refused)"
         )
-    first = lines[0] if lines else type(err).__name__
-    return first[:200]
+    first = re.sub(r"^\[enforce fail at [^\]]*\][ .]*", "", lines[0] if lines else "")
+    return re.split(r"(?<=[.!?]) ", first, maxsplit=1)[0].rstrip(".") or type(err).__name__
 
 
 def model_config(state: dict, model: Any, path: PathLike) -> dict:

@@ -6,17 +6,21 @@ ours is overwritten.
 - :func:`.outputs.check_export_target`: a sampling-only copy never replaces the training checkpoint,
   a folder, or a file that is not ours.
 - :func:`check_output_folder`: a folder of pictures must be a folder we can write into.
-- :func:`write_output`: every picture and GIF is written by one rule: a name that holds a file
-  we did not write, or a symlink, is never written; the output goes to a fresh name beside it.
+- :func:`write_output`: every picture, GIF and note is written by one rule: a name that holds
+  anything we did not write (a file of the user's, a symlink, a folder) is never written; the
+  output goes to a fresh name beside it.
+- :func:`keep_previous_checkpoint`: a fresh run moves our checkpoint aside to a name where
+  nothing is, never onto a file.
 - :class:`CheckpointLock`: one training run at a time per checkpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
-import stat
+import re
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,8 +28,8 @@ from typing import BinaryIO, Callable, Optional, Union
 
 from filelock import FileLock, Timeout
 
-from ..checks.paths import shown_path
-from .checkpoint import CheckpointError, is_our_checkpoint, read_checkpoint
+from ..checks.paths import file_kind, shown_path
+from .checkpoint import LOAD_ADVICE, CheckpointError, is_our_checkpoint, read_checkpoint
 from .files import write_atomically
 
 PathLike = Union[str, os.PathLike]
@@ -47,11 +51,11 @@ def check_writable_folder(folder: Path, what: str) -> None:
     ``ValueError`` (one line: what, where, why) otherwise."""
     folder = Path(folder)
     for parent in [folder, *folder.parents]:
-        if parent.exists():
+        if os.path.lexists(parent):
             if not parent.is_dir():
                 raise ValueError(
                     f"cannot write the {what} under {shown_path(folder)}: {shown_path(parent)} "
-                    "is a file."
+                    f"is {'a file' if parent.is_file() else file_kind(parent)}."
                 )
             break
     try:
@@ -78,15 +82,15 @@ def check_checkpoint_target(path: PathLike) -> Path:
     if path.exists() or path.is_symlink():
         if not path.is_file():
             raise ValueError(
-                f"{shown_path(path)} exists and is not a regular file; choose another "
+                f"{shown_path(path)} is {file_kind(path)}, not a checkpoint file; choose another "
                 "checkpoint path."
             )
         try:
             state = read_checkpoint(path)
-        except CheckpointError as err:
+        except CheckpointError as err:  # what the file is, then what to do here instead
             raise CheckpointError(
-                f"{err} Refusing to overwrite {shown_path(path)}: choose another checkpoint "
-                "path or move the file away."
+                f"{str(err).removesuffix(' ' + LOAD_ADVICE)} Refusing to overwrite it: choose "
+                "another checkpoint path."
             ) from err
         if "optimizer" not in state:
             raise CheckpointError(
@@ -120,56 +124,59 @@ def check_export_target(path: PathLike, checkpoint: Optional[PathLike]) -> Path:
     return path
 
 
-# Which files in a folder of pictures we wrote: their names with the size and modification time
-# each had when written (see write_output).
+# Which files in a folder we wrote: {name: SHA-256 of the bytes we wrote} (see write_output).
 MANIFEST = ".diffusion_helpers-outputs.json"
 
 
 def write_output(path: PathLike, write: Callable[[BinaryIO], None], what: str = "picture") -> Path:
-    """Write a picture or GIF by ``write(f)`` at ``path``, or at a fresh name beside it
-    (``samples-2.png``, ``samples-3.png``, ...) when ``path`` holds a file we did not write
-    or is a symlink; return the path written. Written atomically (:func:`.files.write_atomically`):
-    a full disk is a :class:`.files.WriteError` and leaves no 0-byte file.
+    """Write a picture, GIF or note by ``write(f)`` at ``path``, or at a fresh name beside it
+    (``samples-2.png``, ``samples-3.png``, ...) when ``path`` holds anything we did not write (a
+    file of the user's, a symlink, a folder); return the path written. Written atomically
+    (:func:`.files.write_atomically`): a full disk is a :class:`.files.WriteError` and leaves no
+    0-byte file.
 
-    A file we wrote is one the folder's manifest (:data:`MANIFEST`, a small JSON file) lists
-    with the size and modification time it still has. Why a manifest and not a mark inside the
-    PNG or GIF: a picture the learner opened and saved again, or replaced with their own, is
-    theirs now, and most editors copy a PNG's text chunks, so a mark would still say it is
-    ours; any such change alters the size or the time, and one rule then serves every format.
+    A file we wrote is one whose bytes the folder's manifest (:data:`MANIFEST`) lists under
+    its name: the next run replaces it, while a file the learner edited or replaced is theirs.
+    Why a record that outlives the process, and not "whatever this process wrote": a notebook
+    run again, or the demo into the same folder, should replace its own pictures, not leave
+    ``reverse-2.gif``, ``reverse-3.gif``, ... behind. Why the bytes and not the size and time: a
+    synced folder (Google Drive) may give back another time for the same file.
     """
     path = Path(path)
-    written = write_atomically(free_name(path), write, what)
-    remember(written)
+    ours = written_here(path.parent)
+    target = fresh_name(path, lambda p: p.name in ours and ours[p.name] == digest(p))
+    written = write_atomically(target, write, what)
+    manifest = path.parent / MANIFEST
+    if not os.path.lexists(manifest) or (manifest.is_file() and not manifest.is_symlink()):
+        ours = {**written_here(path.parent), written.name: digest(written)}
+        text = json.dumps(ours, indent=1, sort_keys=True).encode("ascii")
+        write_atomically(manifest, lambda f: f.write(text), "list of files written")
     return written
 
 
-def free_name(path: Path) -> Path:
-    """``path`` if nothing is there or it holds a file we wrote, else the first such name of
-    ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ... beside it."""
-    ours = written_here(path.parent)
+def fresh_name(path: Path, reusable: Callable[[Path], bool] = lambda p: False) -> Path:
+    """The first of ``path``, ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ... where nothing is,
+    or whose file ``reusable`` accepts."""
     for k in itertools.count(1):
         candidate = path if k == 1 else path.with_name(f"{path.stem}-{k}{path.suffix}")
-        if not os.path.lexists(candidate) or is_ours(candidate, ours):
+        if not os.path.lexists(candidate) or reusable(candidate):
             return candidate
     raise AssertionError("unreachable")  # itertools.count never ends
 
 
-def is_ours(path: Path, ours: dict) -> bool:
-    """True when ``path`` is a regular file (not a symlink) that the manifest ``ours`` lists
-    with the size and modification time it has now."""
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISREG(info.st_mode) and ours.get(path.name) == [info.st_size, info.st_mtime_ns]
+def digest(path: Path) -> str:
+    """The SHA-256 of the regular file at ``path``; "" for a symlink, a folder or nothing."""
+    if path.is_symlink() or not path.is_file():
+        return ""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def written_here(folder: Path) -> dict:
-    """The manifest of ``folder``: {name: [size, mtime_ns]} of the files we wrote there; empty
-    when there is none, or it is a symlink or not ours to read."""
+    """The manifest of ``folder``: {name: SHA-256} of the files we wrote there; empty when there
+    is none, or it is a symlink or cannot be read."""
     manifest = folder / MANIFEST
     try:
-        if manifest.is_symlink() or not manifest.is_file():
+        if manifest.is_symlink():
             return {}
         entries = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -177,31 +184,35 @@ def written_here(folder: Path) -> dict:
     return entries if isinstance(entries, dict) else {}
 
 
-def remember(path: Path) -> None:
-    """Add ``path`` (just written) to its folder's manifest, with its size and time now. A
-    manifest name that holds something else (a symlink, a folder) is left alone."""
-    manifest = path.parent / MANIFEST
-    if manifest.is_symlink() or (manifest.exists() and not manifest.is_file()):
-        return
-    info = os.lstat(path)
-    entries = {**written_here(path.parent), path.name: [info.st_size, info.st_mtime_ns]}
-    text = json.dumps(entries, indent=1, sort_keys=True, ensure_ascii=True).encode("ascii")
-    write_atomically(manifest, lambda f: f.write(text), "list of pictures written")
+def keep_previous_checkpoint(path: PathLike) -> Path:
+    """Move our checkpoint at ``path`` aside for a run that starts afresh, to the first free
+    name of ``unet.previous.pt``, ``unet.previous-2.pt``, ... (nothing there is replaced, so
+    every earlier run's checkpoint stays); return where it went. A file that is not one of our
+    checkpoints is refused (:func:`check_checkpoint_target`), and so is a checkpoint another
+    run is training into (:class:`CheckpointLock`)."""
+    path = check_checkpoint_target(path)
+    with CheckpointLock(path):
+        previous = fresh_name(path.with_name(f"{path.stem}.previous{path.suffix}"))
+        os.replace(path, previous)  # a rename: atomic, and a symlink moves as a link
+    return previous
 
 
 class CheckpointLock:
     """An OS-level lock on ``<checkpoint>.lock`` while a run trains into the checkpoint (the
     ``filelock`` package: ``flock`` on Linux and macOS, ``msvcrt`` on Windows). The kernel lets
     go of it when its process ends, however it ends, so a killed run never leaves a lock to take
-    over. The file holds the owner's pid, for the message a second run gets. A file system that
-    cannot lock (some network mounts) trains unlocked, with one line saying so."""
+    over. The file holds the owner's pid, for the message a second run gets; a file of the
+    user's that has the lock's name is locked but neither written nor removed. A file system
+    that cannot lock (some network mounts) trains unlocked, with one line saying so."""
 
     def __init__(self, path: PathLike) -> None:
         self.path = Path(str(path) + ".lock")
         self.lock = FileLock(self.path, timeout=0)
         self.owned = False
+        self.ours = False  # whether the lock file is ours to write the pid into and remove
 
     def __enter__(self) -> CheckpointLock:  # noqa: D105
+        self.ours = not os.path.lexists(self.path) or self._owner() != ""
         try:
             self.lock.acquire()
         except Timeout:
@@ -216,23 +227,27 @@ class CheckpointLock:
                   "make sure no other run trains into the same checkpoint.")  # fmt: skip
             return self
         self.owned = True
-        try:
-            self.path.write_text(f"{os.getpid()}\n")
+        try:  # in place, not atomically: the lock is on this very file (filelock opens no link)
+            if self.ours:
+                self.path.write_text(f"{os.getpid()}\n")
         except OSError:  # the lock holds without the note
             pass
         return self
 
     def _owner(self) -> str:
-        """ " (pid N)" from the lock file, or "" when it cannot be read."""
+        """ " (pid N)" from a lock file that holds only a pid, else ""."""
         try:
-            return f" (pid {int(self.path.read_text().split()[0])})"
-        except (OSError, ValueError, IndexError):
+            note = self.path.read_text()
+        except (OSError, ValueError):
             return ""
+        return f" (pid {note.strip()})" if re.fullmatch(r"\d+\n?", note) else ""
 
     def __exit__(self, *exc: object) -> None:  # noqa: D105
         if self.owned:
             self.lock.release()
             self.owned = False
+            if not self.ours:
+                return
             try:
                 self.path.unlink(missing_ok=True)  # tidy; the lock itself was the kernel's
             except OSError:  # its folder is gone or read-only now: nothing left to tidy

@@ -1,19 +1,28 @@
 """Outputs checked before the work (outputs.py): nothing that is not ours is overwritten."""
 
 import os
+import pickle
 import subprocess
 import sys
+import warnings
 
 import pytest
 from tiny import FAST, SCHEDULE, images, tiny_model
 
-from diffusion_helpers.storage.checkpoint import CheckpointError, export_weights
+from diffusion_helpers.storage.checkpoint import (
+    CheckpointError,
+    export_weights,
+    read_checkpoint,
+    save_checkpoint,
+)
 from diffusion_helpers.storage.files import WriteError
 from diffusion_helpers.storage.outputs import (
+    MANIFEST,
     CheckpointLock,
     check_checkpoint_target,
     check_export_target,
     check_output_folder,
+    keep_previous_checkpoint,
     write_output,
 )
 from diffusion_helpers.train import train
@@ -161,3 +170,100 @@ def test_a_full_disk_while_writing_a_picture_leaves_nothing(tmp_path):
         "Free some space or choose another place."
     )
     assert list(tmp_path.iterdir()) == []  # no 0-byte picture, no temporary, no manifest
+
+
+def test_a_picture_stays_ours_when_its_time_changes(tmp_path):
+    """A synced folder (Google Drive) may give back another modification time for the same
+    bytes: the file is still ours and the next run replaces it, with no samples-2.png."""
+    first = write_output(tmp_path / "samples.png", write_text("ours 1"))
+    os.utime(first, (1_000_000_000, 1_000_000_000))
+    assert write_output(tmp_path / "samples.png", write_text("ours 2")) == first
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != MANIFEST) == ["samples.png"]
+
+
+def small_checkpoint(path, step):
+    """One of our checkpoints of a training run, at ``path``."""
+    return save_checkpoint(path, {"model_config": {}, "model": {}, "step": step, "optimizer": {}})
+
+
+def test_a_rotated_checkpoint_never_replaces_anything(tmp_path):
+    """A fresh run moves our checkpoint aside to a free name: a user's unet.previous.pt stays,
+    and an earlier run's copy is never dropped (a third run used to replace the first's)."""
+    users = tmp_path / "unet.previous.pt"
+    users.write_text("the user's own notes")
+    path = tmp_path / "unet.pt"
+    kept = []
+    for step in (1, 2, 3):
+        small_checkpoint(path, step)
+        kept.append(keep_previous_checkpoint(path))
+        assert not path.exists()
+    assert [p.name for p in kept] == ["unet.previous-2.pt", "unet.previous-3.pt",
+                                      "unet.previous-4.pt"]  # fmt: skip
+    assert [read_checkpoint(p)["step"] for p in kept] == [1, 2, 3]
+    assert users.read_text() == "the user's own notes"
+    # a symlink at the free name is left as it is, and so is the file it leads to
+    (tmp_path / "digits.previous.pt").symlink_to(users)
+    small_checkpoint(tmp_path / "digits.pt", 9)
+    assert keep_previous_checkpoint(tmp_path / "digits.pt").name == "digits.previous-2.pt"
+    assert (tmp_path / "digits.previous.pt").is_symlink()
+    assert users.read_text() == "the user's own notes"
+    # only one of our checkpoints is moved
+    path.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="a text file"):
+        keep_previous_checkpoint(path)
+    assert path.read_text() == "not a checkpoint"
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named_and_never_to_be_deleted(tmp_path):
+    """train --out notes.txt, sample --checkpoint notes.txt: the message says what the file
+    is and to use another path, in one line, never to delete it; torch's warnings stay out."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Shopping list: eggs, milk\n")
+    pickled = tmp_path / "list.pt"
+    pickled.write_bytes(pickle.dumps([1, 2, 3], protocol=4))
+    for path, kind in ((notes, "a text file"), (pickled, "a Python pickle")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # torch's "Detected pickle protocol 4" among them
+            for check in (read_checkpoint, check_checkpoint_target):
+                with pytest.raises(CheckpointError) as info:
+                    check(path)
+                message = str(info.value)
+                assert kind in message and "another" in message, message
+                assert "elete" not in message and len(message.splitlines()) == 1, message
+    assert notes.read_text() == "Shopping list: eggs, milk\n"
+    with pytest.raises(CheckpointError, match="Refusing to overwrite"):
+        check_checkpoint_target(notes)
+    with pytest.raises(CheckpointError, match=r"is a folder, not a checkpoint file"):
+        read_checkpoint(tmp_path)  # sample --checkpoint <folder>
+
+
+def test_a_truncated_checkpoint_is_named_in_whole_sentences(tmp_path):
+    whole = small_checkpoint(tmp_path / "unet.pt", 1).read_bytes()
+    for cut in (len(whole) // 2, 40):
+        path = tmp_path / f"cut{cut}.pt"
+        path.write_bytes(whole[:cut])
+        with pytest.raises(CheckpointError, match="not a readable checkpoint") as info:
+            read_checkpoint(path)
+        message = str(info.value)
+        assert message.endswith(".") and "cut short" in message and "elete" not in message
+        assert "likelihood that your checkpoint file is." not in message, message
+
+
+def test_a_symlink_loop_as_the_output_folder_is_named(tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    for folder in (loop, loop / "ddpm"):
+        with pytest.raises(ValueError, match="symbolic link that loops back") as info:
+            check_output_folder(folder)
+        assert "file exists" not in str(info.value).lower()
+    (tmp_path / "gone").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="which does not exist"):
+        check_output_folder(tmp_path / "gone")
+
+
+def test_a_user_s_file_named_like_the_lock_is_kept(tmp_path):
+    notes = tmp_path / "unet.pt.lock"
+    notes.write_text("my notes about the lock")
+    with CheckpointLock(tmp_path / "unet.pt"):
+        assert notes.read_text() == "my notes about the lock"
+    assert notes.read_text() == "my notes about the lock"
