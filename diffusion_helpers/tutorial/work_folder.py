@@ -15,24 +15,35 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 
-from ..pictures.images import ImageInfo, load_image, sample_image_path, to_pil
+from ..pictures.images import (
+    ImageInfo,
+    Source,
+    load_image,
+    load_image_info,
+    sample_image_path,
+    to_pil,
+)
 from ..pictures.training_data import fingerprint
 from ..pictures.upload import pick_image
 from ..runtime.device import describe_device
 from ..runtime.environment import WORKDIR_ENV, in_colab, work_dir_path
 from ..sampling import load_for_sampling
 from ..schedule import NoiseSchedule
-from ..storage.outputs import check_checkpoint_target, check_output_folder
+from ..storage.checkpoint import LOAD_ADVICE, CheckpointError
+from ..storage.outputs import check_output_folder, keep_previous_checkpoint, write_output
 from ..unet import UNet
 from .settings import TutorialSettings, dataset_settings, settings
 
 MY_IMAGE_NAME = "my_image.png"
-MY_IMAGE_NOTE = "my_image.json"  # where the picture came from: {"name": ..., "sample": bool}
+# Where the picture came from, and the file it is in ("my_image-2.png" when my_image.png held
+# something not ours): {"name": ..., "sample": bool, "file": ...}
+MY_IMAGE_NOTE = "my_image.json"
 CHECKPOINT_NAME = "unet.pt"
 DIGITS_NAME = "digits.pt"
 # Small models trained on images/scene.png and on the digits by the commands in
@@ -106,13 +117,30 @@ def mount_drive() -> Optional[Path]:
 
 def work_dir() -> Path:
     """The folder where the notebooks and the demo keep what they pass on (created and checked
-    writable, so a read-only folder fails here and not after training)."""
-    return check_output_folder(work_dir_path(), "tutorial's files")
+    writable, so a read-only folder fails here and not after training). ``~`` in
+    ``DIFFUSION_WORKDIR`` is the home folder, as in a shell; an empty value is refused."""
+    if WORKDIR_ENV in os.environ and not os.environ[WORKDIR_ENV].strip():
+        raise ValueError(
+            f"{WORKDIR_ENV} is set but empty: set it to a folder (such as ~/ddpm), or unset it "
+            "to use outputs/ here."
+        )
+    return check_output_folder(work_dir_path().expanduser(), "tutorial's files")
+
+
+def my_image_note() -> dict:
+    """The note notebook 01 left beside the learner's picture (:data:`MY_IMAGE_NOTE`), or {}."""
+    try:
+        note = json.loads((work_dir() / MY_IMAGE_NOTE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return note if isinstance(note, dict) else {}
 
 
 def my_image_path() -> Path:
-    """Where notebook 01 stores the learner's picture."""
-    return work_dir() / MY_IMAGE_NAME
+    """Where notebook 01 stored the learner's picture: ``my_image.png`` in the work folder, or
+    the fresh name it took when that name held something not ours (the note says which)."""
+    name = my_image_note().get("file")
+    return work_dir() / (Path(name).name if isinstance(name, str) and name else MY_IMAGE_NAME)
 
 
 def checkpoint_path() -> Path:
@@ -122,23 +150,26 @@ def checkpoint_path() -> Path:
 
 def fresh_checkpoint_path(name: str = CHECKPOINT_NAME) -> Path:
     """The checkpoint path (``name`` in the work folder) for a training run that starts afresh:
-    an earlier checkpoint is kept as ``unet.previous.pt`` (for ``name="digits.pt"``:
-    ``digits.previous.pt``), replacing an older one there, never deleted."""
+    an earlier checkpoint is moved aside to ``unet.previous.pt``, or ``unet.previous-2.pt``, ...
+    when that is taken (:func:`.storage.outputs.keep_previous_checkpoint`), and one line says
+    where. Nothing is replaced or deleted."""
     path = work_dir() / name
-    if path.exists():
-        check_checkpoint_target(path)  # only one of our checkpoints is moved aside
-        path.replace(path.with_name(f"{path.stem}.previous{path.suffix}"))
+    if os.path.lexists(path):
+        print(f"The earlier checkpoint is kept as {keep_previous_checkpoint(path)}.")
     return path
 
 
 def save_my_image(picture: torch.Tensor, info: Optional[ImageInfo] = None) -> Path:
     """Store the learner's picture (a tensor [1, C, H, W] in [-1, 1]) for the later notebooks,
-    with where it came from (``info`` from :func:`.pictures.upload.pick_image`)."""
-    path = my_image_path()
-    to_pil(picture).save(path)
+    with where it came from (``info`` from :func:`.pictures.upload.pick_image`); return the file.
+    Written by :func:`.storage.outputs.write_output`: atomically, never through a symlink, and
+    beside anything at ``my_image.png`` that we did not write."""
+    folder = work_dir()
+    path = write_output(folder / MY_IMAGE_NAME, lambda f: to_pil(picture).save(f, format="PNG"))
     sample = info is None or info.sample
-    note = {"name": sample_image_path().name if sample else info.name, "sample": sample}
-    (path.parent / MY_IMAGE_NOTE).write_text(json.dumps(note))
+    name = sample_image_path().name if sample else Path(info.name).name
+    note = {"name": name, "sample": sample, "file": path.name}
+    write_output(folder / MY_IMAGE_NOTE, lambda f: f.write(json.dumps(note).encode()), "note")
     return path
 
 
@@ -146,13 +177,41 @@ def my_image_name() -> Optional[str]:
     """The file name of the picture in the work folder ("cat.jpg", or "scene.png (the sample)"),
     or None when there is none."""
     path = my_image_path()
-    if not path.exists():
+    if not path.is_file():
         return None
-    try:
-        note = json.loads((path.parent / MY_IMAGE_NOTE).read_text())
-        return f"{note['name']}{' (the sample)' if note.get('sample') else ''}"
-    except (OSError, ValueError, KeyError, TypeError):
+    note = my_image_note()
+    if not isinstance(note.get("name"), str):
         return path.name
+    return f"{note['name']}{' (the sample)' if note.get('sample') else ''}"
+
+
+def choose_my_image(
+    widget: Any = None, *, path: Optional[Source] = None, dialog: bool = False
+) -> tuple[torch.Tensor, ImageInfo]:
+    """Notebook 01's choice: the picture chosen now (``path``, the upload in ``widget``, or
+    Colab's file dialog with ``dialog``; see :func:`.pictures.upload.pick_image`), stored for
+    the later notebooks. With nothing chosen (Run all, or Cancel in the dialog), a picture of
+    the learner's stored before is kept; the sample is used only when none is stored, or when
+    asked for (``path=sample_image_path()``). One line says which.
+
+    Returns:
+        the picture [1, 3, S, S] in [-1, 1] at :data:`STORED_IMAGE_SIZE`, and its ``ImageInfo``.
+    """
+    picture, info = pick_image(widget, path=path, dialog=dialog, size=STORED_IMAGE_SIZE,
+                               verbose=False)  # fmt: skip
+    stored = my_image_path()
+    if info.sample and stored.is_file() and not my_image_note().get("sample"):
+        name = my_image_name()
+        print(
+            f"Nothing chosen now, so keeping your picture {name} from before (in "
+            f"{stored.parent}). To change it, choose another and run this cell again."
+        )
+        picture, info = load_image_info(stored, size=STORED_IMAGE_SIZE)
+        return picture, replace(info, name=name)
+    saved = save_my_image(picture, info)
+    hint = " To use yours, choose it above and run this cell again." if info.sample else ""
+    print(f"Using {info.describe()}, kept for the next notebooks as {saved}.{hint}")
+    return picture, info
 
 
 def my_image(size: int, channels: int = 3, verbose: bool = True, ask: bool = True) -> torch.Tensor:
@@ -161,7 +220,7 @@ def my_image(size: int, channels: int = 3, verbose: bool = True, ask: bool = Tru
     dialog (kept in the work folder for the next cells and notebooks); else the bundled sample.
     One line says which, and how to change it."""
     path = my_image_path()
-    if not path.exists() and in_colab() and ask:
+    if not path.is_file() and in_colab() and ask:
         print(
             f"No picture from notebook 01 in the work folder ({path.parent}): choose yours in "
             "the dialog below, or press Cancel to use the sample."
@@ -196,7 +255,7 @@ def load_tutorial_model(
     """
     path = checkpoint_path()
     mine = path.exists()
-    model, schedule, state = load_for_sampling(path if mine else PRETRAINED, device)
+    model, schedule, state = load_or_shipped(path, PRETRAINED, device)
     cfg = model.config
     if not mine:
         print(
@@ -230,7 +289,7 @@ def load_digits_model(
     shipped with the package when there is none; one line says which."""
     path = work_dir() / DIGITS_NAME
     mine = path.exists()
-    model, schedule, state = load_for_sampling(path if mine else PRETRAINED_DIGITS, device)
+    model, schedule, state = load_or_shipped(path, PRETRAINED_DIGITS, device)
     if mine:
         print(f"Using notebook 05's digits model ({path}, {state['step']} steps).")
     else:
@@ -239,3 +298,20 @@ def load_digits_model(
             f"shipped with the package ({state['step']} steps on the same digits)."
         )
     return model, schedule, state
+
+
+def load_or_shipped(
+    path: Path, shipped: Path, device: Optional[Union[str, torch.device]]
+) -> tuple[UNet, NoiseSchedule, dict]:
+    """:func:`.sampling.load_for_sampling` of ``path`` in the work folder when there is one,
+    else of the ``shipped`` model. A file there that is not a checkpoint we can read is named
+    for what it is, with what to do: never to delete it."""
+    if not path.exists():
+        return load_for_sampling(shipped, device)
+    try:
+        return load_for_sampling(path, device)
+    except CheckpointError as err:
+        raise CheckpointError(
+            f"{str(err).removesuffix(' ' + LOAD_ADVICE)} Move it out of the work folder: the "
+            "notebooks then use the model shipped with the package, or train a new one there."
+        ) from err

@@ -10,6 +10,7 @@ from PIL import Image
 
 import diffusion_helpers as dh
 from diffusion_helpers.tutorial.derivations import noise_prediction_examples
+from diffusion_helpers.tutorial.work_folder import choose_my_image, my_image_name
 
 
 def test_my_image_falls_back_to_the_sample_then_uses_the_saved_one(tmp_path, monkeypatch, capsys):
@@ -154,3 +155,111 @@ def test_the_model_knows_which_picture_it_learned(tmp_path, monkeypatch, capsys)
     capsys.readouterr()
     _, _, got = dh.load_tutorial_model("cpu")
     assert "on dog.jpg" in capsys.readouterr().out and torch.equal(got, x0)
+
+
+def half_white(size=64):
+    """A picture [1, 3, size, size]: left half white, right half black."""
+    picture = torch.full((1, 3, size, size), -1.0)
+    picture[..., : size // 2] = 1.0
+    return picture
+
+
+def test_the_stored_picture_never_writes_through_a_link(tmp_path, monkeypatch):
+    """my_image.png a link to the learner's cat.png: cat.png stays as it was, the picture is
+    stored beside it and the later notebooks use it."""
+    monkeypatch.setenv("DIFFUSION_WORKDIR", str(tmp_path))
+    cat = tmp_path / "cat.png"
+    Image.new("RGB", (80, 60), (10, 200, 30)).save(cat)
+    before = cat.read_bytes()
+    (tmp_path / "my_image.png").symlink_to(cat)
+    saved = dh.save_my_image(half_white(), dh.ImageInfo("dog.jpg", (64, 64), "RGB", 64))
+    assert cat.read_bytes() == before and (tmp_path / "my_image.png").is_symlink()
+    assert saved == tmp_path / "my_image-2.png"
+    loaded = dh.my_image(16, verbose=False)
+    assert loaded[..., :7].min() > 0.95 and loaded[..., 9:].max() < -0.95
+    assert my_image_name() == "dog.jpg"
+
+
+def test_the_stored_picture_goes_beside_a_folder_of_its_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFUSION_WORKDIR", str(tmp_path))
+    (tmp_path / "my_image.png").mkdir()
+    saved = dh.save_my_image(half_white(), dh.ImageInfo("dog.jpg", (64, 64), "RGB", 64))
+    assert saved == tmp_path / "my_image-2.png" and (tmp_path / "my_image.png").is_dir()
+    assert dh.my_image(16, verbose=False)[..., :7].min() > 0.95
+    # saved again: our own stored picture is replaced, not a third name
+    assert dh.save_my_image(-half_white(), dh.ImageInfo("cat.jpg", (64, 64), "RGB", 64)) == saved
+    assert dh.my_image(16, verbose=False)[..., :7].max() < -0.95 and my_image_name() == "cat.jpg"
+
+
+def test_a_re_run_with_nothing_chosen_keeps_the_stored_picture(tmp_path, monkeypatch, capsys):
+    """Notebook 01 run again (Run all) with nothing uploaded: the learner's picture stays, and
+    one line says so; the sample comes only when nothing is stored or when asked for by path."""
+    monkeypatch.setenv("DIFFUSION_WORKDIR", str(tmp_path))
+    picture, info = choose_my_image()  # nothing stored yet: the sample, stored
+    assert info.sample and my_image_name() == "scene.png (the sample)"
+    capsys.readouterr()
+    dh.save_my_image(half_white(256), dh.ImageInfo("cat.png", (800, 600), "RGB", 256))
+    picture, info = choose_my_image()
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 1 and "keeping your picture cat.png" in out, out
+    assert info.name == "cat.png" and picture[..., :100].min() > 0.95
+    assert my_image_name() == "cat.png"
+    picture, info = choose_my_image(path=dh.sample_image_path())  # asked for: used
+    assert Path(info.name).name == "scene.png" and my_image_name().startswith("scene.png")
+
+
+def test_a_cancelled_dialog_keeps_the_stored_picture(in_colab, monkeypatch, capsys):
+    monkeypatch.delenv("COLAB_STANDIN_UPLOAD", raising=False)
+    monkeypatch.setenv("DIFFUSION_WORKDIR", str(in_colab / "work"))
+    dh.save_my_image(half_white(256), dh.ImageInfo("cat.png", (800, 600), "RGB", 256))
+    capsys.readouterr()
+    picture, info = choose_my_image(dialog=True)
+    assert "keeping your picture cat.png" in capsys.readouterr().out
+    assert my_image_name() == "cat.png" and picture[..., :100].min() > 0.95
+
+
+def test_fresh_runs_keep_every_earlier_checkpoint(tmp_path, monkeypatch, capsys):
+    """A user's unet.previous.pt is never replaced, and a third run keeps the first run's."""
+    monkeypatch.setenv("DIFFUSION_WORKDIR", str(tmp_path))
+    from diffusion_helpers.storage.checkpoint import read_checkpoint, save_checkpoint
+
+    users = tmp_path / "unet.previous.pt"
+    users.write_text("the user's own notes")
+    for step in (1, 2, 3):
+        save_checkpoint(dh.fresh_checkpoint_path(),
+                        {"model_config": {}, "model": {}, "step": step, "optimizer": {}})  # fmt: skip
+    dh.fresh_checkpoint_path()
+    assert users.read_text() == "the user's own notes"
+    steps = [read_checkpoint(tmp_path / f"unet.previous-{k}.pt")["step"] for k in (2, 3, 4)]
+    assert steps == [1, 2, 3]
+    last = capsys.readouterr().out.splitlines()[-1]  # and one line says where it went
+    assert last == f"The earlier checkpoint is kept as {tmp_path / 'unet.previous-4.pt'}."
+
+
+def test_a_foreign_unet_pt_is_named_not_to_be_deleted(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFUSION_WORKDIR", str(tmp_path))
+    (tmp_path / "unet.pt").write_text("my notes, not a model")
+    with pytest.raises(dh.CheckpointError) as info:
+        dh.load_tutorial_model("cpu")
+    message = str(info.value)
+    assert "a text file" in message and "elete" not in message and "overwrit" not in message
+    assert "out of the work folder" in message and len(message.splitlines()) == 1
+    assert (tmp_path / "unet.pt").read_text() == "my notes, not a model"
+
+
+def test_the_work_folder_setting_is_read_as_a_shell_would(tmp_path, monkeypatch):
+    """~ is the home folder (never a folder named "~"); an empty value is refused, not taken
+    for the current folder; a link that loops is named as such."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIFFUSION_WORKDIR", "~/ddpm")
+    assert dh.work_dir() == tmp_path / "home" / "ddpm" and not (tmp_path / "~").exists()
+    for empty in ("", "  "):
+        monkeypatch.setenv("DIFFUSION_WORKDIR", empty)
+        with pytest.raises(ValueError, match="DIFFUSION_WORKDIR is set but empty"):
+            dh.work_dir()
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    monkeypatch.setenv("DIFFUSION_WORKDIR", str(tmp_path / "loop"))
+    with pytest.raises(ValueError, match="loops back") as info:
+        dh.work_dir()
+    assert "file exists" not in str(info.value).lower()
