@@ -4,6 +4,8 @@ function (wrong signature, an exception, None, a wrong type, shape or dtype, an 
 endless loop, Ctrl-C) fails with a clear message and never raises or hangs."""
 
 import functools
+import inspect
+import math
 import signal
 import threading
 import time
@@ -14,12 +16,18 @@ import torch
 import torch.nn.functional as F
 
 import diffusion_helpers as dh
+from diffusion_helpers.tutorial import exercises
 from diffusion_helpers.tutorial.exercises import (
     check_alpha_bar,
+    check_euler_step,
+    check_flow_loss,
+    check_langevin_step,
     check_loss,
     check_q_sample,
     check_reverse_step,
-    runner,
+    check_score,
+    judge,
+    table,
     time_limit,
 )
 
@@ -222,6 +230,7 @@ def test_loss_right(fn, capsys):
         (lambda p, n: ((p - n) ** 2).sum(dim=(1, 2, 3)).mean(), ["summed over the pixels"]),
         (lambda p, n: ((p - n) ** 2).mean(dim=(1, 2, 3)).sum(), ["summed over the batch"]),
         (lambda p, n: (p - n).mean(), ["not squared"]),
+        (lambda p, n: (n - p).mean(), ["not squared"]),
         (lambda p, n: (p - n).abs().mean(), ["absolute"]),
         (lambda p, n: ((p - n) ** 2).mean().sqrt(), ["square root"]),
         (lambda p, n: (p**2 - n**2).mean(), ["difference of squares"]),
@@ -235,6 +244,7 @@ def test_loss_right(fn, capsys):
         "sum-pixels",
         "sum-batch",
         "no-square",
+        "no-square-reversed",
         "l1",
         "rmse",
         "diff-of-squares",
@@ -333,6 +343,149 @@ def test_reverse_step_off_by_one_is_named(capsys):
     assert_fails(check_reverse_step, previous_step, capsys, "step t - 1")
 
 
+# ----------------------------------------------------------------------------- notebook 07
+
+
+def score(predicted_noise, t, schedule):  # notebook 07's solution
+    return -predicted_noise / schedule.sqrt_one_minus_alpha_bars[t]
+
+
+@pytest.mark.parametrize(
+    "check, fn",
+    [
+        (check_score, score),
+        (check_score, lambda e, t, s: -e / (1 - s.alpha_bars[t]).sqrt()),
+        (check_score, lambda e, t, s: -e / s.gather(s.sqrt_one_minus_alpha_bars, t, e)),
+        (check_langevin_step, lambda x, sc, d, z: x + d * sc + (2 * d) ** 0.5 * z),
+        (check_langevin_step, lambda x, sc, d, z: x + d * sc + math.sqrt(2 * d) * z),
+        (check_flow_loss, lambda v, x0, n: ((v - (n - x0)) ** 2).mean()),
+        (check_flow_loss, lambda v, x0, n: F.mse_loss(v, n - x0)),
+        (check_euler_step, lambda x, v, s, s_next: x + (s_next - s) * v),
+        (check_euler_step, lambda x, v, s, s_next: x - (s - s_next) * v),
+    ],
+    ids=[
+        "score",
+        "score-abar",
+        "score-gather",
+        "langevin",
+        "langevin-math",
+        "flow-loss",
+        "flow-loss-mse",
+        "euler",
+        "euler-minus",
+    ],
+)
+def test_notebook_07_right(check, fn, capsys):
+    assert_passes(check, fn, capsys)
+
+
+@pytest.mark.parametrize(
+    "check, fn, words",
+    [
+        (check_score, lambda e, t, s: e / s.sqrt_one_minus_alpha_bars[t], ["sign"]),
+        (check_score, lambda e, t, s: -e / (1 - s.alpha_bars[t]), ["missing square root"]),
+        (check_score, lambda e, t, s: -e * s.sqrt_one_minus_alpha_bars[t], ["multiplied by"]),
+        (check_score, lambda e, t, s: -e / s.betas[t].sqrt(), ["sqrt(beta_t)"]),
+        (check_score, lambda e, t, s: -e / s.alpha_bars[t].sqrt(), ["-eps / sqrt(abar_t)"]),
+        (check_score, lambda e, t, s: score(e, t, s).double(), ["float64", "schedule.gather"]),
+        (check_langevin_step, lambda x, sc, d, z: x + d * sc + d**0.5 * z, ["left out the 2"]),
+        (check_langevin_step, lambda x, sc, d, z: x + d * sc + 2 * d * z, ["square root"]),
+        (
+            check_langevin_step,
+            lambda x, sc, d, z: x + 0.5 * d * sc + (2 * d) ** 0.5 * z,
+            ["step_size / 2 on the score"],
+        ),
+        (check_langevin_step, lambda x, sc, d, z: x - d * sc + (2 * d) ** 0.5 * z, ["sign"]),
+        (check_langevin_step, lambda x, sc, d, z: x + d * sc, ["no noise"]),
+        (
+            check_langevin_step,
+            lambda x, sc, d, z: x + d * z + (2 * d) ** 0.5 * sc,
+            ["`score` and `z` are swapped"],
+        ),
+        (check_flow_loss, lambda v, x0, n: ((v - (x0 - n)) ** 2).mean(), ["you used x0 - noise"]),
+        (check_flow_loss, lambda v, x0, n: ((v - n) ** 2).mean(), ["DDPM's target"]),
+        (check_flow_loss, lambda v, x0, n: ((v - x0) ** 2).mean(), ["the x0 target"]),
+        (check_flow_loss, lambda v, x0, n: ((v - (n - x0)) ** 2).sum(), ["summed"]),
+        (check_flow_loss, lambda v, x0, n: (v - (n - x0)).abs().mean(), ["not squared"]),
+        (
+            check_flow_loss,
+            lambda v, x0, n: ((v - (n - x0)) ** 2).mean().detach(),
+            ["cut off from predicted_velocity"],
+        ),
+        (check_euler_step, lambda x, v, s, s_next: x + (s - s_next) * v, ["sign"]),
+        (check_euler_step, lambda x, v, s, s_next: x + s_next * v, ["you used s_next * v"]),
+        (check_euler_step, lambda x, v, s, s_next: x - s * v, ["the whole way"]),
+    ],
+    ids=[
+        "score-sign",
+        "score-variance",
+        "score-times",
+        "score-beta",
+        "score-abar",
+        "score-float64",
+        "langevin-no-2",
+        "langevin-no-sqrt",
+        "langevin-half-drift",
+        "langevin-sign",
+        "langevin-no-noise",
+        "langevin-swapped",
+        "flow-direction",
+        "flow-noise-target",
+        "flow-x0-target",
+        "flow-sum",
+        "flow-l1",
+        "flow-detach",
+        "euler-sign",
+        "euler-s-next",
+        "euler-s",
+    ],
+)
+def test_notebook_07_wrong(check, fn, words, capsys):
+    assert_fails(check, fn, capsys, *words)
+
+
+# ----------------------------------------------------------------------------- the package itself
+
+PACKAGE = {  # the package's function for each exercise, in the exercise's calling convention
+    "check_alpha_bar": table.ALPHA_BAR.reference,  # NoiseSchedule computes it in __init__
+    "check_q_sample": lambda x0, t, n, s: dh.add_noise(x0, t, s, noise=n)[0],
+    "check_loss": table.LOSS.reference,  # F.mse_loss; dh.train's is inside training_loss
+    "check_reverse_step": lambda x, t, e, s, z: dh.reverse_step(
+        x, t, e, s, noise=z, variance="beta", clip=False
+    ),
+    "check_score": dh.score_from_noise,
+    "check_langevin_step": dh.langevin_step,
+    "check_flow_loss": table.FLOW_LOSS.reference,  # the mean square from dh.velocity
+    "check_euler_step": dh.euler_step,
+}
+
+
+@pytest.mark.parametrize("name", exercises.__all__)
+def test_the_package_passes_its_own_exercises(name, capsys):
+    assert_passes(getattr(exercises, name), PACKAGE[name], capsys)
+
+
+def peeks_at_the_answer(*args):
+    """A learner's function that walks up the call stack and returns the checker's expected
+    value if any frame holds one (as a local, or on a local object or a list of them)."""
+    frame = inspect.currentframe().f_back
+    while frame is not None:
+        for name, value in frame.f_locals.items():
+            found = [value] if name == "expected" else []
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                found.append(getattr(item, "expected", None))
+            for answer in found:
+                if isinstance(answer, torch.Tensor):
+                    return answer.clone()
+        frame = frame.f_back
+    return args[0]
+
+
+@pytest.mark.parametrize("name", exercises.__all__)
+def test_a_function_cannot_copy_the_expected_value_from_the_stack(name, capsys):
+    assert_fails(getattr(exercises, name), peeks_at_the_answer, capsys)
+
+
 # ----------------------------------------------------------------------------- broken functions
 
 
@@ -411,7 +564,7 @@ ENDLESS = [0.0]  # when the "endless" functions below give up: 25 s after the te
 @pytest.fixture
 def one_second(monkeypatch):
     """A 1 s time limit instead of 10 s, so that the tests of endless functions run fast."""
-    monkeypatch.setattr(runner, "TIME_LIMIT_S", 1.0)
+    monkeypatch.setattr(judge, "TIME_LIMIT_S", 1.0)
     ENDLESS[0] = time.monotonic() + 25
 
 
