@@ -29,9 +29,16 @@
 # 6. **edit, fill in and vary** your picture with the same model ([06](06_edit_and_vary.ipynb));
 # 7. **go beyond DDPM**: the score, the SDE and the ODE, and flow matching ([07](07_beyond_ddpm.ipynb)).
 #
-# Press *Run all* first: everything works without you uploading anything (a bundled sample
-# picture stands in). Then come back and try your own photo. This notebook takes seconds; the
-# longest, 03, trains for 4 minutes.
+# Press *Run all* first. Locally nothing waits for you: a bundled sample picture stands in for
+# yours. In Colab the cell that picks the picture (below) opens Colab's file dialog and waits
+# there: choose a photo, or press *Cancel upload* to go on with the sample. Then come back and
+# try your own photo.
+#
+# *This notebook takes seconds. All seven took 31 minutes on a 2-core CPU, run in order (each
+# notebook says its own time at its top; the README has the table): most of it is training for
+# fixed minutes (4 in notebook 03) and sampling. On a GPU runtime the series has not been
+# timed; its training cells run for the same minutes by the clock there, about 14 in all, so
+# expect at least a quarter of an hour (an estimate).*
 
 # %% Setup: in Colab, fetch and install the tutorial package; locally this only imports it.
 import os
@@ -94,7 +101,9 @@ dh.show_images(picture, titles=[info.name])
 # Raw values 0-255 would be a hundred times larger than the noise.
 #
 # The model sees a small square version of your picture: cropped to the centre and shrunk, to
-# 64 × 64 pixels on a CPU and 128 × 128 on a GPU. That is the size your pictures come back at
+# 64 × 64 pixels on a CPU (measured: 4 minutes of training bring it back recognisable, a little
+# soft) and 128 × 128 on a GPU (an estimate of what a GPU can learn in the same 4 minutes with
+# a larger network: not yet measured on a GPU). That is the size your pictures come back at
 # in notebooks 04-07. Small pictures make training take minutes instead of hours; the ideas are
 # the same at any size (`dh.settings(size=128)` asks for another, with the time it will take).
 
