@@ -486,10 +486,10 @@ dh.show_runs(on_picture, x0)
 # by copying its input, while the velocity $\varepsilon - x_0$ makes the net say where the
 # picture is from the first steps on.
 #
-# The DDPM model is slower to start, not stuck: trained longer, it gets there too. Four
-# minutes, as in notebook 03, gave 22 dB in the demo (README; SDE-DPM-Solver++ in 20 steps),
-# and the shipped model's 3,000 steps give 31 dB (notebook 04). We have not trained the flow
-# for longer. On many pictures the order changes: `python bench/flow_vs_ddpm.py` trains both
+# The DDPM model is slower to start, not stuck: trained longer, it catches up. Four minutes,
+# as in notebook 03, gave 22 dB in the demo (README; SDE-DPM-Solver++ in 20 steps), and the
+# shipped model's 3,000 steps give 31 dB (notebook 04). We have not trained the flow for
+# longer. On many pictures the order changes: `python bench/flow_vs_ddpm.py` trains both
 # on the digits, for equal minutes or equal steps, and scores them by the Frechet distance and
 # a digit classifier at 1 to 50 steps; in the README's run (1,500 steps each) the flow was
 # ahead only at 1 and 2 steps, and DDPM's model with DPM-Solver++ from 5 steps on.
