@@ -245,6 +245,11 @@ def test_a_foreign_unet_pt_is_named_not_to_be_deleted(tmp_path, monkeypatch):
     assert "a text file" in message and "elete" not in message and "overwrit" not in message
     assert "out of the work folder" in message and len(message.splitlines()) == 1
     assert (tmp_path / "unet.pt").read_text() == "my notes, not a model"
+    (tmp_path / "digits.pt").write_bytes(b"\x80\x04K\x01.")  # a pickle of the number 1
+    words = "digits.pt is not a readable checkpoint: it is a Python pickle"
+    with pytest.raises(dh.CheckpointError, match=words) as info:
+        dh.load_digits_model("cpu")
+    assert "elete" not in str(info.value) and "out of the work folder" in str(info.value)
 
 
 def test_the_work_folder_setting_is_read_as_a_shell_would(tmp_path, monkeypatch):
