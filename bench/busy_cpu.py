@@ -26,7 +26,7 @@ from sample_speed import describe_cpu  # bench/ is the script's folder, so on sy
 from diffusion_helpers import sampling
 from diffusion_helpers.runtime.threads import pick_threads, usable_cores
 from diffusion_helpers.schedule import NoiseSchedule
-from diffusion_helpers.train import train
+from diffusion_helpers.training import train
 from diffusion_helpers.unet import UNet
 
 

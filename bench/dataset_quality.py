@@ -57,7 +57,7 @@ from diffusion_helpers.metrics.copying import diversity, memorisation_ratio
 from diffusion_helpers.pictures.datasets import load_dataset
 from diffusion_helpers.sampling import sample
 from diffusion_helpers.schedule import NoiseSchedule
-from diffusion_helpers.train import DEFAULT_MINUTES, train
+from diffusion_helpers.training import DEFAULT_MINUTES, train
 from diffusion_helpers.tutorial.sweeps import class_labels, pick_per_class
 from diffusion_helpers.unet import UNet, UNetConfig
 

@@ -23,7 +23,7 @@ import torch
 from sample_speed import describe_cpu  # bench/ is the script's folder, so on sys.path
 
 from diffusion_helpers.schedule import NoiseSchedule
-from diffusion_helpers.train import train
+from diffusion_helpers.training import train
 from diffusion_helpers.unet import UNet
 
 

@@ -47,10 +47,7 @@ from diffusion_helpers.metrics.psnr import psnr
 from diffusion_helpers.pictures.images import load_image, sample_image_path  # noqa: E402
 from diffusion_helpers.sampling import sample
 from diffusion_helpers.schedule import NoiseSchedule  # noqa: E402
-from diffusion_helpers.train import (
-    default_batch_size,
-    train,  # noqa: E402
-)
+from diffusion_helpers.training import default_batch_size, train
 from diffusion_helpers.unet import UNet  # noqa: E402
 
 SCHEDULE = NoiseSchedule()

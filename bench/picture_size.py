@@ -38,9 +38,10 @@ from sklearn.datasets import load_sample_image
 
 from diffusion_helpers.metrics.psnr import psnr
 from diffusion_helpers.pictures.images import load_image
-from diffusion_helpers.sampling import FAST_SAMPLER, sample
+from diffusion_helpers.reverse import FAST_SAMPLER
+from diffusion_helpers.sampling import sample
 from diffusion_helpers.schedule import NoiseSchedule
-from diffusion_helpers.train import train
+from diffusion_helpers.training import train
 from diffusion_helpers.unet import UNet
 
 INNER = 32  # the side the stem brings every picture to, where the tiny net was tuned

@@ -55,16 +55,11 @@ from diffusion_helpers.metrics.classifier import (
 from diffusion_helpers.metrics.psnr import psnr
 from diffusion_helpers.pictures.datasets import load_dataset
 from diffusion_helpers.pictures.images import load_image, sample_image_path
-from diffusion_helpers.sampling import (
-    Sampler,
-    load_for_sampling,
-    model_device,
-    reverse_process,
-    sample,
-)
+from diffusion_helpers.reverse import Sampler, model_device, reverse_process
+from diffusion_helpers.sampling import load_for_sampling, sample
 from diffusion_helpers.schedule import NoiseSchedule
 from diffusion_helpers.timesteps import ddim_timesteps, logsnr_timesteps
-from diffusion_helpers.train import train
+from diffusion_helpers.training import train
 from diffusion_helpers.tutorial.settings import settings
 from diffusion_helpers.tutorial.sweeps import class_labels
 from diffusion_helpers.unet import UNet

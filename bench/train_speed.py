@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from diffusion_helpers.forward import add_noise
 from diffusion_helpers.runtime.device import pick_precision
 from diffusion_helpers.schedule import NoiseSchedule
-from diffusion_helpers.train import train
+from diffusion_helpers.training import train
 from diffusion_helpers.unet import UNet
 
 

@@ -42,7 +42,7 @@ from diffusion_helpers.metrics.copying import (
 )
 from diffusion_helpers.pictures.images import load_image, sample_image_path
 from diffusion_helpers.schedule import NoiseSchedule
-from diffusion_helpers.variations import sample_variations, train_variations
+from diffusion_helpers.tutorial.variations import sample_variations, train_variations
 
 PICTURES = ["scene", "face", "pattern", "landscape", "pebbles"]
 

@@ -43,7 +43,7 @@ from .figures.points import (
     plot_trajectories,
 )
 from .figures.widgets import MaskPicker, forward_slider, reverse_explorer
-from .flow import NoiseFromVelocity, euler_step, flow_time, to_flow, velocity
+from .flow import euler_step, flow_time, to_flow, velocity
 from .forward import add_noise, add_noise_chain, add_noise_step
 from .guidance import DEFAULT_GUIDANCE
 from .metrics.classifier import (
@@ -81,25 +81,31 @@ from .pictures.images import (
 )
 from .pictures.masks import mask_preset, masked
 from .pictures.upload import pick_image, upload_image, upload_widget, uploaded_files
-from .reverse import CLIP_X0, ddim_step, dpm_solver_2m_step, predict_x0, q_posterior, reverse_step
-from .runtime.device import describe_device, pick_device
-from .runtime.distributed import is_main_process
-from .runtime.environment import in_colab, quick_mode
-from .runtime.interrupts import Interrupted
-from .sampling import (
+from .prediction import NoisePredictor, Prediction, noise_predictor, prediction
+from .reverse import (
+    CLIP_X0,
     FAST_SAMPLER,
     Frame,
     Sampler,
     SampleResult,
-    load_for_sampling,
+    ddim_step,
+    dpm_solver_2m_step,
+    predict_x0,
+    q_posterior,
     reverse_process,
-    sample,
+    reverse_step,
 )
+from .runtime.device import describe_device, pick_device
+from .runtime.distributed import is_main_process
+from .runtime.environment import in_colab, quick_mode
+from .runtime.interrupts import Interrupted
+from .sampling import load_for_sampling, sample
 from .schedule import NoiseSchedule, make_betas
 from .score import langevin_step, sample_with_corrector, score_from_noise
-from .storage.checkpoint import CheckpointError, export_weights
+from .storage.checkpoint import CheckpointError, export_weights, load_checkpoint
 from .timesteps import ddim_timesteps
-from .train import (
+from .train import algorithm_1, training_loss
+from .training import (
     TrainConfig,
     TrainingError,
     TrainResult,
@@ -120,9 +126,17 @@ from .tutorial.sweeps import (
     plot_frechet_sets,
     plot_guidance_sweep,
 )
+from .tutorial.variations import (
+    RandomCrops,
+    patch_model,
+    receptive_field,
+    sample_variations,
+    train_variations,
+)
 from .tutorial.work_folder import (
     STORED_IMAGE_SIZE,
     checkpoint_path,
+    choose_my_image,
     fresh_checkpoint_path,
     load_digits_model,
     load_tutorial_model,
@@ -131,14 +145,7 @@ from .tutorial.work_folder import (
     start,
     work_dir,
 )
-from .unet import UNet, UNetConfig, load_checkpoint
-from .variations import (
-    RandomCrops,
-    patch_model,
-    receptive_field,
-    sample_variations,
-    train_variations,
-)
+from .unet import UNet, UNetConfig
 
 __version__ = "0.1.0"
 
@@ -149,6 +156,7 @@ __all__ = [
     "animate",
     "animation_html",
     "checkpoint_path",
+    "choose_my_image",
     "CheckpointError",
     "class_accuracy",
     "class_labels",
@@ -211,7 +219,12 @@ __all__ = [
     "my_image",
     "nearest_neighbours",
     "noise_prediction_examples",
-    "NoiseFromVelocity",
+    "NoisePredictor",
+    "noise_predictor",
+    "Prediction",
+    "prediction",
+    "algorithm_1",
+    "training_loss",
     "NoiseSchedule",
     "patch_distance",
     "patch_model",

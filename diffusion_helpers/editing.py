@@ -1,6 +1,6 @@
 """Editing a picture with a trained model: SDEdit and RePaint inpainting.
 
-Both run the reverse process of :mod:`.sampling` (:func:`.sampling.reverse_process`, the same
+Both run the reverse process of :mod:`.reverse` (:func:`.reverse.reverse_process`, the same
 loop, methods and guidance) from a picture instead of from pure noise:
 
 - :func:`edit` (SDEdit, Meng et al. 2022): noise the picture part of the way with eq. 4, then
@@ -22,13 +22,15 @@ from .checks.tensors import check_mask, check_range
 from .checks.values import number, whole_number
 from .forward import add_noise, draw_noise
 from .guidance import Labels, resolve_labels
-from .sampling import (
+from .reverse import (
     Sampler,
     SampleResult,
+    capture_frames,
     make_sampler,
     model_device,
     reverse_process,
     seeded,
+    with_final_frame,
 )
 from .schedule import NoiseSchedule
 
@@ -64,17 +66,17 @@ def edit(
     steps from t0 to 0 evenly spaced in t; DPM-Solver: evenly in log-SNR).
 
     Args:
-        model, schedule, labels, every, progress: as for :func:`.sampling.sample`.
+        model, schedule, labels, every, progress: as for :func:`.runtime.reverse.sample`.
         image: the pictures [n, C, H, W] in [-1, 1].
         strength: how much noise, in [0, 1]. 0 returns ``image`` unchanged; 1 starts from
             x_{T-1}, almost pure noise (at T = 1000, sqrt(abar) = 0.006 of the
             picture is left), so it is plain sampling.
-        sampler, options: a :class:`.sampling.Sampler` and/or its fields as keywords. Without
+        sampler, options: a :class:`.reverse.Sampler` and/or its fields as keywords. Without
             ``steps``, DDIM and DPM-Solver take as many steps per timestep as in a whole run
-            (:meth:`.sampling.Sampler.timesteps`).
+            (:meth:`.reverse.Sampler.timesteps`).
         seed: seeds the CPU generator that draws the noise of eq. 4 and of the reverse steps.
     Returns:
-        A :class:`.sampling.SampleResult`: ``.images`` [n, C, H, W] in [-1, 1] on the CPU;
+        A :class:`.reverse.SampleResult`: ``.images`` [n, C, H, W] in [-1, 1] on the CPU;
         ``.timesteps`` starts at t0 (empty for strength 0).
     """
     sampler = make_sampler(sampler, options)
@@ -88,8 +90,10 @@ def edit(
     timesteps = sampler.timesteps(schedule, start=t0)  # t0, ..., 0, -1
     picture = image.detach().to(model_device(model), torch.float32)
     x, _ = add_noise(picture, t0, schedule, generator=generator)  # eq. 4
-    return reverse_process(model, schedule, x, timesteps, sampler, generator=generator,
-                           labels=labels, every=every, progress=progress)  # fmt: skip
+    callback, frames = capture_frames(every, schedule, sampler.clip)
+    result = reverse_process(model, schedule, x, timesteps, sampler, generator=generator,
+                             labels=labels, callback=callback, progress=progress)  # fmt: skip
+    return with_final_frame(result, frames, every)
 
 
 def inpaint(
@@ -115,7 +119,7 @@ def inpaint(
         x_{t_prev} = mask * q(x_{t_prev} | image) + (1 - mask) * x_{t_prev}.
 
     Resampling (RePaint sec. 4.2): every ``jump`` steps, go back ``jump`` steps by the forward
-    process (:func:`.sampling.forward_jump`, the closed form of the chain q(x_{t+j} | x_t)) and
+    process (:func:`.reverse.forward_jump`, the closed form of the chain q(x_{t+j} | x_t)) and
     redo them, so that each stretch of ``jump`` steps runs ``resample`` times in all.
     ``resample=1`` (the default) turns it off. It costs about ``resample`` times a plain run;
     see :data:`DEFAULT_RESAMPLE` for what it gained where.
@@ -125,11 +129,11 @@ def inpaint(
         mask: 1 = keep, 0 = fill; [1 or n, 1 or C, H, W] (bool, or 0/1 numbers).
         resample, jump: integers >= 1 (defaults :data:`DEFAULT_RESAMPLE`, off, and
             :data:`DEFAULT_JUMP`); with resampling, ``jump`` is at most the number of steps.
-        sampler, options, labels, every, progress: as for :func:`.sampling.sample`.
+        sampler, options, labels, every, progress: as for :func:`.runtime.reverse.sample`.
         seed: seeds the CPU generator that draws x_T, the noise of the kept part and of the
             reverse steps.
     Returns:
-        A :class:`.sampling.SampleResult`: ``.images`` [n, C, H, W] on the CPU, equal to
+        A :class:`.reverse.SampleResult`: ``.images`` [n, C, H, W] on the CPU, equal to
         ``image`` where ``mask`` is 1; ``.timesteps`` includes the rises of resampling.
     """
     sampler = make_sampler(sampler, options)
@@ -163,9 +167,11 @@ def inpaint(
 
     x = draw_noise(picture, generator=generator)  # x_T ~ N(0, I) everywhere
     timesteps = repaint_timesteps(base, resample, jump)
-    return reverse_process(model, schedule, x, timesteps, sampler, generator=generator,
-                           labels=labels, every=every, progress=progress,
-                           after_step=paste_known)  # fmt: skip
+    callback, frames = capture_frames(every, schedule, sampler.clip)
+    result = reverse_process(model, schedule, x, timesteps, sampler, generator=generator,
+                             labels=labels, callback=callback, progress=progress,
+                             after_step=paste_known)  # fmt: skip
+    return with_final_frame(result, frames, every)
 
 
 def repaint_timesteps(timesteps: list[int], resample: int, jump: int) -> list[int]:

@@ -14,7 +14,7 @@ signal-to-noise ratio abar_t / (1 - abar_t). So the two choices are separate, as
 smalldiffusion: the schedule says where on the path each t lies (``NoiseSchedule(kind="flow")``
 puts s = (t + 1) / T, the rectified-flow spacing), and ``train(..., prediction="velocity")``
 says what the network predicts. From v: eps = x_s + (1 - s) v and x_0 = x_s - s v, so
-:class:`NoiseFromVelocity` hands a flow model to every sampler of the package.
+:class:`.prediction.Velocity` hands a flow model to every sampler of the package.
 
 DDIM with eta = 0 (eq. 12) steps to sqrt(abar') x0_hat + sqrt(1 - abar') eps_hat; times k' that
 is (1 - s') x0_hat + s' eps_hat, and so is the Euler step (FM-3), since x_s + (s' - s)(eps_hat -
@@ -58,23 +58,3 @@ def euler_step(
 ) -> torch.Tensor:
     """One Euler step of dx/ds = v from s to s_next < s (FM-3): x_s + (s_next - s) v."""
     return x_s + (s_next - s) * v
-
-
-class NoiseFromVelocity(torch.nn.Module):
-    """A net trained to predict the velocity (``train(..., prediction="velocity")``), seen as a
-    noise predictor so every sampler can use it: at DDPM's x_t it is asked about the point
-    x_s = to_flow(x_t), and eps = x_s + (1 - s) v_theta(x_s, t). ``config`` and the parameters
-    are the wrapped net's."""
-
-    records_as_cuda_graph = False  # the schedule is gathered on the CPU: sampled eagerly
-
-    def __init__(self, net: torch.nn.Module, schedule: NoiseSchedule) -> None:
-        super().__init__()
-        self.net, self.schedule = net, schedule
-        self.config = getattr(net, "config", None)
-
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *labels: torch.Tensor) -> torch.Tensor:
-        """eps implied by the wrapped net's velocity at (x_t, t)."""
-        x_s = to_flow(x_t, t, self.schedule)
-        v = self.net(x_s, t, *labels)
-        return x_s + (1 - flow_time(self.schedule, t, x_s)) * v

@@ -1,17 +1,30 @@
-"""The reverse (denoising) process: predicted x_0, the posterior q(x_{t-1} | x_t, x_0), the DDPM
-step of Algorithm 2, the DDIM step and the DPM-Solver++(2M) step. Timesteps are 0-based, as in
-:mod:`.schedule`.
+"""The reverse (denoising) process: one step back, and the loop that takes the steps.
+
+One step: the predicted x_0 (eq. 15), the posterior q(x_{t-1} | x_t, x_0) (eq. 6-7), DDPM's
+step (Algorithm 2), DDIM's (Song et al. 2021, eq. 12) and DPM-Solver++(2M)'s (Lu et al. 2022).
+The loop (:func:`reverse_process`, Algorithm 2 itself): from x at a timestep, ask the model for
+eps_theta(x_t, t) and take one step back, down to the clean picture. How is one small
+description, :class:`Sampler`, passed whole to every function that samples (as in k-diffusion:
+one calling convention for every sampler). Timesteps are 0-based, as in :mod:`.schedule`.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import math
+import time
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable, Literal, Optional, get_args
 
 import torch
+from tqdm.auto import tqdm
 
 from .checks.tensors import check_image
+from .checks.values import choice, number, whole_number
+from .checks.values import seed as check_seed
 from .forward import draw_noise
+from .guidance import Labels, guided_noise, resolve_labels
 from .schedule import NoiseSchedule, Timesteps
+from .timesteps import DEFAULT_STEPS, METHODS, Method, method_timesteps
 
 VARIANCES = ("posterior", "beta")
 
@@ -283,20 +296,313 @@ def _check_t_prev(t_prev: Timesteps, t: torch.Tensor) -> torch.Tensor:
     return prev
 
 
-class NoiseFromX0(torch.nn.Module):
-    """A net trained to predict x_0 (``train(..., prediction="x0")``), seen as a noise
-    predictor so every sampler can use it: eps = (x_t - sqrt(abar_t) x0_theta) / sqrt(1 - abar_t),
-    eq. 4 solved for the noise. ``config`` and the parameters are the wrapped net's."""
+Variance = Literal["posterior", "beta"]
 
-    records_as_cuda_graph = False  # schedule.gather indexes on the CPU: sampled eagerly
 
-    def __init__(self, net: torch.nn.Module, schedule: NoiseSchedule) -> None:
-        super().__init__()
-        self.net, self.schedule = net, schedule
-        self.config = getattr(net, "config", None)
+@dataclass(frozen=True)
+class Sampler:
+    """How to run the reverse process, checked once when made; ``Sampler(method="dpm_solver",
+    eta=1)`` is SDE-DPM-Solver++ in 20 steps.
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *labels: torch.Tensor) -> torch.Tensor:
-        """eps implied by the wrapped net's x_0 at (x_t, t)."""
-        x0 = self.net(x_t, t, *labels)
-        abar = self.schedule.gather(self.schedule.alpha_bars, t, x_t)
-        return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
+    Attributes:
+        method: ``"ddpm"`` (Algorithm 2, all T steps), ``"ddim"`` (Song et al. 2021, eq. 12)
+            or ``"dpm_solver"`` (DPM-Solver++(2M), Lu et al. 2022).
+        steps: DDIM / DPM-Solver steps; None: 50 and 20 for a whole run, as many per timestep
+            for an edit that starts part of the way (:meth:`timesteps`). DDPM takes every step.
+        eta: fresh noise at each step: for DDIM 0 (deterministic) or more (1 is DDPM's
+            posterior variance), for DPM-Solver in [0, 1] (0 solves the ODE, 1 the SDE). The
+            noise lets later steps correct earlier errors: for the tiny net trained 450 steps on
+            one 32 px picture, DDIM-50 gave 19 dB PSNR with eta = 0 and 35 dB with eta = 1.
+        variance: sigma_t^2 of Algorithm 2 (DDPM only): ``"posterior"`` (beta_tilde_t, the
+            lower bound of sec. 3.2) or ``"beta"`` (beta_t, the upper bound).
+        clip: clip the predicted x_0 to [-1, 1] at every step (:data:`.reverse.CLIP_X0`, why:
+            see there); False gives the plain formulas of the papers.
+        guidance_scale: classifier-free guidance weight w for a conditional model given
+            labels (:func:`.guidance.guided_noise`): 1 plain conditional, 0 unconditional, > 1
+            stronger class features; None: :data:`.guidance.DEFAULT_GUIDANCE`.
+    """
+
+    method: Method = "ddpm"
+    steps: Optional[int] = None
+    eta: float = 0.0
+    variance: Variance = "posterior"
+    clip: bool = CLIP_X0
+    guidance_scale: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        choice(self.method, "method", METHODS)
+        if self.steps is not None:
+            whole_number(self.steps, "steps")
+        if self.method == "ddpm" and self.steps is not None:
+            raise ValueError(
+                f"steps={self.steps} with method='ddpm': DDPM takes all T steps. Use "
+                "method='ddim' or 'dpm_solver' to sample with fewer steps."
+            )
+        top = 1.0 if self.method == "dpm_solver" else None
+        number(self.eta, "eta", 0.0, top, hint=" 0 is deterministic; 1 adds DDPM's noise.")
+        if self.method == "ddpm" and self.eta != 0:
+            raise ValueError(
+                f"eta={self.eta} only applies to method='ddim' or 'dpm_solver'; DDPM's noise is "
+                "`variance`."
+            )
+        choice(self.variance, "variance", get_args(Variance))
+        if self.method != "ddpm" and self.variance != "posterior":
+            raise ValueError(f"variance only applies to method='ddpm', not {self.method!r}.")
+        if not isinstance(self.clip, bool):
+            raise ValueError(f"clip must be True or False, got {self.clip!r}.")
+        if self.guidance_scale is not None:
+            number(self.guidance_scale, "guidance_scale", 0.0,
+                   hint=" 1 is plain conditional sampling, 0 unconditional.")  # fmt: skip
+
+    def __str__(self) -> str:
+        """A short name for figure titles: "DDPM (1000 steps)", "SDE-DPM-Solver++ (20 steps)"."""
+        name = {"ddpm": "DDPM", "ddim": "DDIM", "dpm_solver": "DPM-Solver++"}[self.method]
+        if self.method == "dpm_solver" and self.eta == 1:
+            name = "SDE-" + name
+        elif self.method != "ddpm" and self.eta:
+            name += f", eta {self.eta:g}"
+        steps = self.steps or DEFAULT_STEPS.get(self.method)
+        return f"{name} ({steps} steps)" if steps else name
+
+    def timesteps(self, schedule: NoiseSchedule, start: Optional[int] = None) -> list[int]:
+        """The timesteps this sampler visits from ``start`` (default T-1: a whole run), ending
+        with -1 (the clean image). Without ``steps``, DDIM and DPM-Solver take their default
+        for a whole run scaled by (start + 1) / T, so an edit's steps are as long as a whole
+        run's."""
+        T = schedule.num_steps
+        start = T - 1 if start is None else start
+        steps = self.steps
+        if self.method != "ddpm" and steps is None:
+            steps = min(start + 1, max(1, round(DEFAULT_STEPS[self.method] * (start + 1) / T)))
+        if steps is not None and steps > start + 1:
+            where = f"from t = {start}" if start < T - 1 else f"in a schedule of T = {T}"
+            raise ValueError(
+                f"steps={steps} is more than the {start + 1} timesteps there are {where}: "
+                f"give steps from 1 to {start + 1}."
+            )
+        return method_timesteps(self.method, schedule, steps, start=start)
+
+    def step(
+        self, schedule: NoiseSchedule, generator: Optional[torch.Generator]
+    ) -> Callable[[torch.Tensor, int, int, torch.Tensor], torch.Tensor]:
+        """One reverse step with this sampler's options: ``step(x_t, t, t_prev, eps)`` returns
+        x_{t_prev}; fresh noise comes from ``generator``."""
+        if self.method == "ddpm":  # Algorithm 2, line 4 (t_prev is t - 1)
+            return lambda x, t, t_prev, eps: reverse_step(
+                x, t, eps, schedule, generator=generator, variance=self.variance, clip=self.clip
+            )
+        if self.method == "ddim":  # Song et al. eq. 12; z drawn only when eta > 0
+            return lambda x, t, t_prev, eps: ddim_step(
+                x, t, t_prev, eps, schedule, eta=self.eta, generator=generator, clip=self.clip
+            )
+        # DPM-Solver++(2M) needs the data prediction of the step that led to x_t. It is kept by
+        # the timestep that step landed on, so after a RePaint jump (a new start) the step is
+        # first order again.
+        landed: dict[int, tuple[int, torch.Tensor]] = {}
+
+        def dpm_step(x: torch.Tensor, t: int, t_prev: int, eps: torch.Tensor) -> torch.Tensor:
+            previous = landed.pop(t, None)
+            landed.clear()
+            x_prev, x0_hat = dpm_solver_2m_step(
+                x, t, t_prev, eps, schedule, previous, clip=self.clip, eta=self.eta,
+                generator=generator,
+            )  # fmt: skip
+            landed[t_prev] = (t, x0_hat)
+            return x_prev
+
+        return dpm_step
+
+
+# The sampler of the command line and the demo, wherever DDPM's 1000 steps are not the lesson:
+# SDE-DPM-Solver++(2M) in 20 steps. On the shipped memorised model it gave 39.0 dB against
+# DDPM-1000's 38.1 (8 pictures, seed 0; README), at 50 times fewer model calls; on the digits
+# model a Frechet distance of 29.3 against DPM-Solver++'s 32.0 and DDIM-50's 36.0.
+FAST_SAMPLER = Sampler("dpm_solver", eta=1.0)
+
+
+def make_sampler(sampler: Optional[Sampler], options: dict) -> Sampler:
+    """``sampler`` (default :class:`Sampler`) with ``options`` (its fields as keywords) applied:
+    ``sample(model, schedule, method="ddim", steps=50)`` and ``sample(model, schedule,
+    Sampler("ddim", 50))`` are the same call."""
+    names = {f.name for f in fields(Sampler)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise TypeError(f"unknown sampler options {unknown}; a Sampler has {sorted(names)}.")
+    if sampler is not None and not isinstance(sampler, Sampler):
+        raise ValueError(f"sampler must be a Sampler, got {type(sampler).__name__}.")
+    return replace(sampler or Sampler(), **options) if options else sampler or Sampler()
+
+
+@dataclass
+class Frame:
+    """One captured moment of the reverse process (on the CPU).
+
+    ``x_t`` is the input to step ``t``; ``x0_pred`` is the model's estimate of x_0 at that step
+    (eq. 15, clipped to [-1, 1] when the sampler clips). The final frame of a run holds the
+    finished images: its ``t`` is the step that produced them (t = 0 for DDPM, the last visited
+    timestep for DDIM and DPM-Solver) and both ``x_t`` and ``x0_pred`` are the final images.
+    """
+
+    t: int
+    x_t: torch.Tensor  # [n, C, H, W]
+    x0_pred: torch.Tensor  # [n, C, H, W]
+
+
+@dataclass
+class SampleResult:
+    """What :func:`sample` returns.
+
+    Attributes:
+        images: the final images [n, C, H, W] on the CPU, clamped to the data range [-1, 1].
+        frames: the captured :class:`Frame` list (empty unless ``every`` was given).
+        sampler: the :class:`Sampler` that drew them.
+        timesteps: the timesteps visited, in order (starting at T-1 for :func:`sample`).
+        seconds: how long the reverse process took (wall clock, the images on the CPU).
+    """
+
+    images: torch.Tensor
+    frames: list[Frame] = field(default_factory=list)
+    sampler: Sampler = field(default_factory=Sampler)
+    timesteps: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def method(self) -> str:
+        """The sampler's method: ``"ddpm"``, ``"ddim"`` or ``"dpm_solver"``."""
+        return self.sampler.method
+
+
+def seeded(
+    seed: Optional[int], generator: Optional[torch.Generator] = None
+) -> Optional[torch.Generator]:
+    """The generator of a run: a CPU generator seeded with ``seed``, the given ``generator``,
+    or None (torch's global one). Giving both is an error: the seed would replace it."""
+    if seed is not None and generator is not None:
+        raise ValueError("give seed or generator, not both: the seed would replace the generator.")
+    return torch.Generator().manual_seed(check_seed(seed)) if seed is not None else generator
+
+
+Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]  # (i, t, x_t, eps)
+
+
+def reverse_process(
+    model: Callable[..., torch.Tensor],
+    schedule: NoiseSchedule,
+    x: torch.Tensor,
+    timesteps: list[int],
+    sampler: Sampler,
+    *,
+    generator: Optional[torch.Generator] = None,
+    labels: Optional[Labels] = None,
+    callback: Optional[Callback] = None,
+    after_step: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None,
+    progress: bool = True,
+) -> SampleResult:
+    """Algorithm 2: run the reverse process on ``x`` = x_{timesteps[0]} along ``timesteps``
+    (ending at -1, the clean images) and return a :class:`SampleResult` (no frames).
+
+    A falling pair (t, t_prev) is one reverse step of ``sampler``, the model called at t. A
+    rising pair (t, t_next), which only RePaint's schedule has, goes forward in time by
+    q(x_{t_next} | x_t) (:func:`forward_jump`).
+
+    Args:
+        model: eps_theta(x_t, t[, labels]) (:mod:`.prediction` reads any net as one).
+        x: the images at timesteps[0] [n, C, H, W], on the model's device.
+        labels: for a conditional model (:func:`.guidance.resolve_labels`), steered by the
+            sampler's ``guidance_scale``.
+        callback: called as ``callback(i, t, x_t, eps)`` before every step (frames, plots).
+        after_step: called as ``after_step(x, t_prev)`` after every step; what it returns
+            replaces x (RePaint pastes the known region of the picture there).
+    Raises:
+        ValueError: when the model produced NaN or infinite values.
+    """
+    check_image(x, "x")
+    cond, null, w = resolve_labels(model, labels, sampler.guidance_scale, x.shape[0], x.device)
+    step = sampler.step(schedule, generator)
+    pairs = list(zip(timesteps[:-1], timesteps[1:]))
+    was_training = getattr(model, "training", None)
+    if was_training is not None:
+        model.eval()
+    start = time.perf_counter()
+    try:
+        with torch.no_grad():
+            for i, (t, t_next) in enumerate(tqdm(pairs, desc="sampling", disable=not progress)):
+                if t_next > t:  # RePaint: back up in time by the forward process
+                    x = forward_jump(x, t, t_next, schedule, generator)
+                    continue
+                t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+                eps = guided_noise(model, x, t_batch, cond, null, w)  # eps_theta(x_t, t)
+                if callback is not None:
+                    callback(i, t, x, eps)
+                x = step(x, t, t_next, eps)  # x_{t_prev}: Algorithm 2, line 4
+                if after_step is not None:
+                    x = after_step(x, t_next)
+    finally:
+        if was_training:
+            model.train()
+    if not bool(torch.isfinite(x).all()):  # clamping would hide it: NaN stays NaN
+        raise ValueError(
+            "the model produced NaN or infinite values: its weights may be damaged (load the "
+            "checkpoint again, or train afresh) or the schedule is not the one it was trained "
+            "with."
+        )
+    images = x.clamp(-1.0, 1.0).float().cpu()
+    return SampleResult(images, [], sampler, timesteps[:-1], time.perf_counter() - start)
+
+
+def capture_frames(
+    every: Optional[int], schedule: NoiseSchedule, clip: bool = CLIP_X0
+) -> tuple[Optional[Callback], list[Frame]]:
+    """A callback for :func:`reverse_process` that keeps a :class:`Frame` every ``every`` steps
+    (the first included), and the list it fills; ``(None, [])`` when ``every`` is None. Add the
+    final frame with :func:`with_final_frame`."""
+    frames: list[Frame] = []
+    if every is None:
+        return None, frames
+    whole_number(every, "every (steps between frames)")
+
+    def keep(i: int, t: int, x: torch.Tensor, eps: torch.Tensor) -> None:
+        if i % every == 0:
+            x0_pred = predict_x0(x, t, eps, schedule)  # eq. 15
+            x0_pred = x0_pred.clamp(-1.0, 1.0) if clip else x0_pred
+            frames.append(Frame(t, x.float().cpu(), x0_pred.float().cpu()))
+
+    return keep, frames
+
+
+def with_final_frame(
+    result: SampleResult, frames: list[Frame], every: Optional[int]
+) -> SampleResult:
+    """``result`` with ``frames`` and, after them, the finished images as the last frame (at
+    the last visited timestep), when frames were asked for (``every``)."""
+    if every is not None:
+        result.frames = [*frames, Frame(result.timesteps[-1], result.images, result.images)]
+    return result
+
+
+def forward_jump(
+    x: torch.Tensor,
+    t: int,
+    t_next: int,
+    schedule: NoiseSchedule,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
+    """Sample q(x_{t_next} | x_t) for t_next > t (eq. 4 between two noisy steps): the chain of
+    eq. 2 from t to t_next in one draw,
+
+        x_{t_next} = sqrt(abar_{t_next} / abar_t) x_t + sqrt(1 - abar_{t_next} / abar_t) eps,
+
+    with abar_{-1} = 1 (from the clean image it is eq. 4 itself). x: [n, C, H, W].
+    """
+    ratio = float(schedule.alpha_bars[t_next] / schedule.alpha_bars_prev[t + 1])
+    return math.sqrt(ratio) * x + math.sqrt(1 - ratio) * draw_noise(x, generator=generator)
+
+
+def model_device(model: Any) -> torch.device:
+    """The device of the model's first parameter or buffer; the CPU for a plain function."""
+    for tensors in (getattr(model, "parameters", None), getattr(model, "buffers", None)):
+        if tensors is not None:
+            first = next(iter(tensors()), None)
+            if first is not None:
+                return first.device
+    return torch.device("cpu")

@@ -33,6 +33,9 @@ MAX_BETA = COSINE_MAX_BETA
 # Sampling starts from x_T ~ N(0, I), which is only right when q(x_T | x_0) is close to it: with
 # abar_T = 0.05, x_T still holds sqrt(0.05) = 22% of the picture. Above this, NoiseSchedule warns.
 MAX_FINAL_ALPHA_BAR = 0.05
+# T beyond any paper's (DDPM 1000, VDM's continuous time is sampled, not stored): a stored
+# config cannot ask for gigabytes of schedule arrays.
+MAX_STEPS = 100_000
 
 
 def make_betas(
@@ -52,8 +55,14 @@ def make_betas(
       abar_t = (1 - s)^2 / ((1 - s)^2 + s^2); the last beta, 1, is capped at 0.999 like the
       cosine's (``beta_start``/``beta_end`` are not used).
     """
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}.")
+    if (
+        isinstance(num_steps, bool)
+        or not isinstance(num_steps, int)
+        or not 1 <= num_steps <= MAX_STEPS
+    ):
+        raise ValueError(
+            f"num_steps must be a whole number from 1 to {MAX_STEPS:,}, got {num_steps!r}."
+        )
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}.")
     for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):

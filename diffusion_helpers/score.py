@@ -30,8 +30,7 @@ from typing import Callable, Optional
 import torch
 
 from .checks.values import number, whole_number
-from .reverse import ddim_step
-from .sampling import model_device
+from .reverse import ddim_step, model_device
 from .schedule import NoiseSchedule, Timesteps
 from .timesteps import ddim_timesteps
 

@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Literal, Optional, Union
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .storage.checkpoint import (
-    CheckpointError,
-    PathLike,
-    check_config,
-    model_config,
-    read_checkpoint,
-)
+from .checks.values import number, whole_number
+
+# Bounds of a config (UNetConfig.check): far beyond any preset, well below what exhausts a
+# machine, so a config read from a file cannot ask for 400 GB.
+MAX_SIDE = 4096
+MAX_WIDTH = 4096
+MAX_CLASSES = 100_000
+MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights; the "base" preset has 35.5 M
 
 # Named presets; sizes from UNet.num_parameters() and UNet.flops() with 3 channels.
 PRESETS: dict[str, dict] = {
@@ -80,6 +81,11 @@ class UNetConfig:
         norm_groups: GroupNorm groups (must divide every width).
         num_classes: None for an unconditional net; else the number of classes, and the net
             takes labels 0..num_classes-1 plus ``num_classes`` for "no class".
+        position_octaves: the first layer also sees where each pixel is: sin and cos of
+            pi 2^j x and pi 2^j y for j < position_octaves, x and y in [-1, 1] across the
+            picture (Fourier features, Tancik et al. 2020; :func:`position_features`). A
+            convolution looks alike at every position, so without them the net can tell where
+            it is only from the picture's border. 0: none, as in DDPM.
     """
 
     image_channels: int = 3
@@ -92,6 +98,7 @@ class UNetConfig:
     norm_groups: int = 8
     num_classes: Optional[int] = None
     patch_size: int = 1
+    position_octaves: int = 0
 
     @property
     def inner_size(self) -> int:
@@ -131,23 +138,30 @@ class UNetConfig:
         return {i for i, side in enumerate(sides) if side in self.attention_resolutions}
 
     def check(self) -> None:
-        """Raise ``ValueError`` naming the first field that cannot build a network."""
+        """Raise ``ValueError`` naming the first field that cannot build a network, or one so
+        large that building it would take more memory than any machine here has (a config
+        read from a file is checked the same way, before anything is allocated)."""
         if self.image_channels not in (1, 3):
             raise ValueError(f"image_channels must be 1 or 3, got {self.image_channels}.")
-        if not self.channel_mults or any(int(m) < 1 for m in self.channel_mults):
-            raise ValueError(f"channel_mults must be positive integers, got {self.channel_mults}.")
+        whole_number(self.image_size, "image_size", 1, MAX_SIDE)
+        whole_number(self.base_channels, "base_channels", 1, MAX_WIDTH)
+        whole_number(self.num_res_blocks, "num_res_blocks", 0, 8)
+        whole_number(self.norm_groups, "norm_groups", 1, MAX_WIDTH)
+        if (
+            not isinstance(self.channel_mults, (tuple, list))
+            or not 1 <= len(self.channel_mults) <= 8
+        ):
+            raise ValueError(f"channel_mults must hold 1 to 8 levels, got {self.channel_mults}.")
+        for m in self.channel_mults:
+            whole_number(m, "each of channel_mults", 1, MAX_WIDTH // self.base_channels)
         for m in self.channel_mults:
             if (self.base_channels * m) % self.norm_groups:
                 raise ValueError(
                     f"width {self.base_channels * m} is not divisible by norm_groups="
                     f"{self.norm_groups}; choose base_channels as a multiple of norm_groups."
                 )
-        if (
-            isinstance(self.patch_size, bool)
-            or not isinstance(self.patch_size, int)
-            or self.patch_size < 1
-        ):
-            raise ValueError(f"patch_size must be a whole number >= 1, got {self.patch_size!r}.")
+        whole_number(self.patch_size, "patch_size", 1, MAX_SIDE)
+        whole_number(self.position_octaves, "position_octaves", 0, 16)
         packed = self.image_channels * self.patch_size**2
         if self.patch_size > 1 and packed > self.base_channels:
             # The last layer maps base_channels features to the p^2 C values of a patch: with
@@ -163,23 +177,28 @@ class UNetConfig:
         step = self.patch_size * 2 ** (len(self.channel_mults) - 1)
         if self.image_size % step:
             below, above = self.image_size // step * step, (self.image_size // step + 1) * step
+            near = f"{below} or {above}" if below else f"{above}"
             raise ValueError(
                 f"image_size {self.image_size} is not divisible by {step}: the U-Net halves it "
                 f"{len(self.channel_mults) - 1} times after a patch stem of {self.patch_size}. "
-                f"Try {below or step} or {above}."
+                f"Try {near}."
             )
-        if self.num_classes is not None and (
-            isinstance(self.num_classes, bool)
-            or not isinstance(self.num_classes, int)
-            or self.num_classes < 1
-        ):
-            raise ValueError(
-                f"num_classes must be None (unconditional) or an integer >= 1, "
-                f"got {self.num_classes!r}."
-            )
-        if not 0.0 <= self.dropout < 1.0:
+        if self.num_classes is not None:
+            whole_number(self.num_classes, "num_classes", 1, MAX_CLASSES,
+                         " (or None for an unconditional net)")  # fmt: skip
+        if not 0.0 <= number(self.dropout, "dropout") < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
         self.attention_levels()
+        with torch.device("meta"):  # the net's size, counted without allocating it
+            skeleton = nn.Module()
+            UNet._build(skeleton, self)
+        count = sum(p.numel() for p in skeleton.parameters())
+        if count > MAX_PARAMETERS:
+            raise ValueError(
+                f"this U-Net would have {count / 1e6:,.0f} M parameters ({4 * count / 1e9:.0f} GB), "
+                f"more than the {MAX_PARAMETERS / 1e6:,.0f} M this package builds: use fewer "
+                "base_channels or levels."
+            )
 
 
 def tracing() -> bool:
@@ -203,6 +222,18 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
     angles = t.float()[:, None] * freqs[None, :]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+def position_features(height: int, width: int, octaves: int, like: torch.Tensor) -> torch.Tensor:
+    """Fourier features of each pixel's place (Tancik et al. 2020), [1, 4 octaves, H, W]:
+    sin(pi 2^j x), sin(pi 2^j y), cos(pi 2^j x), cos(pi 2^j y) for j < octaves, with x and y
+    going from -1 to 1 across the picture; in the dtype and device of ``like``."""
+    y, x = (torch.linspace(-1.0, 1.0, n, device=like.device) for n in (height, width))
+    grid = torch.stack(torch.meshgrid(x, y, indexing="xy"))  # [2, H, W]: x, y
+    angles = math.pi * 2.0 ** torch.arange(octaves, device=like.device)[:, None, None, None] * grid
+    return (
+        torch.cat([angles.sin(), angles.cos()], dim=1).reshape(1, -1, height, width).to(like.dtype)
+    )
 
 
 class ResBlock(nn.Module):
@@ -289,7 +320,8 @@ class UNet(nn.Module):
             nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes is not None else None
         )
         patch_channels = cfg.image_channels * cfg.patch_size**2  # the stem's p x p patches
-        self.conv_in = nn.Conv2d(patch_channels, widths[0], 3, padding=1)
+        positions = 4 * cfg.position_octaves  # sin, cos of x and y per octave
+        self.conv_in = nn.Conv2d(patch_channels + positions, widths[0], 3, padding=1)
 
         # Down path: every block's output is kept as a skip (plus conv_in's and each downsample's).
         self.down = nn.ModuleList()
@@ -419,7 +451,11 @@ class UNet(nn.Module):
         if self.class_emb is not None:
             emb = emb + self.class_emb(labels.to(x.device)).to(emb.dtype)
         p = self.config.patch_size
-        h = self.conv_in(F.pixel_unshuffle(x, p) if p > 1 else x)  # [B, p^2 C, H/p, W/p]
+        h = F.pixel_unshuffle(x, p) if p > 1 else x  # [B, p^2 C, H/p, W/p]
+        if self.config.position_octaves:  # where each pixel is
+            where = position_features(*h.shape[2:], self.config.position_octaves, h)
+            h = torch.cat([h, where.expand(h.shape[0], -1, -1, -1)], dim=1)
+        h = self.conv_in(h)
         skips = [h]
         for layer in self.down:
             h = layer(h) if isinstance(layer, nn.Conv2d) else layer[1](layer[0](h, emb))
@@ -451,32 +487,3 @@ class UNet(nn.Module):
         with counter, torch.no_grad():
             self(x, t, labels)
         return int(counter.get_total_flops())
-
-
-def load_checkpoint(
-    path: PathLike, model: Optional[UNet] = None, weights: Literal["ema", "raw"] = "ema"
-) -> tuple[UNet, dict]:
-    """Load the weights of a checkpoint into ``model`` (built from the stored config if None).
-
-    Args:
-        weights: ``"ema"`` (the averaged weights to sample with; the raw ones if the run kept
-            no EMA) or ``"raw"`` (the optimiser's weights).
-    Returns:
-        ``(model, info)``: ``info`` is the whole checkpoint dict (step, losses, configs, ...).
-    """
-    if weights not in ("ema", "raw"):
-        raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}.")
-    state = read_checkpoint(path)
-    if model is None:
-        try:
-            model = UNet(UNetConfig.from_dict(state["model_config"]))
-        except (TypeError, ValueError) as err:
-            raise CheckpointError(f"the model config in {path} is not valid: {err}") from err
-    else:
-        check_config(model_config(state, model, path), model.config.to_dict(), "model", path)
-    chosen = state.get("ema") if weights == "ema" and state.get("ema") is not None else None
-    try:
-        model.load_state_dict(chosen if chosen is not None else state["model"])
-    except RuntimeError as err:
-        raise CheckpointError(f"the weights in {path} do not fit the model: {err}") from err
-    return model, state

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -63,12 +63,13 @@ S = dh.start(KEEP_ON_DRIVE)  # the work folder, and the sizes for this machine
 # Three ways, use whichever suits you:
 #
 # - **In Colab, its own file dialog** (the default there): the cell below opens it and waits;
-#   choose a photo, or press *Cancel upload* to keep the sample. It takes phone photos of any
-#   size.
+#   choose a photo, or press *Cancel upload* to keep your picture from before (the first time,
+#   the sample). It takes phone photos of any size.
 # - **The upload button** (Jupyter, VS Code; in Colab with `COLAB_DIALOG = False`): click it,
 #   choose a photo, then re-run the cell below it. (In Colab the button drops files over about
 #   1 MB, most phone photos: the dialog does not.)
-# - **A path**: set `IMAGE_PATH = "my_photo.jpg"` in the cell below.
+# - **A path**: set `IMAGE_PATH = "my_photo.jpg"` in the cell below
+#   (`IMAGE_PATH = dh.sample_image_path()` goes back to the sample).
 #
 # Nearly anything works: phone photos (rotated the right way up), screenshots with
 # transparency, 16-bit PNGs, GIFs. HEIC photos from an iPhone need converting first; the
@@ -82,8 +83,7 @@ uploader
 IMAGE_PATH = None  # e.g. "my_photo.jpg"
 COLAB_DIALOG = True  # in Colab, open its file dialog (it waits for you); False: the button
 
-picture, info = dh.pick_image(uploader, path=IMAGE_PATH, dialog=COLAB_DIALOG, size=dh.STORED_IMAGE_SIZE)
-print(f"Saved for the next notebooks as {dh.save_my_image(picture, info)}")
+picture, info = dh.choose_my_image(uploader, path=IMAGE_PATH, dialog=COLAB_DIALOG)
 dh.show_images(picture, titles=[info.name])
 
 # %% [markdown]

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -395,13 +395,14 @@ dh.exercises.check_euler_step(euler_step)
 # %%
 flow_schedule = dh.NoiseSchedule(T, "flow")
 flow_net = dh.PointNet(seed=0)
-flow_net = dh.train(flow_net, points, flow_schedule, steps=S.point_steps, batch_size=256,
-                    device="cpu", precision="fp32", seed=0, prediction="velocity").model
+flow = dh.train(flow_net, points, flow_schedule, steps=S.point_steps, batch_size=256,
+                device="cpu", precision="fp32", seed=0, prediction="velocity")
+flow_net = flow.net  # outputs the velocity v; flow.model reads it as the noise
 
 # %% [markdown]
 # Sampling it by hand with your `euler_step`, in 20 steps, and with `dh.sample`'s DDIM: a flow
 # model becomes a noise predictor through $\varepsilon = x_s + (1-s)\,v$
-# (`dh.NoiseFromVelocity`). DDIM with $\eta = 0$ steps to $\sqrt{\bar\alpha'}\hat x_0 +
+# (`flow.model`, a `dh.NoisePredictor`). DDIM with $\eta = 0$ steps to $\sqrt{\bar\alpha'}\hat x_0 +
 # \sqrt{1-\bar\alpha'}\hat\varepsilon$, which on the straight line is $(1-s')\hat x_0 +
 # s'\hat\varepsilon$, and so is the Euler step: **DDIM is the Euler sampler of a flow** (Gao et
 # al. 2024). The two agree up to float32 rounding, which DDIM's first step magnifies (it
@@ -417,8 +418,7 @@ with torch.no_grad():
     for t, t_next in zip(steps[:-1], steps[1:]):
         s, s_next = dh.flow_time(flow_schedule, t, x), dh.flow_time(flow_schedule, t_next, x)
         x = euler_step(x, flow_net(x, torch.full((len(x),), t)), s.item(), s_next.item())
-flow_as_noise = dh.NoiseFromVelocity(flow_net, flow_schedule)
-ddim = dh.sample(flow_as_noise, flow_schedule, 2000, dh.Sampler("ddim", steps=20, clip=False),
+ddim = dh.sample(flow.model, flow_schedule, 2000, dh.Sampler("ddim", steps=20, clip=False),
                  seed=1, progress=False)
 gap = (x.clamp(-1, 1) - ddim.images).abs().max()  # dh.sample clamps to [-1, 1]
 print(f"Euler by hand vs dh.sample's DDIM: largest difference {gap:.1e}")
@@ -435,7 +435,7 @@ for k in (5, 10, 20, 50):
     for name, (net, sched, sampler) in {
         "DDPM-trained, DDIM (Euler)": (point_net, schedule, dh.Sampler("ddim", steps=k)),
         "DDPM-trained, DPM-Solver++": (point_net, schedule, dh.Sampler("dpm_solver", steps=k)),
-        "flow matching, Euler": (flow_as_noise, flow_schedule,
+        "flow matching, Euler": (flow.model, flow_schedule,
                                  dh.Sampler("ddim", steps=k, clip=False)),
     }.items():
         drawn = dh.sample(net, sched, 2000, sampler, seed=1, progress=False).images
@@ -459,19 +459,18 @@ dh.plot_sampler_quality(curves, ylabel="energy distance to held-out points (x 10
 # %%
 budget = dict(minutes=S.flow_minutes, steps=S.flow_steps, seed=0, progress=False)
 # two fresh copies of 03's net, the same at the start
-ddpm_run = dh.train(dh.UNet(model.config, seed=0), x0, schedule, **budget)
+ddpm_run = dh.train(dh.UNet(model.config, seed=0), x0, schedule, prediction="eps", **budget)
 flow_run = dh.train(dh.UNet(model.config, seed=0), x0, flow_schedule, prediction="velocity",
                     **budget)
 print(f"DDPM: {ddpm_run.steps} steps; flow matching: {flow_run.steps} steps, "
       f"in {ddpm_run.elapsed:.0f} and {flow_run.elapsed:.0f} s")
 sde_dpm_10 = dh.Sampler("dpm_solver", steps=10, eta=1.0)
 ddim_10, euler_10 = dh.Sampler("ddim", steps=10), dh.Sampler("ddim", steps=10, clip=False)
-flow_as_eps = dh.NoiseFromVelocity(flow_run.model, flow_schedule)
 n, draw = S.num_samples, dict(seed=0, progress=False)
 on_picture = {
     "DDPM, SDE-DPM-Solver++ 10": dh.sample(ddpm_run.model, schedule, n, sde_dpm_10, **draw),
     "DDPM, DDIM 10": dh.sample(ddpm_run.model, schedule, n, ddim_10, **draw),
-    "flow matching, Euler 10": dh.sample(flow_as_eps, flow_schedule, n, euler_10, **draw),
+    "flow matching, Euler 10": dh.sample(flow_run.model, flow_schedule, n, euler_10, **draw),
 }
 for name, run in on_picture.items():
     print(dh.describe_run(name, run, x0))

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import diffusion_helpers as dh
-from diffusion_helpers.flow import NoiseFromVelocity, euler_step, flow_time, to_flow, velocity
+from diffusion_helpers.flow import euler_step, flow_time, to_flow, velocity
 from diffusion_helpers.metrics.distributions import energy_distance
+from diffusion_helpers.prediction import NoisePredictor, prediction
 from diffusion_helpers.reverse import ddim_step
 from diffusion_helpers.train import training_loss
 from diffusion_helpers.tutorial.points import GaussianMixture
@@ -56,7 +57,9 @@ def test_noise_from_velocity_recovers_eps_from_the_true_velocity():
             return velocity(x0, eps)
 
     x_t, _ = dh.add_noise(x0, t, FLOW, noise=eps)
-    assert torch.allclose(NoiseFromVelocity(TrueVelocity(), FLOW)(x_t, t), eps, atol=1e-9)
+    assert torch.allclose(
+        NoisePredictor(TrueVelocity(), prediction("velocity"), FLOW)(x_t, t), eps, atol=1e-9
+    )
 
 
 def test_ddim_with_eta_0_is_eulers_method_on_the_flow():
@@ -67,7 +70,7 @@ def test_ddim_with_eta_0_is_eulers_method_on_the_flow():
     def v_theta(x_s, t):  # some smooth field of x and t
         return torch.einsum("ij,bjhw->bihw", w, x_s).tanh() + t.double().reshape(-1, 1, 1, 1) / 999
 
-    eps_net = NoiseFromVelocity(v_theta, FLOW)
+    eps_net = NoisePredictor(v_theta, prediction("velocity"), FLOW)
     timesteps = dh.ddim_timesteps(1000, 10)
     x_ddim, _ = draws(2)
     x_euler = to_flow(x_ddim, torch.full((4,), timesteps[0]), FLOW)
@@ -90,8 +93,8 @@ def test_training_with_prediction_velocity_feeds_the_flow_point_and_targets_eps_
             seen.append((x, t))
             return torch.zeros_like(x)
 
-    loss, t, _ = training_loss(Recorder(), x0, FLOW, torch.Generator().manual_seed(5), "fp32",
-                               prediction="velocity")  # fmt: skip
+    loss, t, _ = training_loss(Recorder(), x0, FLOW, torch.Generator().manual_seed(5),
+                               predicts=prediction("velocity"))  # fmt: skip
     g = torch.Generator().manual_seed(5)  # the same draws, in training's order: t, then eps
     t_ref = torch.randint(0, 1000, (3,), generator=g)
     eps = torch.randn(x0.shape, generator=g)

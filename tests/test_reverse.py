@@ -14,8 +14,7 @@ from diffusion_helpers import (
     q_posterior,
     reverse_step,
 )
-from diffusion_helpers.reverse import CLIP_X0, dpm_solver_2m_step
-from diffusion_helpers.sampling import Sampler
+from diffusion_helpers.reverse import CLIP_X0, Sampler, dpm_solver_2m_step
 
 T = 1000
 
@@ -344,15 +343,15 @@ def test_bad_arguments(call, word):
 
 
 def test_noise_from_x0_inverts_equation_4():
-    """A net that outputs the true x_0, seen through NoiseFromX0, gives back the true noise."""
+    """A net that outputs the true x_0, read as a noise predictor, gives back the true noise."""
     from diffusion_helpers.forward import add_noise
-    from diffusion_helpers.reverse import NoiseFromX0
+    from diffusion_helpers.prediction import NoisePredictor, prediction
 
     schedule = NoiseSchedule(1000)
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand(3, 1, 8, 8, generator=g) * 2 - 1
     t = torch.tensor([0, 500, 999])
     x_t, eps = add_noise(x0, t, schedule, generator=g)
-    wrapped = NoiseFromX0(lambda x, steps: x0, schedule)
+    wrapped = NoisePredictor(lambda x, steps: x0, prediction("x0"), schedule)
     # 1e-3: at t = 0, 1 / sqrt(1 - abar) = 100 magnifies float32 rounding of x_t
     torch.testing.assert_close(wrapped(x_t, t), eps, atol=1e-3, rtol=0)

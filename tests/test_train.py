@@ -9,16 +9,16 @@ import torch
 from tiny import FAST, SCHEDULE, flat, images, tiny_model
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from diffusion_helpers.prediction import prediction
 from diffusion_helpers.storage.checkpoint import CheckpointError, read_checkpoint
-from diffusion_helpers.train import (
+from diffusion_helpers.train import lr_factor, training_loss
+from diffusion_helpers.training import (
     TrainConfig,
     TrainingError,
     default_batch_size,
     default_budget,
     default_lr,
-    lr_factor,
     train,
-    training_loss,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -42,7 +42,7 @@ def test_training_step_feeds_x_t_and_t_of_equation_4():
     """Alg. 1 line 5: the model sees x_t = sqrt(abar_t) x_0 + sqrt(1-abar_t) eps and t, and
     the loss is mean((eps_theta - eps)^2) over all pixels."""
     spy, x0 = Spy(), images(4)
-    loss, t, per_image = training_loss(spy, x0, SCHEDULE, torch.Generator().manual_seed(5), "fp32")
+    loss, t, per_image = training_loss(spy, x0, SCHEDULE, torch.Generator().manual_seed(5))
     g = torch.Generator().manual_seed(5)
     t_want = torch.randint(0, 1000, (4,), generator=g)
     eps = torch.randn(x0.shape, generator=g)
@@ -60,7 +60,7 @@ def test_conditional_step_drops_labels_to_no_class():
     whether its label becomes the "no class" label (index num_classes)."""
     spy, x0 = Spy(num_classes=10), images(64)
     labels = torch.arange(64) % 10
-    training_loss(spy, x0, SCHEDULE, torch.Generator().manual_seed(1), "fp32", labels, 0.25)
+    training_loss(spy, x0, SCHEDULE, torch.Generator().manual_seed(1), labels, cond_drop=0.25)
     g = torch.Generator().manual_seed(1)
     torch.randint(0, 1000, (64,), generator=g)
     torch.randn(x0.shape, generator=g)
@@ -76,9 +76,7 @@ def test_training_loss_is_algorithm_1_mse():
     # replaying the generator (t first, then eps) must give the same number.
     model = tiny_model()  # zero-initialised output conv: eps_theta = 0
     x0 = images(4)
-    loss, t, per_image = training_loss(
-        model, x0, SCHEDULE, torch.Generator().manual_seed(3), "fp32"
-    )
+    loss, t, per_image = training_loss(model, x0, SCHEDULE, torch.Generator().manual_seed(3))
     g = torch.Generator().manual_seed(3)
     t_again = torch.randint(0, 1000, (4,), generator=g)
     eps = torch.randn(x0.shape, generator=g)
@@ -394,7 +392,7 @@ def test_x0_prediction_compares_the_output_with_x0():
     """prediction="x0": the same x_t and t as Algorithm 1, the target is x_0, not eps."""
     spy, x0 = Spy(), images(4)
     loss, _, per_image = training_loss(
-        spy, x0, SCHEDULE, torch.Generator().manual_seed(5), "fp32", prediction="x0"
+        spy, x0, SCHEDULE, torch.Generator().manual_seed(5), predicts=prediction("x0")
     )
     x_seen = spy.seen[0][0]
     torch.testing.assert_close(per_image, ((0.5 * x_seen - x0) ** 2).mean(dim=(1, 2, 3)))

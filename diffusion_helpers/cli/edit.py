@@ -19,11 +19,11 @@ from ..metrics.copying import copy_psnr
 from ..metrics.psnr import psnr
 from ..pictures.images import load_image, sample_image_path
 from ..pictures.masks import PRESETS, mask_preset, masked
-from ..sampling import FAST_SAMPLER, Sampler
+from ..reverse import FAST_SAMPLER, Sampler
 from ..schedule import NoiseSchedule
 from ..storage.outputs import check_checkpoint_target, check_output_folder
 from ..tutorial.settings import settings
-from ..variations import sample_variations, train_variations
+from ..tutorial.variations import sample_variations, train_variations
 from .demo import frame_every, save_figure, stop_if_interrupted, trained_model
 
 
@@ -98,7 +98,7 @@ def run_vary(
 ) -> dict:
     """Train a patch model on crops of ``image`` (its checkpoint ``out/vary.pt`` resumes),
     then draw ``n`` variations at the picture's size and at twice its size."""
-    cfg = settings(device, size)
+    cfg = settings(device, size, say=minutes is None and steps is None)
     size = cfg.image_size
     check_output_folder(out, "variations")
     checkpoint = check_checkpoint_target(out / "vary.pt")

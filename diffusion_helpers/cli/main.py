@@ -21,13 +21,14 @@ from typing import Callable, NoReturn, Optional, get_args
 from ..checks.values import MAX_SEED
 from ..checks.values import seed as check_seed
 from ..pictures.masks import PRESETS
+from ..reverse import FAST_SAMPLER, Sampler, Variance
+from ..runtime.device import PRECISIONS
 from ..runtime.distributed import is_main_process
 from ..runtime.graphs import MODES as GRAPH_MODES
 from ..runtime.interrupts import EXIT_STATUS, Interrupted, stop_signals
-from ..sampling import FAST_SAMPLER, Sampler, Variance
 from ..storage.files import WriteError
 from ..timesteps import METHODS
-from ..train import TrainingError
+from ..training import TrainingError
 from .demo import checkpoint_summary, run_demo, run_sample, run_train
 from .edit import run_edit, run_inpaint, run_vary
 
@@ -93,7 +94,7 @@ def sampler_options(p: argparse.ArgumentParser, *steps_flags: str) -> None:
                         "(0: unconditional, 1: plain conditional; default 1.5)")  # fmt: skip
 
 
-def sampler_from(args: argparse.Namespace, cuda_graphs: str = "auto") -> Sampler:
+def sampler_from(args: argparse.Namespace) -> Sampler:
     """The :class:`.sampling.Sampler` the options of :func:`sampler_options` describe."""
     eta = (
         args.eta
@@ -102,12 +103,12 @@ def sampler_from(args: argparse.Namespace, cuda_graphs: str = "auto") -> Sampler
         if args.method == "dpm_solver"
         else 0.0
     )
-    return Sampler(args.method, args.sampler_steps, eta, args.variance, args.clip,
-                   args.guidance, cuda_graphs)  # fmt: skip
+    return Sampler(args.method, args.sampler_steps, eta, args.variance, args.clip, args.guidance)
 
 
 def training_options(p: argparse.ArgumentParser) -> None:
-    """The options of the commands that train: size, budget, seed, device, CUDA graphs."""
+    """The options of the commands that train: size, budget, seed, device, precision, CUDA
+    graphs."""
     p.add_argument("--size", type=positive_int,
                    help="image side in pixels (default: 64 on a CPU, 128 on a GPU)")  # fmt: skip
     p.add_argument("--minutes", type=positive_float, help="training budget in minutes (default: 4)")
@@ -116,9 +117,11 @@ def training_options(p: argparse.ArgumentParser) -> None:
     )
     seed_option(p)
     p.add_argument("--device", help="cpu, cuda or mps (default: the fastest available)")
-    p.add_argument("--cuda-graphs", choices=GRAPH_MODES, default="auto",
-                   help="on a GPU, replay the U-Net as CUDA graphs: auto (when a run pays "
-                        "back compiling), on or off (default: auto)")  # fmt: skip
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="number format for training: auto (bf16 where the hardware has it, fp16 "
+                        "on older GPUs, else fp32), fp32, bf16 or fp16 (default: auto)")  # fmt: skip
+    p.add_argument("--cuda-graphs", choices=GRAPH_MODES, default="off",
+                   help="on a GPU, run the U-Net as CUDA graphs (default: off)")  # fmt: skip
 
 
 def from_a_model(p: argparse.ArgumentParser, what: str, n: int = 4) -> None:
@@ -212,15 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
 def demo(args: argparse.Namespace) -> None:
     """``demo``: :func:`.demo.run_demo`."""
     run_demo(args.image, args.out, resume=args.resume, size=args.size, minutes=args.minutes,
-             steps=args.steps, seed=args.seed, device=args.device, cuda_graphs=args.cuda_graphs,
-             sampler=sampler_from(args, args.cuda_graphs))  # fmt: skip
+             steps=args.steps, seed=args.seed, device=args.device, precision=args.precision,
+             cuda_graphs=args.cuda_graphs, sampler=sampler_from(args))  # fmt: skip
 
 
 def train(args: argparse.Namespace) -> None:
     """``train``: :func:`.demo.run_train`."""
     run_train(args.data, args.out, preset=args.preset, export=args.export,
               use_labels=not args.no_labels, size=args.size, minutes=args.minutes,
-              steps=args.steps, seed=args.seed, device=args.device,
+              steps=args.steps, seed=args.seed, device=args.device, precision=args.precision,
               cuda_graphs=args.cuda_graphs)  # fmt: skip
 
 

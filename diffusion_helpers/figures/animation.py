@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from ..pictures.images import to_numpy, to_pil
-from ..sampling import Frame
+from ..reverse import Frame
 from ..storage.outputs import write_output
 
 # Frames in an animation or GIF: enough to look smooth.

@@ -26,8 +26,10 @@ from ..checks.tensors import check_image
 from ..guidance import DEFAULT_GUIDANCE
 from ..metrics.copying import nearest_neighbours
 from ..pictures.images import to_numpy, to_pil
-from ..sampling import DEFAULT_STEPS, Sampler, sample
+from ..reverse import Sampler
+from ..sampling import sample
 from ..schedule import NoiseSchedule
+from ..timesteps import DEFAULT_STEPS
 from .animation import image_grid, imshow_pixels
 from .plots import show_images
 from .widgets import WIDGET_WIDTH_PX, display_scale, grid_columns, png_bytes

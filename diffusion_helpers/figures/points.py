@@ -21,7 +21,7 @@ from matplotlib.patches import Circle, Rectangle
 
 from ..checks.tensors import check_points
 from ..forward import add_noise
-from ..sampling import Frame
+from ..reverse import Frame
 from ..schedule import NoiseSchedule
 
 CLOUD = dict(s=4, color="tab:blue", alpha=0.5, linewidths=0)  # the points, drawn small and light

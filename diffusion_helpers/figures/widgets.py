@@ -26,7 +26,7 @@ from ..checks.tensors import check_image
 from ..forward import add_noise, add_noise_step
 from ..pictures.images import to_numpy, to_pil
 from ..pictures.masks import PRESETS, Choice, mask_preset, masked, rectangle
-from ..sampling import Frame
+from ..reverse import Frame
 from ..schedule import NoiseSchedule
 from .animation import check_frames, image_grid
 

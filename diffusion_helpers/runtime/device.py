@@ -82,3 +82,21 @@ def pick_precision(precision: str, device: torch.device) -> str:
     if device.type == "cpu" and cpu_supports_bf16():
         return "bf16"
     return "fp32"
+
+
+class Autocast(torch.nn.Module):
+    """The net run under ``torch.autocast`` in bf16 or fp16 (its output back in float32), or
+    as it is in fp32: mixed precision decided once, outside the training loop. ``config`` is
+    the net's."""
+
+    def __init__(self, net: torch.nn.Module, precision: str) -> None:
+        super().__init__()
+        self.net, self.config = net, getattr(net, "config", None)
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        """The net's output for ``args``, in float32."""
+        if self.dtype is None:
+            return self.net(*args)
+        with torch.autocast(args[0].device.type, dtype=self.dtype):
+            return self.net(*args).float()

@@ -20,7 +20,7 @@ def quick_mode() -> bool:
 def work_dir_path() -> Path:
     """The work folder: ``DIFFUSION_WORKDIR``, else ``outputs/`` in the current directory (not
     created here; :func:`.tutorial.work_folder.work_dir` creates and checks it)."""
-    return Path(os.environ.get(WORKDIR_ENV, "outputs"))
+    return Path(os.environ.get(WORKDIR_ENV, "outputs")).expanduser()
 
 
 def in_colab() -> bool:

@@ -28,6 +28,7 @@ from typing import Any, Optional, Union
 import torch
 
 from ..checks.paths import file_kind, shown_path
+from ..unet import UNet, UNetConfig
 from .files import WriteError, write_atomically
 
 FORMAT = "diffusion_helpers.checkpoint"
@@ -221,7 +222,13 @@ def export_weights(src: PathLike, dst: PathLike, dtype: torch.dtype = torch.floa
         "step": state["step"],
         "exported_from_weights": "ema" if state.get("ema") is not None else "raw",
         **{key: state[key] for key in ("data", "picture") if state.get(key) is not None},
+        "prediction": stored_prediction(state),
     }
+    if os.path.lexists(dst) and not is_our_checkpoint(Path(dst)):
+        raise CheckpointError(
+            f"{shown_path(Path(dst))} is {file_kind(Path(dst))}, not one of our checkpoints: it is "
+            "not replaced. Give the sampling-only copy another name."
+        )
     return save_checkpoint(dst, small)
 
 
@@ -324,3 +331,38 @@ def save_or_rescue(path: Path, state: dict) -> tuple[Path, Optional[str]]:
             "checkpoint written is intact).",
             err.reason,
         ) from err
+
+
+def stored_prediction(state: dict) -> str:
+    """What a checkpoint's net was trained to predict (:mod:`..prediction`); checkpoints
+    written before this was stored hold DDPM's noise predictors."""
+    return state.get("prediction") or (state.get("settings") or {}).get("prediction") or "eps"
+
+
+def load_checkpoint(
+    path: PathLike, model: Optional[Any] = None, weights: str = "ema"
+) -> tuple[Any, dict]:
+    """Load the weights of a checkpoint into ``model`` (built from the stored config if None).
+
+    Args:
+        weights: ``"ema"`` (the averaged weights to sample with; the raw ones if the run kept
+            no EMA) or ``"raw"`` (the optimiser's weights).
+    Returns:
+        ``(model, info)``: ``info`` is the whole checkpoint dict (step, losses, configs, ...).
+    """
+    if weights not in ("ema", "raw"):
+        raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}.")
+    state = read_checkpoint(path)
+    if model is None:
+        try:
+            model = UNet(UNetConfig.from_dict(state["model_config"]))
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"the model config in {path} is not valid: {err}") from err
+    else:
+        check_config(model_config(state, model, path), model.config.to_dict(), "model", path)
+    chosen = state.get("ema") if weights == "ema" and state.get("ema") is not None else None
+    try:
+        model.load_state_dict(chosen if chosen is not None else state["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"the weights in {path} do not fit the model: {err}") from err
+    return model, state

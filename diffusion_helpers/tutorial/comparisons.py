@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 
 from ..figures.plots import show_images
 from ..metrics.psnr import psnr
-from ..sampling import Sampler, SampleResult, sample
+from ..reverse import Sampler, SampleResult
+from ..sampling import sample
 from ..schedule import NoiseSchedule
 
 

@@ -32,11 +32,11 @@ from matplotlib.figure import Figure
 from ..figures.plots import show_images
 from ..forward import add_noise, add_noise_step
 from ..metrics.psnr import psnr
-from ..reverse import NoiseFromX0, predict_x0, q_posterior
+from ..reverse import Sampler, predict_x0, q_posterior
 from ..runtime.environment import quick_mode
-from ..sampling import Sampler, sample
+from ..sampling import sample
 from ..schedule import NoiseSchedule
-from ..train import train
+from ..training import train
 
 
 class Row(NamedTuple):
@@ -242,7 +242,7 @@ def what_if(
     Args:
         runs: name -> ``(model, schedule)`` or ``(model, schedule, prediction)``, where
             ``prediction`` is what the net learns: ``"eps"`` (the default, DDPM's noise) or
-            ``"x0"`` (the picture; sampled through :class:`.reverse.NoiseFromX0`, eq. 4 solved
+            ``"x0"`` (the picture; sampled through :class:`..prediction.NoisePredictor`, eq. 4 solved
             for the noise).
     Returns:
         One :class:`WhatIfRun` per name, in order; :func:`show_what_if` shows them.
@@ -254,7 +254,7 @@ def what_if(
             model, x0, schedule, minutes=minutes, steps=steps, seed=seed, device=device,
             batch_size=batch_size, prediction=prediction, progress=False,
         )  # fmt: skip
-        net = NoiseFromX0(trained.model, schedule) if prediction == "x0" else trained.model
+        net = trained.model  # a noise predictor, whatever the net learned
         start = time.perf_counter()
         images = sample(net, schedule, n, sampler, seed=seed, progress=False).images
         seconds = time.perf_counter() - start

@@ -15,12 +15,13 @@ from typing import Optional, Union
 
 import torch
 
+from ..checks.values import whole_number
+from ..reverse import FAST_SAMPLER, Sampler
 from ..runtime.device import pick_device
 from ..runtime.environment import quick_mode
-from ..sampling import FAST_SAMPLER, Sampler
 from ..schedule import NoiseSchedule
-from ..train import DEFAULT_MINUTES
-from ..unet import UNet
+from ..training import DEFAULT_MINUTES
+from ..unet import MAX_SIDE, PRESETS, UNet
 
 # The side a picture is trained at by default, and the U-Net for it. On the CPU (2 cores, 4
 # minutes) the tiny net at 64 px reached 22-23 dB on a real photo where a patch stem of 2 (the
@@ -106,27 +107,58 @@ class TutorialSettings:
 
 
 def settings(
-    device: Optional[Union[str, torch.device]] = None, size: Optional[int] = None
+    device: Optional[Union[str, torch.device]] = None,
+    size: Optional[int] = None,
+    say: bool = True,
 ) -> TutorialSettings:
     """Sizes for one picture on this machine: 64 px and the tiny net on a CPU, 128 px and the
     small net on a GPU, each in DEFAULT_MINUTES; 16 px in a few steps in quick mode.
 
-    ``size``: another side. The budget becomes DEFAULT_MINUTES x (size / default side)^2 (the
-    U-Net's work grows with the pixels, so that is about the same number of steps), and one
-    line says so: 128 px on a CPU is a 16-minute run.
+    ``size``: another side (a whole number the net can halve). The budget becomes
+    DEFAULT_MINUTES x (size / default side)^2 (the U-Net's work grows with the pixels, so that
+    is about the same number of steps), and one line says so (``say``): 128 px on a CPU is a
+    16-minute run. A side whose run would take more than a day is refused, with the minutes.
     """
     dev = pick_device(device)
     kind = "cuda" if dev.type == "cuda" else "cpu"
+    if size is not None:
+        check_side(size, PRESET[kind])
     if quick_mode():
         return quick_settings(dev, size or 16, train_steps=40, num_samples=2)
     side = PICTURE_SIDE[kind]
     minutes = DEFAULT_MINUTES
     if size is not None and size != side:
         minutes = round(DEFAULT_MINUTES * (size / side) ** 2, 1)
-        print(f"{size} px on this {kind.upper()}: a {minutes:g}-minute training run, to take the "
-              f"steps {side} px takes in {DEFAULT_MINUTES:g} (the work grows with the pixels). "
-              "Change S.train_minutes to spend more or less.")  # fmt: skip
+        if minutes > MAX_MINUTES:
+            largest = int(side * (MAX_MINUTES / DEFAULT_MINUTES) ** 0.5) // 16 * 16
+            raise ValueError(
+                f"size {size} on this {kind.upper()} would need a {minutes:,.0f}-minute training "
+                f"run to take the steps {side} px takes in {DEFAULT_MINUTES:g}: more than a day. "
+                f"Use a size up to {largest}."
+            )
+        if say:
+            print(f"{size} px on this {kind.upper()}: a {minutes:g}-minute training run, to take "
+                  f"the steps {side} px takes in {DEFAULT_MINUTES:g} (the work grows with the "
+                  "pixels).")  # fmt: skip
     return TutorialSettings(dev, False, size or side, PRESET[kind], 1000, minutes, None, 8, 50)
+
+
+MAX_MINUTES = 24 * 60  # a training run longer than a day is not a tutorial's
+
+
+def check_side(size: object, preset: str) -> int:
+    """``size`` if a net of ``preset`` can take pictures of that side (a whole number from 8
+    that its levels can halve), else ``ValueError`` naming sides that work."""
+    size = whole_number(size, "size", 8, MAX_SIDE, " Try 32, 64 or 128.")
+    step = 2 ** (len(PRESETS[preset]["channel_mults"]) - 1)
+    if size % step:
+        below, above = size // step * step, (size // step + 1) * step
+        near = f"{below} or {above}" if below >= 8 else f"{above}"
+        raise ValueError(
+            f"size {size} is not divisible by {step}: the {preset} U-Net halves the picture "
+            f"{step.bit_length() - 1} times. Try {near}."
+        )
+    return size
 
 
 def dataset_settings(device: Optional[Union[str, torch.device]] = None) -> TutorialSettings:

@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from ..figures.gallery import grid_figure, plot_class_rows
 from ..metrics.classifier import class_accuracy, features, frechet_distance, within_class_diversity
 from ..metrics.copying import memorisation_ratio
-from ..sampling import Sampler, sample
+from ..reverse import Sampler
+from ..sampling import sample
 from ..schedule import NoiseSchedule
 
 # The guidance weights of the sweep figure: none (w = 0), the plain conditional model (1), and

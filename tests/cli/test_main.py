@@ -113,7 +113,7 @@ def test_train_export_then_sample(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     # The sampling-only copy keeps float16 EMA weights and no optimiser: under a third the size.
     assert small.stat().st_size < ckpt.stat().st_size / 3
-    from diffusion_helpers.unet import load_checkpoint
+    from diffusion_helpers.storage.checkpoint import load_checkpoint
 
     full_model, _ = load_checkpoint(ckpt)
     small_model, _ = load_checkpoint(small)

@@ -19,7 +19,7 @@ from diffusion_helpers.figures.animation import (
     save_gif,  # noqa: E402
     side_by_side,  # noqa: E402
 )
-from diffusion_helpers.sampling import Frame  # noqa: E402
+from diffusion_helpers.reverse import Frame  # noqa: E402
 
 EMBED_LIMIT_BYTES = 20 * 1024 * 1024  # matplotlib's default animation.embed_limit (20 MB)
 

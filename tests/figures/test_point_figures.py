@@ -23,7 +23,8 @@ from diffusion_helpers.figures.points import (  # noqa: E402
     plot_trajectories,
 )
 from diffusion_helpers.forward import add_noise  # noqa: E402
-from diffusion_helpers.sampling import Sampler, sample  # noqa: E402
+from diffusion_helpers.reverse import Sampler
+from diffusion_helpers.sampling import sample
 from diffusion_helpers.schedule import NoiseSchedule  # noqa: E402
 
 SCHEDULE = NoiseSchedule(1000)

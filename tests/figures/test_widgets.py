@@ -19,7 +19,7 @@ from diffusion_helpers.figures.widgets import (
 )
 from diffusion_helpers.pictures.images import to_numpy
 from diffusion_helpers.pictures.masks import mask_preset, rectangle
-from diffusion_helpers.sampling import Frame
+from diffusion_helpers.reverse import Frame
 from diffusion_helpers.schedule import NoiseSchedule
 
 

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from diffusion_helpers.pictures.dataset import ImageDataset
 from diffusion_helpers.pictures.datasets import load_dataset
 from diffusion_helpers.pictures.training_data import as_training_data, check_labels
-from diffusion_helpers.train import train
+from diffusion_helpers.training import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 CPU = torch.device("cpu")

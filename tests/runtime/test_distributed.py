@@ -22,7 +22,8 @@ from diffusion_helpers.runtime.distributed import (
 )
 from diffusion_helpers.runtime.interrupts import StopRequests
 from diffusion_helpers.storage.checkpoint import read_checkpoint
-from diffusion_helpers.train import train, training_loss
+from diffusion_helpers.train import training_loss
+from diffusion_helpers.training import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
@@ -96,13 +97,13 @@ def test_halves_of_a_batch_are_the_rows_of_the_whole():
     x0, labels = images(6), torch.arange(6)
     whole = Spy()
     _, t, per_image = training_loss(
-        whole, x0, SCHEDULE, torch.Generator().manual_seed(2), "fp32", labels, 0.5
+        whole, x0, SCHEDULE, torch.Generator().manual_seed(2), labels, cond_drop=0.5
     )
     for rank in (0, 1):
         half = Spy()
         _, t_r, loss_r = training_loss(
-            half, x0[rank::2], SCHEDULE, torch.Generator().manual_seed(2), "fp32",
-            labels[rank::2], 0.5, part=(rank, 2),
+            half, x0[rank::2], SCHEDULE, torch.Generator().manual_seed(2),
+            labels[rank::2], cond_drop=0.5, part=(rank, 2),
         )  # fmt: skip
         for seen_half, seen_whole in zip(half.seen[0], whole.seen[0]):
             assert torch.equal(seen_half, seen_whole[rank::2])
@@ -135,7 +136,7 @@ import torch
 sys.path.insert(0, {tests!r})
 from tiny import SCHEDULE, flat, images, tiny_model
 from diffusion_helpers.storage.checkpoint import read_checkpoint
-from diffusion_helpers.train import TrainingError, train
+from diffusion_helpers.training import TrainingError, train
 
 out, rank, N, RUN = {out!r}, int(os.environ["RANK"]), {n}, {run!r}
 data, labels, ckpt = images(3), {labels!r}, os.path.join({out!r}, "ckpt.pt")

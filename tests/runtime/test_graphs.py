@@ -1,5 +1,5 @@
-"""CUDA graphs (graphs.py): when they are used, and that every way they can fail falls back to
-the eager net without changing the math.
+"""CUDA graphs (graphs.py): refused where there are none, off unless asked for, and every way
+they can fail falls back to the eager net without changing the math.
 
 This machine has no GPU, so the GPU itself is stood in for: ``unavailable_reason`` is told
 "available", and the compiler is torch.compile's ``eager`` backend (dynamo traces the real
@@ -13,16 +13,13 @@ from tiny import FAST, SCHEDULE, flat, images, tiny_model
 
 from diffusion_helpers.runtime import graphs
 from diffusion_helpers.runtime.graphs import (
-    CHECK_STEPS,
-    PROBE_STEPS,
     GraphedForward,
-    TrainGraphs,
+    check_request,
     sampling_net,
     unavailable_reason,
-    worth_compiling,
 )
 from diffusion_helpers.sampling import sample
-from diffusion_helpers.train import TrainingError, train
+from diffusion_helpers.training import TrainingError, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 CPU = torch.device("cpu")
@@ -69,7 +66,7 @@ def test_cpu_runs_eagerly_and_says_why():
     result = train(tiny_model(), images(), SCHEDULE, steps=2, seed=0, **FAST)
     assert result.cuda_graphs.startswith("off: CUDA graphs need a CUDA GPU")
     model = tiny_model()
-    assert sampling_net(model, CPU, calls=1000) is model
+    assert sampling_net(model, CPU) is model
 
 
 def test_asking_for_graphs_where_there_are_none_is_refused_before_any_work(tmp_path):
@@ -85,7 +82,7 @@ def test_asking_for_graphs_where_there_are_none_is_refused_before_any_work(tmp_p
         )
     with pytest.raises(ValueError, match="cuda_graphs must be one of"):
         train(tiny_model(), images(), SCHEDULE, steps=2, cuda_graphs="yes", **FAST)
-    with pytest.raises(ValueError, match="cuda_graphs must be one of 'auto', 'on', 'off'"):
+    with pytest.raises(ValueError, match="cuda_graphs must be 'off' or 'on'"):
         sample(
             tiny_model(), SCHEDULE, n=1, method="ddim", steps=2, cuda_graphs=True, progress=False
         )
@@ -107,8 +104,9 @@ def test_a_gpu_without_the_compiler_says_what_is_missing(monkeypatch):
 
 
 def test_torchrun_trains_eagerly(pretend_gpu):
-    graphed = TrainGraphs(tiny_model(), "auto", CPU, processes=2, write=lambda line: None)
-    assert graphed.state == "off" and "torchrun" in graphed.status
+    assert "torchrun" in check_request("off", CPU, processes=2)
+    with pytest.raises(ValueError, match="torchrun"):
+        check_request("on", CPU, processes=2)
 
 
 @pytest.mark.parametrize("num_classes", [None, 10])
@@ -125,25 +123,18 @@ def test_the_unet_traces_as_one_graph(num_classes):
             model(x, t, torch.tensor([0, 3, 9, 11]))
 
 
-def test_switching_to_the_compiled_net_mid_run_changes_nothing(pretend_gpu, monkeypatch):
-    """Eager for the probe steps, compiled after: the same losses and weights as all-eager,
-    in fp32 (the eager backend runs the very same operations, so 1e-6 is float rounding)."""
+def test_the_compiled_net_changes_nothing(pretend_gpu, monkeypatch):
+    """Off by default; "on" compiles before the first step: the same losses and weights as
+    eager, in fp32 (the eager backend runs the very same operations, so 1e-6 is rounding)."""
     made = pretend_gpu
-    monkeypatch.setattr(graphs, "PROBE_STEPS", 3)
-    monkeypatch.setattr(graphs, "worth_compiling", lambda *args, **kw: True)
-    lines = written(monkeypatch)
-    runs = {}
-    for mode in ("off", "auto"):
-        runs[mode] = train(
-            tiny_model(), images(2), SCHEDULE, steps=7, seed=3, cuda_graphs=mode, **FAST
-        )
+    runs = {mode: train(tiny_model(), images(2), SCHEDULE, steps=7, seed=3, cuda_graphs=mode,
+                        **FAST) for mode in ("off", "on")}  # fmt: skip
+    assert train(tiny_model(), images(2), SCHEDULE, steps=1, **FAST).cuda_graphs == "off: asked"
     assert runs["off"].cuda_graphs == "off: asked"
-    assert runs["auto"].cuda_graphs.startswith("on: compiled in")
-    assert any(line.startswith("Compiling the U-Net into CUDA graphs") for line in lines)
-    assert any(line.startswith("Compiled in") for line in lines)
-    torch.testing.assert_close(runs["auto"].losses, runs["off"].losses, rtol=1e-6, atol=1e-7)
-    torch.testing.assert_close(flat(runs["auto"].raw_model), flat(runs["off"].raw_model))
-    assert len(made) == 1 and made[0].calls == 7 - 3  # the compiled net ran after the probe
+    assert runs["on"].cuda_graphs.startswith("on: compiled in")
+    torch.testing.assert_close(runs["on"].losses, runs["off"].losses, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(flat(runs["on"].raw_model), flat(runs["off"].raw_model))
+    assert len(made) == 1 and made[0].calls == 7
 
 
 def test_a_conditional_net_compiles_too(pretend_gpu):
@@ -202,79 +193,6 @@ def test_a_diverged_loss_is_not_taken_for_a_compiler_failure(pretend_gpu, monkey
         train(tiny_model(), images(), SCHEDULE, steps=3, seed=0, cuda_graphs="on", **FAST)
 
 
-class FakeClock:
-    """Time that passes only when a step says so: eager steps take ``eager`` s, compiled ones
-    ``compiled`` s, compiling ``compiling`` s."""
-
-    def __init__(self, eager, compiled, compiling=40.0):
-        self.now, self.cost = 0.0, {"eager": eager, "compiled": compiled, "compile": compiling}
-
-    def __call__(self):
-        return self.now
-
-    def step(self, net, *args):
-        if net == "compiled" and not getattr(self, "compiled_once", False):
-            self.compiled_once = True
-            self.now += self.cost["compile"]
-        self.now += self.cost[net]
-        return net
-
-
-def drive(monkeypatch, clock, left, steps, mode="auto"):
-    monkeypatch.setattr(graphs, "unavailable_reason", lambda device, compile=True: None)
-    monkeypatch.setattr(graphs, "compile_net", lambda net: "compiled")
-    graphed = TrainGraphs("eager", mode, CPU, write=lambda line: None, clock=clock)
-    used = [graphed.run(left, clock.step) for _ in range(steps)]
-    return graphed, used
-
-
-def test_a_long_run_compiles_after_the_probe_and_keeps_the_faster_net(monkeypatch):
-    clock = FakeClock(eager=0.05, compiled=0.0125)  # issue 14's H100: 20 and 87 steps/s
-    graphed, used = drive(monkeypatch, clock, (None, 240.0), PROBE_STEPS + CHECK_STEPS + 5)
-    assert used[:PROBE_STEPS] == ["eager"] * PROBE_STEPS
-    assert used[PROBE_STEPS:] == ["compiled"] * (CHECK_STEPS + 5)
-    assert graphed.state == "on"
-    assert graphed.status == "on: compiled in 40 s, 4.0x the eager steps/s"
-
-
-def test_a_run_too_short_to_decide_says_so(pretend_gpu):
-    result = train(tiny_model(), images(), SCHEDULE, steps=3, seed=0, **FAST)
-    assert result.cuda_graphs == "off: the run ended within the 20 eager steps that decide"
-
-
-def test_a_short_run_never_compiles(monkeypatch):
-    graphed, used = drive(monkeypatch, FakeClock(0.05, 0.0125), (None, 30.0), PROBE_STEPS + 5)
-    assert used == ["eager"] * (PROBE_STEPS + 5)
-    assert graphed.status == (
-        "off: compiling would save less than it costs (30 s of training left at 50 ms a step)"
-    )
-
-
-def test_compiled_steps_that_are_not_faster_go_back_to_eager(monkeypatch):
-    clock = FakeClock(eager=0.05, compiled=0.06)
-    graphed, used = drive(monkeypatch, clock, (None, 600.0), PROBE_STEPS + 1 + CHECK_STEPS + 5)
-    assert used[PROBE_STEPS:-5] == ["compiled"] * (1 + CHECK_STEPS)  # compiling, then timed
-    assert used[-5:] == ["eager"] * 5
-    assert graphed.status.startswith("off: compiled steps were not faster (0.8x")
-
-
-def test_on_compiles_at_once_and_keeps_the_compiled_net(monkeypatch):
-    clock = FakeClock(eager=0.05, compiled=0.06)
-    graphed, used = drive(monkeypatch, clock, (5, 1.0), CHECK_STEPS + 3, mode="on")
-    assert used == ["compiled"] * (CHECK_STEPS + 3)
-    assert graphed.status.startswith("on: compiled in 40 s")
-
-
-def test_worth_compiling_weighs_the_time_left_against_the_compile_time():
-    assert worth_compiling(0.05, None, 240.0)  # the 4-minute GPU demo at 20 steps/s
-    assert not worth_compiling(0.05, None, 30.0)  # 30 s saves 22 s < 46 s
-    assert not worth_compiling(0.05, 500, 240.0)  # 500 steps are 25 s of eager work
-    assert worth_compiling(0.05, 5000, 240.0)
-    # a step of 1 s is the GPU's own work: graphs save at most the 38 ms of launching
-    assert not worth_compiling(1.0, None, 600.0)
-    assert worth_compiling(1.0, None, 3600.0)
-
-
 def lively_model():
     """The tiny net with a random last layer: a fresh U-Net outputs exactly 0 (its last
     convolution starts at zero), which would hide a wrong replay."""
@@ -314,7 +232,8 @@ def test_sampling_falls_back_when_a_graph_fails(monkeypatch, capture, message):
     monkeypatch.setattr(graphs, "capture_forward", capture)
     lines = written(monkeypatch)
     net = Recorder(model)
-    got = sample(net, SCHEDULE, n=2, method="ddim", steps=25, seed=0, progress=False)
+    got = sample(net, SCHEDULE, n=2, method="ddim", steps=25, seed=0, progress=False,
+                 cuda_graphs="on")  # fmt: skip
     torch.testing.assert_close(got.images, expected.images, rtol=0, atol=0)
     assert net.calls == 25
     assert len(lines) == 1 and message in lines[0] and "sampling eagerly" in lines[0]
@@ -333,11 +252,11 @@ def test_sampling_replays_the_graph_from_the_second_step(monkeypatch):
     monkeypatch.setattr(graphs, "unavailable_reason", lambda device, compile=True: None)
     monkeypatch.setattr(graphs, "capture_forward", capture)
     net = Recorder(model)
-    got = sample(net, SCHEDULE, n=2, method="ddim", steps=25, seed=0, progress=False)
+    got = sample(net, SCHEDULE, n=2, method="ddim", steps=25, seed=0, progress=False,
+                 cuda_graphs="on")  # fmt: skip
     torch.testing.assert_close(got.images, expected.images, rtol=0, atol=0)
     assert net.calls == 2 and len(replays) == 25
-    few = sampling_net(model, torch.device("cuda"), calls=10)  # a short run is not worth it
-    assert few is model
+    assert sampling_net(model, torch.device("cuda")) is model  # off unless asked for
     graphed = GraphedForward(model, write=lambda line: None)
     graphed.shapes, graphed.replay = [(torch.Size([9]), torch.float32)], lambda *a: None
     assert graphed(images(1), torch.tensor([5])).shape == (1, 3, 16, 16)  # another shape: eager
@@ -356,16 +275,7 @@ def test_a_replay_right_only_for_the_recorded_input_is_caught(monkeypatch):
     monkeypatch.setattr(graphs, "unavailable_reason", lambda device, compile=True: None)
     monkeypatch.setattr(graphs, "capture_forward", frozen)
     lines = written(monkeypatch)
-    got = sample(model, SCHEDULE, n=2, method="ddim", steps=25, seed=0, progress=False)
+    got = sample(model, SCHEDULE, n=2, method="ddim", steps=25, seed=0, progress=False,
+                 cuda_graphs="on")  # fmt: skip
     torch.testing.assert_close(got.images, expected.images, rtol=0, atol=0)
     assert len(lines) == 1 and "the replay differs" in lines[0]
-
-
-def test_a_net_that_cannot_be_recorded_samples_eagerly_without_a_word():
-    """An x_0-predicting net seen as a noise predictor indexes the schedule on the CPU at
-    every call: not recordable, so not tried."""
-    from diffusion_helpers.reverse import NoiseFromX0
-
-    wrapped = NoiseFromX0(tiny_model(), SCHEDULE)
-    assert sampling_net(wrapped, torch.device("cuda"), calls=1000) is wrapped
-    assert isinstance(sampling_net(tiny_model(), torch.device("cuda"), 1000), GraphedForward)

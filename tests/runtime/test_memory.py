@@ -31,13 +31,35 @@ class Counting(torch.nn.Module):
         return self.conv(x)
 
 
-def test_activations_are_measured_on_a_copy_once_leaving_the_model_as_it_was():
-    net = Counting().train()
-    rng = torch.get_rng_state()
-    per_image = activation_bytes(net, (3, 8, 8), CPU)
-    assert per_image == 3 * 8 * 8 * 4  # the conv's output, float32
-    assert net.calls == 0 and net.training and torch.equal(torch.get_rng_state(), rng)
-    assert activation_bytes(lambda x, t: x, (3, 8, 8), CPU) == 0  # a function: nothing to hook
+def test_activations_are_estimated_from_the_shapes_without_running_the_model():
+    """The estimate walks the config: the model is never called (nothing is allocated), and
+    the attention matrices make it grow faster than the pixels."""
+    net, rng = tiny_model(), torch.get_rng_state()
+    calls = []
+    handle = net.register_forward_hook(lambda *a: calls.append(1))
+    small, large = activation_bytes(net, (3, 16, 16)), activation_bytes(net, (3, 64, 64))
+    handle.remove()
+    assert calls == [] and torch.equal(torch.get_rng_state(), rng)
+    assert small > 3 * 16 * 16 * 4 and large > 16 * small  # side^4 attention beats side^2
+    assert activation_bytes(Counting(), (3, 8, 8)) == 0  # no U-Net config: nothing to walk
+    assert activation_bytes(lambda x, t: x, (3, 8, 8)) == 0
+
+
+def test_the_free_memory_honours_ulimit_and_the_container(monkeypatch):
+    """The least of what the machine, the container (cgroup memory.max) and ``ulimit -v``
+    leave is what is free."""
+    monkeypatch.setattr(memory, "_meminfo", lambda path, key: 20 * GB if "meminfo" in path
+                        else 3 * GB)  # fmt: skip
+    monkeypatch.setattr(memory, "_read_int", lambda path: None)
+    monkeypatch.setattr(memory.resource, "getrlimit", lambda which: (4 * GB, 4 * GB))
+    assert free_memory(CPU) == 1 * GB  # ulimit -v 4 GB, 3 GB mapped already
+    values = {"/sys/fs/cgroup/memory.max": 2 * GB, "/sys/fs/cgroup/memory.current": int(1.5 * GB)}
+    monkeypatch.setattr(memory, "_read_int", values.get)
+    assert free_memory(CPU) == GB // 2  # the container's limit is tighter still
+    inf = memory.resource.RLIM_INFINITY
+    monkeypatch.setattr(memory.resource, "getrlimit", lambda which: (inf, inf))
+    monkeypatch.setattr(memory, "_read_int", lambda path: None)
+    assert free_memory(CPU) == 20 * GB
 
 
 def test_free_memory_is_known_on_a_linux_cpu():
@@ -49,7 +71,7 @@ def test_free_memory_is_known_on_a_linux_cpu():
 def test_sampling_too_many_pictures_is_one_line_with_an_n_that_fits(monkeypatch):
     model = tiny_model()  # 16 px
     monkeypatch.setattr(memory, "free_memory", lambda device: 2 * GB)
-    per_image = 6 * 3 * 16 * 16 * 4 + activation_bytes(model, (3, 16, 16), CPU)
+    per_image = 6 * 3 * 16 * 16 * 4 + activation_bytes(model, (3, 16, 16))
     with pytest.raises(ValueError) as info:
         sample(model, SCHEDULE, n=10**7, method="ddim", steps=2, progress=False)
     message = str(info.value)

@@ -62,8 +62,6 @@ def test_a_spinning_process_is_counted_and_our_own_work_is_not(monkeypatch):
     a thread of this process does not (it is our own work, which the load average counts)."""
     import threading
 
-    monkeypatch.setattr(threads, "OTHERS_CACHE_SECONDS", 0.0)
-
     def measure():
         return min(busy_cores_of_others(0.4) for _ in range(2))  # min: less noise from others
 

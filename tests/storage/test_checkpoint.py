@@ -15,14 +15,14 @@ from diffusion_helpers.storage.checkpoint import (
     CheckpointError,
     check_config,
     export_weights,
+    load_checkpoint,
     read_checkpoint,
     rescue_path,
     save_checkpoint,
     save_or_rescue,
 )
 from diffusion_helpers.storage.files import WriteError
-from diffusion_helpers.train import train
-from diffusion_helpers.unet import load_checkpoint
+from diffusion_helpers.training import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 

@@ -25,7 +25,7 @@ from diffusion_helpers.storage.outputs import (
     keep_previous_checkpoint,
     write_output,
 )
-from diffusion_helpers.train import train
+from diffusion_helpers.training import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 

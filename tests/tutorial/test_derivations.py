@@ -142,5 +142,6 @@ def test_what_if_samples_an_x0_model_through_its_implied_noise(picture, monkeypa
     ddim = dh.Sampler("ddim", 5)
     what_if({"x0": (net, fast, "x0")}, picture, steps=1, n=1, batch_size=2, sampler=ddim)
     ((model, args),) = handed
-    assert isinstance(model, dh.reverse.NoiseFromX0) and model.schedule is fast
+    assert isinstance(model, dh.NoisePredictor) and model.predicts.name == "x0"
+    assert model.schedule is fast
     assert ddim in args  # the sampler, passed whole

@@ -80,7 +80,7 @@ def test_flow_loss_right(capsys):
 @pytest.mark.parametrize(
     "fn, words",
     [
-        (lambda v, x0, n: ((v - (x0 - n)) ** 2).mean(), ["swapped"]),  # the same as a swap
+        (lambda v, x0, n: ((v - (x0 - n)) ** 2).mean(), ["you used x0 - noise"]),
         (lambda v, x0, n: ((v - n) ** 2).mean(), ["DDPM's target"]),
         (lambda v, x0, n: ((v - x0) ** 2).mean(), ["x0 target"]),
         (lambda v, x0, n: ((v - (n - x0)) ** 2).sum(), ["summed"]),

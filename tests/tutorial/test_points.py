@@ -9,7 +9,7 @@ import torch
 
 import diffusion_helpers as dh
 from diffusion_helpers.metrics.distributions import energy_distance
-from diffusion_helpers.sampling import Sampler, reverse_process
+from diffusion_helpers.reverse import Sampler, reverse_process
 from diffusion_helpers.tutorial.points import (
     DARKNESS_POWER,
     GaussianMixture,

@@ -5,7 +5,7 @@ import torch
 from tiny import K, NearestTemplate, TemplateOracle, templates
 from torch import nn
 
-from diffusion_helpers.sampling import Sampler
+from diffusion_helpers.reverse import Sampler
 from diffusion_helpers.schedule import NoiseSchedule
 from diffusion_helpers.tutorial.sweeps import (
     class_labels,

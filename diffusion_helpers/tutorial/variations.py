@@ -8,11 +8,11 @@ result looks like some part of the picture, while the whole is a new arrangement
 variation (Kulikov et al. 2023, "SinDDM"; Nikankin et al. 2023, "SinFusion").
 
 :class:`RandomCrops` is the training set, :func:`patch_model` the net (:func:`receptive_field`
-measures its window), :func:`train_variations` is :func:`.train.train` on the crops, and
-:func:`sample_variations` is :func:`.sampling.sample` on a canvas of any size.
+measures its window), :func:`train_variations` is :func:`..training.train` on the crops, and
+:func:`sample_variations` is :func:`..sampling.sample` on a canvas of any size.
 
 Whether the samples are new, have the picture's look and vary is measured in
-:mod:`.metrics.copying` (:func:`~.metrics.copying.copy_psnr`, ``patch_distance``,
+:mod:`..metrics.copying` (:func:`~..metrics.copying.copy_psnr`, ``patch_distance``,
 ``sample_spread``; ``bench/vary_quality.py``).
 """
 
@@ -27,11 +27,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .checks.tensors import one_picture
-from .sampling import Sampler, SampleResult, sample
-from .schedule import NoiseSchedule
-from .train import TrainResult, train
-from .unet import UNet, UNetConfig
+from ..checks.tensors import one_picture
+from ..reverse import Sampler, SampleResult
+from ..sampling import sample
+from ..schedule import NoiseSchedule
+from ..training import TrainResult, train
+from ..unet import UNet, UNetConfig
 
 # Items of RandomCrops: more than any run draws (5 minutes on a CPU are ~50,000 crops), so
 # crops repeat no more often than their positions do.
@@ -47,7 +48,7 @@ class RandomCrops(Dataset):
     Item i is the crop whose top-left corner (y, x) is drawn uniformly from every position
     that fits, by Python's ``random.Random`` seeded with the string "seed/i"; with ``flip=True`` the same draw
     also mirrors it left-right with probability 1/2. So ``dataset[i]`` is the same crop on
-    every call, and :func:`.train.train`, which draws the indices with its own seeded generator,
+    every call, and :func:`..training.train`, which draws the indices with its own seeded generator,
     resumes from a checkpoint exactly. With ``count`` items the (H - crop + 1)(W - crop + 1)
     positions are all drawn many times over.
 
@@ -190,7 +191,7 @@ def train_variations(
 ) -> TrainResult:
     """Train a patch model on random crops of ``picture`` (DDPM Algorithm 1 on the crops).
 
-    The same :func:`.train.train` as for the whole picture, with two changes: the data is
+    The same :func:`..training.train` as for the whole picture, with two changes: the data is
     ``RandomCrops(picture, crop, flip=flip, seed=seed)``, and the model is
     ``patch_model(crop, ...)`` (or the one given).
 
@@ -201,7 +202,7 @@ def train_variations(
             even); ignored when ``model`` is given (its ``image_size`` is the crop).
         model: a U-Net to train (default :func:`patch_model` seeded with ``seed``).
         flip: see :class:`RandomCrops`.
-        steps, minutes, seed, device, checkpoint, train_settings: as for :func:`.train.train`
+        steps, minutes, seed, device, checkpoint, train_settings: as for :func:`..training.train`
             (fields of :class:`.train.TrainConfig`); ``batch_size`` defaults to :data:`BATCH`.
     Returns:
         :class:`.train.TrainResult`; ``.model`` is the (EMA) patch model to sample with.
@@ -230,14 +231,14 @@ def sample_variations(
     **options: Any,
 ) -> SampleResult:
     """Draw ``n`` variations on a square canvas of side ``size`` (the reverse process of
-    :func:`.sampling.sample`, unchanged: the patch model simply runs on a larger input).
+    :func:`..sampling.sample`, unchanged: the patch model simply runs on a larger input).
 
     Args:
         model: a patch model (:func:`train_variations`).
         size: the side of the canvas in pixels, divisible by 2^(levels-1) (default: the
             model's crop). Sizes larger than the picture give a wider view of the same
             patches. Square only: :class:`.unet.UNet` checks that H == W.
-        sampler, options, seed, every, progress: as for :func:`.sampling.sample`.
+        sampler, options, seed, every, progress: as for :func:`..sampling.sample`.
     Returns:
         A :class:`.sampling.SampleResult`, ``.images`` [n, C, size, size].
     """

@@ -6,7 +6,7 @@ import torch
 from tiny import smooth_picture
 
 from diffusion_helpers.schedule import NoiseSchedule
-from diffusion_helpers.variations import (
+from diffusion_helpers.tutorial.variations import (
     RandomCrops,
     patch_model,
     receptive_field,
