@@ -1,25 +1,14 @@
-"""Is the model copying, and how good are its pictures?
-
-Two questions about samples from a model trained on a data set (the digits, say):
-
-1. **Copies or new pictures?** :func:`nearest_neighbours` finds, for every sample, the closest
-   training image in pixel space (L2); :func:`plot_nearest_neighbours` shows the pairs, and
-   :func:`memorisation_ratio` sums it up in one number: the samples' typical distance to the
-   training set divided by the training images' typical distance to each other. About 1: new
-   pictures, as far from the training set as its own images are from one another. About 0:
-   copies.
-2. **How good, how varied?** The idea of FID (Heusel et al. 2017) without downloading
-   Inception: a small CNN, :class:`DigitClassifier`, trained in seconds on the real digits
-   (:func:`train_classifier`). :func:`class_accuracy` asks whether it recognises the class a
-   conditional sample was meant to be; :func:`frechet_distance` compares the statistics of its
-   :func:`features` on samples and on real images; :func:`diversity` says how different the
-   samples are from each other (it falls as classifier-free guidance grows).
+"""How good and how varied are samples of the digits? The idea of FID (Heusel et al. 2017)
+without downloading Inception: a small CNN, :class:`DigitClassifier`, trained in seconds on the
+real digits. :func:`class_accuracy` asks whether it recognises the class a conditional sample
+was meant to be; :func:`frechet_distance` compares the statistics of its :func:`features` on
+samples and on real images; :func:`within_class_diversity` says how varied each class is.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -31,39 +20,21 @@ from ..runtime.device import pick_device
 from ..runtime.threads import cpu_threads, pick_threads
 from .copying import diversity
 
-# The classifier resizes every image to this size first, so one network serves 8, 16, 32 and
-# 64 px digits, and a classifier trained on 32 px data judges 32 px samples alike.
+# Every image is resized to this side first, so one network serves 8 to 64 px digits.
 CLASSIFIER_SIZE = 16
-# Fraction of the labelled images that train_classifier holds out to measure its accuracy.
-HELD_OUT_FRACTION = 0.1
-# Classifier training: 400 Adam steps of 128 images reach 95% held-out accuracy on sklearn's
-# digits at 16 px (notebook 05, seed 0; 97-98% was measured at other sizes and seeds) in about
-# 5 s on one idle CPU core (tests/metrics/test_classifier.py checks it learns).
+HELD_OUT_FRACTION = 0.1  # of the labelled images, kept out of training to measure accuracy
+# 400 Adam steps of 128 images: 95% held-out accuracy on sklearn's digits in about 5 s on a CPU.
 DEFAULT_CLASSIFIER_STEPS = 400
 CLASSIFIER_BATCH = 128
 CLASSIFIER_LR = 2e-3
 
 
-# ---------------------------------------------------------------------------------------------
-# 1. Copies or new pictures?
-# ---------------------------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------------------------
-# 2. How good, how varied? A small classifier stands in for Inception.
-# ---------------------------------------------------------------------------------------------
-
-
 class DigitClassifier(nn.Module):
     """A small CNN for 10 classes of small grey images (sklearn's digits, MNIST).
 
-    Images [B, C, H, W] in [-1, 1], any size >= 8 px, are first resized to
-    ``CLASSIFIER_SIZE`` = 16 px, then: conv 3x3 (16) -> conv 3x3 stride 2 (32, 8x8) ->
-    conv 3x3 stride 2 (64, 4x4) -> linear (64 features, the penultimate layer used by
-    :func:`features`) -> linear (``num_classes`` logits). ReLU after each hidden layer, the
-    features' included (as in Inception's pooled features): units that no digit switches on
-    stay 0 and simply add nothing to the Fréchet distance.
-
+    Images [B, C, H, W] in [-1, 1], H, W >= 8, resized to 16 px, then: conv 3x3 (16) -> conv
+    3x3 stride 2 (32, 8x8) -> conv 3x3 stride 2 (64, 4x4) -> linear (``feature_dim`` features,
+    after a ReLU as Inception's pooled features are: :func:`features`) -> linear (logits).
     ``held_out_accuracy`` and ``train_seconds`` are set by :func:`train_classifier`.
     """
 
@@ -95,13 +66,8 @@ class DigitClassifier(nn.Module):
             )
         if x.shape[-2:] != (CLASSIFIER_SIZE, CLASSIFIER_SIZE):
             # Area averaging when shrinking (no aliasing of thin strokes), bilinear when growing.
-            shrink = x.shape[-1] > CLASSIFIER_SIZE
-            x = F.interpolate(
-                x,
-                size=(CLASSIFIER_SIZE, CLASSIFIER_SIZE),
-                mode="area" if shrink else "bilinear",
-                align_corners=None if shrink else False,
-            )
+            mode = "area" if x.shape[-1] > CLASSIFIER_SIZE else "bilinear"
+            x = F.interpolate(x, size=(CLASSIFIER_SIZE, CLASSIFIER_SIZE), mode=mode)
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,16 +83,11 @@ def train_classifier(
     seed: int = 0,
     device: Optional[Union[str, torch.device]] = None,
 ) -> DigitClassifier:
-    """Train a :class:`DigitClassifier` on labelled images with Adam and cross-entropy.
+    """Train a :class:`DigitClassifier` on ``images`` [N, C, H, W] in [-1, 1] and integer
+    ``labels`` [N] (classes 0..K-1) with Adam and cross-entropy; returned in eval mode.
 
-    ``HELD_OUT_FRACTION`` (10%) of the images, picked with ``seed``, are kept out of training
-    and the classifier's accuracy on them is stored as ``classifier.held_out_accuracy`` (95%
-    on sklearn's digits at 16 px, seed 0). ``seed`` also fixes the initial weights and the batches, so the
-    same call gives the same classifier. Returns it in eval mode on ``device``.
-
-    Args:
-        images: [N, C, H, W] in [-1, 1], H, W >= 8.
-        labels: int64 [N], classes 0..K-1.
+    ``HELD_OUT_FRACTION`` of the images are kept out, and the accuracy on them is stored as
+    ``held_out_accuracy``. ``seed`` fixes the split, the initial weights and the batches.
     """
     check_image(images, "images")
     labels = torch.as_tensor(labels)
@@ -171,28 +132,20 @@ def train_classifier(
 def class_accuracy(
     classifier: DigitClassifier, samples: torch.Tensor, labels: torch.Tensor
 ) -> float:
-    """Fraction of ``samples`` [n, C, H, W] that ``classifier`` puts in class ``labels`` [n]:
-    for class-conditional samples, how often the model drew the class it was asked for."""
-    labels = torch.as_tensor(labels)
-    if labels.shape != (len(samples),):
-        raise ValueError(
-            f"labels must be [n] with n = {len(samples)} (one per sample), got "
-            f"{list(labels.shape)}."
-        )
+    """Fraction of ``samples`` [n, C, H, W] that ``classifier`` puts in class ``labels`` [n]."""
+    labels = one_label_each(labels, len(samples))
     logits = _in_batches(classifier, samples, classifier.forward)
-    return float((logits.argmax(1) == labels.cpu()).float().mean())
+    return float((logits.argmax(1) == labels).float().mean())
 
 
 @torch.no_grad()
 def features(classifier: DigitClassifier, images: torch.Tensor) -> torch.Tensor:
-    """The classifier's penultimate-layer features of ``images`` [n, C, H, W]: [n, d] on the
-    CPU, the statistics :func:`frechet_distance` compares."""
+    """The classifier's penultimate-layer features of ``images`` [n, C, H, W]: [n, d], CPU."""
     return _in_batches(classifier, images, classifier.features)
 
 
-def _in_batches(classifier: nn.Module, images: torch.Tensor, fn: object) -> torch.Tensor:
-    """``fn`` applied to ``images`` 1,024 at a time on the classifier's device, in eval mode;
-    the outputs concatenated on the CPU."""
+def _in_batches(classifier: nn.Module, images: torch.Tensor, fn: Callable) -> torch.Tensor:
+    """``fn`` of ``images``, 1,024 at a time on the classifier's device in eval mode, on the CPU."""
     check_image(images, "images")
     device = next(classifier.parameters()).device
     was_training = classifier.training
@@ -210,25 +163,12 @@ def frechet_distance(
 ) -> float:
     """Fréchet distance between Gaussian fits of two sets of features [n_a, d], [n_b, d]:
 
-        FD = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))
+        FD = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))   (Heusel et al. 2017, eq. 2)
 
-    (Heusel et al. 2017, eq. 2; Dowson & Landau 1982), with mu, S the mean and the (n-1)
-    covariance of each set, in float64. The matrix square root is never formed: S_a S_b has
-    the eigenvalues of A A^T with A = S_a^(1/2) S_b^(1/2) (symmetric PSD square roots by
-    eigen-decomposition), so Tr((S_a S_b)^(1/2)) is the sum of the singular values of A. That
-    stays real and accurate when covariances are singular (dead feature units, n < d), where
-    a general ``sqrtm`` warns and can go complex; it agrees with ``scipy.linalg.sqrtm`` to
-    ~1e-13 relative on the digit features.
-
-    What it measures: how far apart the two feature distributions are, in their means and
-    spreads: quality (samples that do not look like digits move the mean) and diversity (too
-    few kinds of samples shrink the covariance) in one number. 0 for identical statistics.
-
-    What it misses: it sees only what the feature network sees (here a small digit
-    classifier, so it is not comparable to published FID numbers, which use Inception-v3
-    features of 50,000 images); only means and covariances, not the full distributions; and it
-    is biased upwards for small n (two samples of the same distribution score > 0, more so for
-    fewer images), so compare values only at equal n.
+    with mu, S the mean and (n-1) covariance of each set, in float64. Tr((S_a S_b)^(1/2)) is
+    the sum of the singular values of S_a^(1/2) S_b^(1/2), which stays real where ``sqrtm``
+    goes complex (singular covariances). It sees only what the small digit classifier sees,
+    and is biased upwards for small n: compare values at equal n only.
     """
     a, b = _as_features(feats_a, "feats_a"), _as_features(feats_b, "feats_b")
     if a.shape[1] != b.shape[1]:
@@ -264,15 +204,20 @@ def _as_features(feats: Union[torch.Tensor, np.ndarray], name: str) -> np.ndarra
     return feats
 
 
-def within_class_diversity(images: torch.Tensor, labels: torch.Tensor) -> float:
-    """The mean over classes of :func:`.metrics.copying.diversity` among the ``images`` [n, C, H, W] of
-    each class (``labels`` [n]; classes with one image are skipped): how different two pictures
-    of the same class are. Guidance lowers it; compare with the real pictures' value."""
+def one_label_each(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """``labels`` as a CPU tensor [n], one per image, else ``ValueError``."""
     labels = torch.as_tensor(labels).cpu()
-    if labels.shape != (len(images),):
+    if labels.shape != (n,):
         raise ValueError(
-            f"labels must be [n] with n = {len(images)} (one per image), got {list(labels.shape)}."
+            f"labels must be [n] with n = {n} (one per image), got {list(labels.shape)}."
         )
+    return labels
+
+
+def within_class_diversity(images: torch.Tensor, labels: torch.Tensor) -> float:
+    """The mean over classes (``labels`` [n]) of the :func:`.copying.diversity` of the
+    ``images`` [n, C, H, W] of each; classes with one image are skipped."""
+    labels = one_label_each(labels, len(images))
     values = [diversity(images[labels == c]) for c in labels.unique() if (labels == c).sum() > 1]
     if not values:
         raise ValueError("within_class_diversity needs a class with at least 2 images.")

@@ -1,13 +1,9 @@
 """Is it a copy? Distances from samples to the pictures a model was trained on.
 
-- From a dataset: :func:`nearest_neighbours` finds, for every sample, the closest training
-  image in pixel space (L2), and :func:`memorisation_ratio` sums it up in one number: the
-  samples' typical distance to the training set divided by the training images' typical
-  distance to each other. About 1: new pictures, as far from the training set as its own
-  images are from one another. About 0: copies.
-- From one picture: :func:`copy_psnr` (the best PSNR against the picture, its mirror image and
-  small shifts), :func:`patch_distance` beside :func:`held_out_patch_distance` (the same look?),
-  and :func:`sample_spread` (how varied).
+From a dataset: :func:`nearest_neighbours` (the closest training images in pixels, L2) and
+:func:`memorisation_ratio` (about 1: new pictures; about 0: copies). From one picture:
+:func:`copy_psnr`, :func:`patch_distance` beside :func:`held_out_patch_distance` (the same
+look?), and :func:`sample_spread` (how varied).
 """
 
 from __future__ import annotations
@@ -22,15 +18,14 @@ from ..checks.tensors import check_image, one_picture
 from ..runtime.threads import cpu_threads, pick_threads
 from .psnr import decibels, unit_pixels
 
-# Rows of queries and of training images per torch.cdist call: a 2048 x 2048 float32 block of
-# distances is 16 MB, so 10,000 samples x 60,000 training images at 32 px fit in any memory.
+# Rows of queries and of training images per torch.cdist call: 2048 x 2048 float32 is 16 MB.
 DEFAULT_CHUNK = 2048
-
-
-# Training images used as queries for the leave-one-out reference distance of
-# memorisation_ratio. On the digits, 1,000 random queries gave the all-images ratio within 1%
-# and 300 within 3% (5 seeds each, measured), so 2,000 costs little accuracy at any N.
+# Leave-one-out queries of memorisation_ratio: on the digits 1,000 already gave the ratio of
+# all the images within 1% (5 seeds).
 DEFAULT_REFERENCE_QUERIES = 2000
+# 7x7 patches, as GPNN (Granot et al. 2022) compares samples of one picture with it.
+PATCH = 7
+SHIFT = 4  # px: a copy moved by up to this much still counts as a copy
 
 
 def nearest_neighbours(
@@ -40,22 +35,13 @@ def nearest_neighbours(
     *,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` training images closest to each image, by Euclidean (L2) distance in pixels.
+    """The ``k`` images of ``dataset_images`` [N, C, H, W] nearest to each of ``images``
+    [n, C, H, W], by the L2 distance ||x - y||_2 over all C H W values.
 
-    d(x, y) = ||x - y||_2 over all C x H x W values in [-1, 1]. Distances are ranked with
-    ``torch.cdist`` on blocks of ``chunk_size`` x ``chunk_size`` images (a running top-k per
-    block), so memory stays small however large the sets are; the distances returned are then
-    recomputed directly from the differences, so an exact copy reads 0, not matmul round-off.
-
-    Args:
-        images: the queries [n, C, H, W] (samples, say); the work runs on their device.
-        dataset_images: the training images [N, C, H, W], same C, H, W (may stay on the CPU).
-        k: how many neighbours, 1 <= k <= N.
-        chunk_size: images per block; smaller uses less memory, larger is a little faster.
-
-    Returns:
-        (distances [n, k] float32, indices [n, k] int64 into ``dataset_images``), nearest
-        first, on the device of ``images``.
+    Returns (distances [n, k] float32, indices [n, k] int64), nearest first, on the device of
+    ``images``. Ranked by ``torch.cdist`` in blocks of ``chunk_size`` images with a running
+    top-k, so memory stays small; the distances returned are recomputed from the differences,
+    so an exact copy reads 0.
     """
     query, pool = _flat_pair(images, dataset_images)
     if not isinstance(k, int) or not 1 <= k <= len(pool):
@@ -90,23 +76,10 @@ def memorisation_ratio(
 ) -> float:
     """median_i d(sample_i, training set) / median_j d(train_j, training set without train_j).
 
-    The denominator is the typical leave-one-out nearest-neighbour distance inside the
-    training set: how far a *new* image from the same distribution lies from its closest
-    training image. So the ratio is about 1 for new pictures (held-out real digits gave
-    0.97-1.02 over five random splits) and about 0 for copies of training images (copies plus
-    noise of std 0.01 gave 0.056).
-
-    For speed the denominator uses at most ``reference_queries`` training images as queries,
-    a random subset drawn with ``seed`` (each still searched against all the other training
-    images); the result is the same on every run.
-
-    Read it with the picture (:func:`plot_nearest_neighbours`): a ratio a little below 1 can
-    also come from smooth, typical-looking samples that sit close to many training images;
-    copies show as pairs that look identical.
-
-    Args:
-        samples: generated images [n, C, H, W] in [-1, 1].
-        dataset_images: the training images [N, C, H, W], N >= 2.
+    The denominator is how far a new image of the same distribution lies from its nearest
+    training image, so the ratio is about 1 for new pictures and about 0 for copies. It is
+    measured on ``reference_queries`` training images drawn with ``seed``.
+    ``samples`` [n, C, H, W] and ``dataset_images`` [N, C, H, W] (N >= 2) are in [-1, 1].
     """
     _flat_pair(samples, dataset_images)  # the checks: one shape, non-empty
     if len(dataset_images) < 2:
@@ -149,33 +122,14 @@ def _flat_pair(
     return images.detach().flatten(1).float(), dataset_images.detach().flatten(1).float()
 
 
-# Patches of 7x7 pixels, as GPNN (Granot et al. 2022) compares single-image samples with their
-# picture: a seventh of a 48 px picture, small enough that a new arrangement of the picture's
-# parts has near copies of nearly all its patches.
-PATCH = 7
-
-
-# Small shifts the copy check allows for (px): a copy moved by up to this much still counts.
-SHIFT = 4
-
-
 def copy_psnr(samples: torch.Tensor, picture: torch.Tensor, shift: int = SHIFT) -> torch.Tensor:
-    """The best PSNR (dB) of each sample against the picture, its mirror image, and shifts.
+    """The best PSNR (dB) of each sample against the picture, its mirror image, and shifts:
+    float64 [n] on the CPU. A copy scores above 30 dB; a variation below 20 dB.
 
-    The smaller of the two (sample or picture), less a border of ``shift`` px, is slid over
-    every position of the larger one, and over its mirror image; PSNR = 10 log10(1 / MSE) on
-    [0, 1] pixels over the window (as :func:`.metrics.psnr.psnr`). For a sample the size of the
-    picture these are the shifts by up to ``shift`` px in each direction; for a larger canvas,
-    every place the picture could have been pasted. A copy scores above 30 dB; a variation
-    below 20 dB.
-
-    Args:
-        samples: [n, C, h, w] in [-1, 1]; picture: [1, C, H, W] in [-1, 1]; one of the two
-            at least as tall and as wide as the other.
-        shift: the border in pixels (0 compares whole images of the same size, or slides the
-            whole smaller one).
-    Returns:
-        float64 [n] on the CPU.
+    The smaller of ``samples`` [n, C, h, w] and ``picture`` [1, C, H, W] (in [-1, 1], one at
+    least as tall and as wide as the other), less a border of ``shift`` px, slides over every
+    position of the larger one and of its mirror image: shifts by up to ``shift`` px for a
+    sample of the picture's size, every place it could be pasted on a larger canvas.
     """
     picture = _same_channels(picture, samples)
     h, w = samples.shape[-2:]
@@ -225,16 +179,12 @@ def _nearest_rms(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 2048) -
 def patch_distance(
     samples: torch.Tensor, picture: torch.Tensor, patch: int = PATCH, mirror: bool = False
 ) -> torch.Tensor:
-    """Mean over every ``patch`` x ``patch`` window of each sample of the RMS difference (in
-    [-1, 1] units) to the nearest window of the picture: ~0 when every bit of the sample
-    appears somewhere in the picture (a copy, or a new arrangement of its parts); large when
-    the sample holds things the picture has nowhere (noise, mush, other colours).
+    """The mean over the ``patch`` x ``patch`` windows of each sample of the RMS difference to
+    the nearest window of the picture: float32 [n]; ~0 when every bit of the sample appears
+    somewhere in the picture, large when it holds what the picture has nowhere.
 
-    Args:
-        samples: [n, C, h, w]; picture: [1, C, H, W]; both in [-1, 1], sides >= ``patch``.
-        mirror: also count the mirrored picture's windows (for models trained with flips).
-    Returns:
-        float32 [n].
+    ``samples`` [n, C, h, w], ``picture`` [1, C, H, W], in [-1, 1] with sides >= ``patch``;
+    ``mirror``: the mirrored picture's windows count too (for models trained with flips).
     """
     picture = _same_channels(picture, samples)
     pool = patches(torch.cat([picture, picture.flip(-1)]) if mirror else picture, patch)
@@ -249,8 +199,8 @@ def held_out_patch_distance(
 
     For each of the four corner crops of side ``side`` (default half the picture), the mean
     distance of its windows to the nearest window of the picture that does not overlap the
-    crop; the mean over the four. A new part of the same picture scores this much: a sample
-    near it has the picture's look, one far above it does not, one far below it may be a copy.
+    crop; the mean over the four. A sample near it has the picture's look, one far above it
+    does not, one far below it may be a copy.
     """
     picture = one_picture(picture)
     _, _, h, w = picture.shape
@@ -270,8 +220,8 @@ def held_out_patch_distance(
 
 
 def sample_spread(samples: torch.Tensor) -> float:
-    """How different the samples are from each other: the mean over pairs of the RMS difference
-    per value, :func:`.metrics.copying.diversity` / sqrt(C H W), in [-1, 1] units (0: all the same)."""
+    """How different the samples [n, C, H, W] are, in [-1, 1] units: :func:`diversity` divided
+    by sqrt(C H W), the mean over pairs of the RMS difference per value (0: all the same)."""
     check_image(samples, "samples")
     return diversity(samples) / math.sqrt(samples[0].numel())
 
@@ -291,7 +241,7 @@ def _same_channels(picture: torch.Tensor, samples: torch.Tensor) -> torch.Tensor
 def diversity(samples: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK) -> float:
     """Mean L2 distance between two different samples, (1 / (n (n-1))) sum_{i != j}
     ||x_i - x_j||_2, in float64: 0 when all samples are one image, in the same units as
-    :func:`nearest_neighbours` (compare with the diversity of real images)."""
+    :func:`nearest_neighbours`."""
     check_image(samples, "samples")
     if len(samples) < 2:
         raise ValueError(f"samples must hold at least 2 images, got {len(samples)}.")
@@ -301,19 +251,10 @@ def diversity(samples: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK) -> floa
 
 
 def picture_variants(x0: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
-    """The one picture of a one-picture model as a small "training set" for the copying check:
-    ``x0`` [1, C, H, W] and its left-right mirror, each shifted by every (dy, dx) with
-    |dy|, |dx| <= ``max_shift`` pixels (the edge pixels repeated into the gap).
-
-    Returns [2 (2 s + 1)^2, C, H, W] (s = ``max_shift``; 50 pictures for s = 2), x0 itself
-    first. The nearest of them to x0 is a 1 px shift: that distance is what
-    :func:`.metrics.copying.memorisation_ratio` divides by, so a copy of x0 scores about 0.
-    """
-    if x0.dim() == 3:
-        x0 = x0.unsqueeze(0)
-    check_image(x0, "x0")
-    if x0.shape[0] != 1:
-        raise ValueError(f"x0 must be one picture [1, C, H, W], got {list(x0.shape)}.")
+    """The one picture ``x0`` [1, C, H, W] as a small "training set" for the copying check: it
+    and its left-right mirror, each shifted by every (dy, dx) with |dy|, |dx| <= ``max_shift``
+    = s px (edge pixels repeated into the gap): [2 (2 s + 1)^2, C, H, W], x0 itself first."""
+    x0 = one_picture(x0, "x0")
     if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 1:
         raise ValueError(f"max_shift must be an integer >= 1 (pixels), got {max_shift!r}.")
     s = max_shift

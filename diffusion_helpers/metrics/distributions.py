@@ -13,11 +13,10 @@ EXACT = "donot_use_mm_for_euclid_dist"
 def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """The squared energy distance between two clouds a [n, 2, 1, 1] and b [m, 2, 1, 1]:
 
-        D^2 = 2 E|X - Y| - E|X - X'| - E|Y - Y'|,  X, X' ~ a, Y, Y' ~ b,
+        D^2 = 2 E|X - Y| - E|X - X'| - E|Y - Y'|,  X, X' ~ a, Y, Y' ~ b   (Szekely & Rizzo 2013)
 
-    with the within-cloud means over distinct pairs (unbiased), in float64. It is 0 in
-    expectation when both clouds come from one distribution and grows as they differ (it
-    is positive for any two different distributions: Szekely & Rizzo 2013).
+    in float64, the within-cloud means over distinct pairs (unbiased): 0 in expectation for
+    one distribution, positive for any two different ones.
     """
     x = check_points(a, "a").detach().double().reshape(-1, 2)
     y = check_points(b, "b").detach().double().reshape(-1, 2).to(x.device)

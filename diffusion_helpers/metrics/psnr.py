@@ -1,7 +1,6 @@
-"""Peak signal-to-noise ratio: how close pictures came to a reference, in dB.
+"""Peak signal-to-noise ratio, PSNR = 10 log10(1 / MSE) on pixels in [0, 1], in dB.
 
-PSNR = 10 log10(1 / MSE) on pixels mapped from [-1, 1] to [0, 1] (peak 1). Roughly: 20 dB is a
-recognisable copy, 30 dB hard to tell apart by eye; identical pictures give ``inf``.
+20 dB is a recognisable copy, 30 dB hard to tell apart by eye; identical pictures give ``inf``.
 """
 
 from __future__ import annotations
@@ -30,18 +29,12 @@ def psnr(
     mirror: bool = False,
     mask: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """PSNR of each image against a reference, in dB.
+    """PSNR of each image [n, C, H, W] against ``reference`` ([C, H, W], [1 or n, C, H, W]),
+    both in [-1, 1]; a float64 tensor [n] on the CPU.
 
-    Args:
-        images: [n, C, H, W] in [-1, 1].
-        reference: [C, H, W], [1, C, H, W] or [n, C, H, W] in [-1, 1].
-        mirror: compare against the nearer of the reference and its left-right mirror
-            (a model trained with horizontal flips may draw either).
-        mask: score only the pixels an inpainting filled: a mask as :func:`.editing.inpaint`
-            takes it (1 = keep, 0 = fill; [1 or n, 1 or C, H, W]). The kept part is pasted
-            back from the picture, so counting it would only inflate the score.
-    Returns:
-        A float64 tensor [n] on the CPU.
+    ``mirror``: against the nearer of the reference and its left-right mirror (a model trained
+    with flips may draw either). ``mask``: as :func:`.editing.inpaint` takes it (1 = keep,
+    0 = fill); only the filled pixels count, since the kept ones are pasted back.
     """
     check_image(images, "images")
     reference = image_batch(reference, "reference")
