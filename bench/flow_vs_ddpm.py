@@ -8,7 +8,7 @@ digit, guidance w = 1.5), scored by the digit classifier of diffusion_helpers.me
   - class accuracy: how often it reads the digit that was asked for;
   - Fréchet distance of its features to all 1,797 real digits (n real digits: the floor).
 Samplers: the DDPM model with DDIM (Euler on its ODE) and DPM-Solver++; the flow with Euler
-(DDIM on dh.NoiseFromVelocity, which is the same step; tests/test_flow.py).
+(DDIM on the flow model read as a noise predictor, which is the same step; tests/test_flow.py).
 
     python bench/flow_vs_ddpm.py                 # 4 minutes each (the CPU budget)
     python bench/flow_vs_ddpm.py --steps 1800    # a fixed number of steps each instead
@@ -57,7 +57,7 @@ def main() -> None:
     runs = {
         "DDPM, DDIM (Euler)": (nets["DDPM"], linear, lambda k: dh.Sampler("ddim", steps=k)),
         "DDPM, DPM-Solver++": (nets["DDPM"], linear, lambda k: dh.Sampler("dpm_solver", steps=k)),
-        "flow, Euler": (dh.NoiseFromVelocity(nets["flow"], flow), flow,
+        "flow, Euler": (nets["flow"], flow,
                         lambda k: dh.Sampler("ddim", steps=k, clip=False)),
     }  # fmt: skip
     print(f"{'steps':>5} " + " ".join(f"{name:>28}" for name in runs))

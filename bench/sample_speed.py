@@ -79,7 +79,9 @@ def describe_cpu() -> str:
                  if ln.startswith("model name")), "unknown CPU")  # fmt: skip
     flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines()
                       if ln.startswith("flags")), []))  # fmt: skip
-    unit = "AVX-512 BF16" if "avx512_bf16" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    unit = ("AVX-512 with BF16" if flags & {"avx512_bf16", "amx_bf16"} else
+            "AVX-512 without BF16" if "avx512f" in flags else "AVX2" if "avx2" in flags
+            else "no AVX2")  # fmt: skip
     return f"{name}, {unit}, {os.cpu_count()} cores"
 
 

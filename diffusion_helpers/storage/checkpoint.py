@@ -1,17 +1,11 @@
 """Training checkpoints: one ``torch.save`` file holding everything needed to sample or resume.
 
-A checkpoint is a dict of tensors and plain Python values only (configs are stored as dicts),
-so it loads with ``torch.load(..., weights_only=True)``: opening a checkpoint never runs code.
-Files are written atomically (:func:`.files.write_atomically`: a temporary file in the same
-folder, then ``os.replace``), so an interrupted or failed save leaves the previous checkpoint
-intact. A save that fails in any way (a full disk, a folder gone read-only) goes to a rescue
-path instead (:func:`save_or_rescue`). Reading one checks that it is whole (its CRCs) and that
-its numbers are finite, so a damaged file is named as such, not sampled. While a run trains
-into a checkpoint it holds an OS lock on ``unet.pt.lock`` (:class:`.outputs.CheckpointLock`),
-so a second run cannot overwrite it.
-
-Outputs are checked before any work is done (:func:`.outputs.check_checkpoint_target`,
-:func:`.outputs.check_export_target`): a file that is not one of our checkpoints is never replaced.
+A checkpoint is a dict of tensors and plain values (configs as dicts), so it loads with
+``torch.load(..., weights_only=True)``: opening one never runs code. It is written atomically
+(:func:`.files.write_atomically`), to a rescue path when its folder refuses it
+(:func:`save_or_rescue`); reading one checks its version, its CRCs and that its numbers are
+finite, so a damaged or foreign file is named as such, not sampled. It says what the net
+predicts (:mod:`..prediction`), and is loaded as that.
 """
 
 from __future__ import annotations
@@ -28,6 +22,7 @@ from typing import Any, Optional, Union
 import torch
 
 from ..checks.paths import file_kind, shown_path
+from ..prediction import PREDICTIONS
 from ..unet import UNet, UNetConfig
 from .files import WriteError, write_atomically
 
@@ -97,6 +92,12 @@ def read_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
             f"{shown_path(path)} is a torch file but not a diffusion_helpers checkpoint. "
             f"{LOAD_ADVICE}"
         )
+    if state.get("version") != VERSION:
+        raise CheckpointError(
+            f"{shown_path(path)} is a checkpoint of version {state.get('version')!r}, which this "
+            f"package does not know (it reads version {VERSION}): it may come from a newer "
+            "diffusion_helpers. Update the package, or use another checkpoint."
+        )
     for key in ("model_config", "model", "step"):
         if key not in state:
             raise CheckpointError(
@@ -118,11 +119,8 @@ def damaged(path: Path, what: str) -> CheckpointError:
 
 def check_intact(path: Path) -> None:
     """Raise :class:`CheckpointError` unless every file inside the checkpoint matches its
-    CRC-32. ``torch.save`` writes a zip archive with a CRC for each tensor's bytes, which
-    ``torch.load`` never checks: a flipped bit (a weight that became 3.4e38) would load and
-    sample without a word. ``ZipFile.testzip`` reads it all once: 13-40 ms for a 20 MB file on
-    a shared 2-core CPU, about what ``torch.load`` itself takes (measured). A file that is not
-    a zip archive (an older torch format, or not a checkpoint) is left to ``torch.load``."""
+    CRC-32, which ``torch.load`` never checks (a flipped bit would load and sample without a
+    word). A file that is not a zip archive is left to ``torch.load``."""
     if not zipfile.is_zipfile(path):
         return
     try:
@@ -336,7 +334,13 @@ def save_or_rescue(path: Path, state: dict) -> tuple[Path, Optional[str]]:
 def stored_prediction(state: dict) -> str:
     """What a checkpoint's net was trained to predict (:mod:`..prediction`); checkpoints
     written before this was stored hold DDPM's noise predictors."""
-    return state.get("prediction") or (state.get("settings") or {}).get("prediction") or "eps"
+    name = state.get("prediction") or (state.get("settings") or {}).get("prediction") or "eps"
+    if name not in PREDICTIONS:
+        raise CheckpointError(
+            f"the checkpoint says its net predicts {name!r}, which this package does not know "
+            f"({', '.join(PREDICTIONS)}): use another checkpoint."
+        )
+    return name
 
 
 def load_checkpoint(

@@ -237,3 +237,39 @@ def test_messages_name_a_path_that_is_not_utf8(tmp_path):
         read_checkpoint(tmp_path / name)
     message = str(info.value)
     assert "\\xff.pt" in message and message.encode("utf-8")  # printable everywhere
+
+
+@pytest.mark.parametrize("version", [999, "two", None])
+def test_a_version_we_do_not_know_is_refused_naming_it(trained, tmp_path, version):
+    path, _ = trained
+    state = read_checkpoint(path)
+    state["version"] = version
+    other = tmp_path / "other.pt"
+    torch.save(state, other)
+    with pytest.raises(CheckpointError, match=f"version {version!r}, which this package"):
+        load_for_sampling(other, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "where, change, words",
+    [
+        ("schedule_config", {"num_steps": 10**9}, "num_steps must be a whole number from 1"),
+        ("model_config", {"base_channels": 160000}, "base_channels must be a whole number"),
+        ("model_config", {"channel_mults": [1, 2, 400]}, "1,047 M parameters"),
+        ("model_config", {"image_size": "16"}, "image_size must be a whole number"),
+        ("model_config", {"num_classes": 10**9}, "num_classes must be a whole number"),
+    ],
+)
+def test_a_hostile_stored_config_is_refused_before_anything_is_allocated(
+    trained, tmp_path, where, change, words
+):
+    """A config read from a file is bounded by the checks of a config made in code: 10^9
+    schedule steps (8 GB) or 160,000 base channels (409 GB) are one line, not a crash."""
+    path, _ = trained
+    state = read_checkpoint(path)
+    state[where] = {**state[where], **change}
+    crafted = tmp_path / "crafted.pt"
+    torch.save(state, crafted)
+    with pytest.raises(CheckpointError, match=words) as info:
+        load_for_sampling(crafted, device="cpu")
+    assert len(str(info.value).splitlines()) == 1
