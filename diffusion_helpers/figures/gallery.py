@@ -1,16 +1,5 @@
-"""Pictures of a model trained on many pictures: samples by class, the copying check of the
-one-picture model, a classifier-free guidance sweep, and a class picker.
-
-A class-conditional model (``model.config.num_classes``) draws a picture of the class it is
-asked for; classifier-free guidance (Ho & Salimans 2022) with weight w,
-
-    eps = eps_theta(x_t, t, null) + w (eps_theta(x_t, t, y) - eps_theta(x_t, t, null)),
-
-(:func:`.guidance.guided_noise`) trades variety for pictures that look more like their class:
-w = 0 ignores the class, w = 1 is the plain conditional model, w > 1 pushes further.
-:func:`guidance_sweep` measures that trade with the small classifier of :mod:`.metrics.classifier`
-(accuracy, within-class diversity, Fréchet distance) and :func:`plot_guidance_sweep` shows it.
-"""
+"""Pictures of a model trained on many pictures: samples by class, a class picker, and each
+sample beside its nearest training image."""
 
 from __future__ import annotations
 
@@ -24,6 +13,7 @@ from matplotlib.figure import Figure
 
 from ..checks.tensors import check_image
 from ..guidance import DEFAULT_GUIDANCE
+from ..metrics.classifier import one_label_each
 from ..metrics.copying import nearest_neighbours
 from ..pictures.images import to_numpy, to_pil
 from ..reverse import Sampler
@@ -32,16 +22,14 @@ from ..schedule import NoiseSchedule
 from ..timesteps import DEFAULT_STEPS
 from .animation import image_grid, imshow_pixels
 from .plots import show_images
-from .widgets import WIDGET_WIDTH_PX, display_scale, grid_columns, png_bytes
+from .widgets import WIDGET_WIDTH_PX, fitted_size, grid_columns, show_png
 
-# The class picker's samplers, both converged on the digits model (DPM-Solver++ in 20 steps
-# scored as DDIM in 50 and DDPM in 1000 did: accuracy, Fréchet distance). For 8 guided 16 px
-# digits on one CPU core they take about 0.8 s and 2.1 s (measured: 500 digits took 52 and 134
-# s of CPU time); DDPM's 1000 steps would take about 40 s.
+# The class picker's samplers: on the digits DPM-Solver++ in 20 steps and DDIM in 50 scored
+# as DDPM in 1000 did; 8 guided 16 px digits take about 0.8 s and 2.1 s on one CPU core.
 PICKER_SAMPLERS = ("dpm_solver", "ddim")
 PICKER_MAX_GUIDANCE = 10.0
-# The picker draws each picture this many screen pixels high at most (16 px digits: 6x).
-PICKER_DISPLAY_SIZE = 96
+PICKER_DISPLAY_SIZE = 96  # screen pixels of one picture at most (16 px digits: 6x)
+PAIRS_PER_ROW = 8  # plot_nearest_neighbours: 8 pairs fill 800 px at 100 px per image
 
 
 def plot_class_rows(
@@ -55,11 +43,7 @@ def plot_class_rows(
     its ``images`` [n, C, H, W] each, the class name at the left of the row; ``size`` inches
     per picture. Drawn as one picture (one ``imshow``), so a 10 x 10 grid draws in a blink."""
     check_image(images, "images")
-    labels = torch.as_tensor(labels).cpu()
-    if labels.shape != (len(images),):
-        raise ValueError(
-            f"labels must be [n] with n = {len(images)} (one per image), got {list(labels.shape)}."
-        )
+    labels = one_label_each(labels, len(images))
     classes = sorted(set(labels.tolist()))
     if class_names is not None and max(classes) >= len(class_names):
         raise ValueError(
@@ -114,12 +98,9 @@ def class_sampler(
     display_size: int = PICKER_DISPLAY_SIZE,
 ) -> widgets.VBox:
     """A class picker for a conditional model: choose the class, the guidance weight w and
-    the sampler (DPM-Solver++ in 20 steps or DDIM in 50), and it draws ``n`` new pictures.
-
-    Each change draws again from the same seed (so only the change itself shows); the
-    "new noise" button moves to the next seed. A label says what was drawn and how long it
-    took. The pictures form a near-square grid (:func:`.widgets.grid_columns`), each at most
-    ``display_size`` screen pixels, the grid at most ``WIDGET_WIDTH_PX`` wide.
+    the sampler, and it draws ``n`` new pictures in a near-square grid, each at most
+    ``display_size`` screen pixels. Each change draws again from the same seed, so only the
+    change shows; the "new noise" button moves to the next seed.
     """
     num_classes = getattr(getattr(model, "config", None), "num_classes", None)
     if num_classes is None:
@@ -159,10 +140,7 @@ def class_sampler(
         seconds = time.perf_counter() - start
         grid = to_pil(image_grid(run.images, ncols))
         side = max(run.images.shape[-2:])
-        factor = display_scale(side, grid.width, display_size, WIDGET_WIDTH_PX)
-        width, height = max(1, round(grid.width * factor)), max(1, round(grid.height * factor))
-        image.value = png_bytes(grid, width, height)
-        image.width, image.height = str(width), str(height)
+        show_png(image, grid, *fitted_size(grid, side, display_size, WIDGET_WIDTH_PX))
         text.value = (
             f"{n} × <b>{names[picker.value]}</b> · w = {scale.value:g} · "
             f"{sampler.label} · seed {state['seed']} · {seconds:.1f} s"
@@ -181,18 +159,12 @@ def class_sampler(
     )
 
 
-# plot_nearest_neighbours: 8 pairs fill 800 px at 100 px per image; more start a new row.
-PAIRS_PER_ROW = 8
-
-
 def plot_nearest_neighbours(
     samples: torch.Tensor, dataset_images: torch.Tensor, n: int = 8
 ) -> Figure:
-    """The first ``n`` samples, each above its nearest training image, titled with the L2
-    distance between the two; rows of up to ``PAIRS_PER_ROW`` pairs, 800 px wide at 100 dpi.
-
-    Copies show as pairs that look identical with a small d; new pictures differ visibly.
-    """
+    """The first ``n`` samples, each above its nearest training image titled with the L2
+    distance d between the two, in rows of up to ``PAIRS_PER_ROW`` pairs: a copy shows as two
+    pictures alike with a small d."""
     check_image(samples, "samples")
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}.")

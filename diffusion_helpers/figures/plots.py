@@ -1,17 +1,8 @@
 """The tutorial's static figures: images, the noising grid, schedules, losses, noise guesses.
 
-Every function returns the ``matplotlib.figure.Figure`` it drew; nothing only saves to disk.
-Figures are built with ``Figure``, not pyplot, so nothing piles up in pyplot's figure list and
-everything works headless (Agg). Every picture goes through :func:`.pictures.images.to_numpy`, the one
-mapping from [-1, 1] to pixels. Pictures over time (the reverse-process animation and GIF) live
-in :mod:`.animation` and the interactive sliders in :mod:`.widgets`; the animation names are
-re-exported here, so ``viz.animate``, ``viz.save_gif`` and the rest still work.
-
-Importing this module has one side effect, on purpose: inside IPython (Jupyter, Colab) it
-registers :func:`figure_png` as the PNG formatter for ``Figure`` (see
-:func:`_show_figures_inline`), so that a cell ending in ``dh.plot_...(...)`` shows the figure.
-Outside IPython it does nothing. It runs at import, not from a function the learner calls,
-because a notebook that forgot the call would show ``<Figure size ...>`` instead of a picture.
+Every function returns the ``matplotlib.figure.Figure`` it drew, built without pyplot, so that
+nothing piles up in pyplot's list and everything works headless. Importing this module lets a
+notebook cell that ends in ``dh.plot_...(...)`` show the figure (:func:`_show_figures_inline`).
 """
 
 from __future__ import annotations
@@ -25,15 +16,13 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from ..checks.tensors import check_image
+from ..checks.tensors import check_image, image_batch
 from ..forward import add_noise, add_noise_chain
 from ..metrics.psnr import psnr
 from ..pictures.images import to_numpy
 from ..runtime.environment import quick_mode
 from ..schedule import NoiseSchedule
-from .animation import (
-    imshow_pixels,
-)
+from .animation import imshow_pixels
 
 # Noise eps ~ N(0, 1) is shown as eps / NOISE_RANGE in [-1, 1]: +-2 sigma spans black to white.
 NOISE_RANGE = 2.0
@@ -71,10 +60,8 @@ def plot_noising_grid(
     generator: Optional[torch.Generator] = None,
     chain: bool = False,
 ) -> Figure:
-    """One image noised to each of ``timesteps`` by the closed form q(x_t | x_0) (DDPM eq. 4).
-
-    All panels share one noise draw eps, so only the mix sqrt(abar_t) x_0 + sqrt(1-abar_t) eps
-    changes from panel to panel. With ``chain=True`` a second row runs the step-by-step chain
+    """One image noised to each of ``timesteps`` by the closed form q(x_t | x_0) (DDPM eq. 4),
+    all panels with one noise draw eps; with ``chain=True`` a second row runs the chain
     q(x_t | x_{t-1}) (eq. 2) instead: other noise, the same distribution.
     """
     x0 = _as_batch(x0, "x0")[:1]
@@ -86,20 +73,26 @@ def plot_noising_grid(
         rows.append(
             ("step by step\nq(x_t | x_{t-1})", list(add_noise_chain(x0, ts, schedule, generator)))
         )
+    titles = [f"t = {t}\nᾱ_t = {float(schedule.alpha_bars[t]):.4f}" for t in ts]
     fig = Figure(figsize=(1.9 * len(ts) + 0.6, 2.2 * len(rows)), layout="constrained")
-    axes = fig.subplots(len(rows), len(ts), squeeze=False)
-    for r, (name, pictures) in enumerate(rows):
-        for c, (t, x_t) in enumerate(zip(ts, pictures)):
-            ax = axes[r, c]
-            imshow_pixels(ax, to_numpy(x_t))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            abar = float(schedule.alpha_bars[t])
-            ax.set_title(f"t = {t}\nᾱ_t = {abar:.4f}", fontsize=9)
-            if c == 0:
-                ax.set_ylabel(name, fontsize=9)
+    _picture_rows(fig, [(name, list(zip(pictures, titles))) for name, pictures in rows])
     fig.supxlabel("timestep t", fontsize=9)
     return fig
+
+
+def _picture_rows(
+    fig: Figure, rows: Sequence[tuple[str, Sequence[tuple[torch.Tensor, str]]]]
+) -> None:
+    """Fill ``fig`` with a table of pictures: each row a name at its left and (picture, title)
+    cells, the pictures [1, C, H, W] or [C, H, W] in [-1, 1]."""
+    axes = fig.subplots(len(rows), len(rows[0][1]), squeeze=False)
+    for ax_row, (name, cells) in zip(axes, rows):
+        for ax, (picture, title) in zip(ax_row, cells):
+            imshow_pixels(ax, to_numpy(picture))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(title, fontsize=9)
+        ax_row[0].set_ylabel(name, fontsize=9)
 
 
 def plot_noise_at_sizes(
@@ -110,14 +103,10 @@ def plot_noise_at_sizes(
     seed: int = 0,
 ) -> Figure:
     """Why a bigger picture needs more noise: ``picture`` at each of ``sizes`` px noised to the
-    same timestep ``t`` (eq. 4, one alpha-bar for all), in three rows:
-
-    1. x_t at each size: the same noise level per pixel;
-    2. each x_t shrunk to the smallest size by averaging (what the picture's layout sees): a
-       k x k average divides the noise's variance by k^2, so the bigger picture comes out
-       clearer, its coarse shapes were less destroyed (signal-to-noise ratio times k^2);
-    3. the same with the schedule shifted by k (:class:`.schedule.NoiseSchedule` ``shift``):
-       the log-SNR lowered by 2 log k undoes that, and the three look alike.
+    same ``t`` (eq. 4). Three rows: x_t at each size; each shrunk to the smallest size by a
+    k x k average, which divides the noise's variance by k^2 (the SNR times k^2: the bigger
+    picture's layout was less destroyed); the same with the schedule shifted by k (log-SNR
+    lowered by 2 log k), which undoes it.
     """
     x = _as_batch(picture, "picture")[:1].float()
     sizes = sorted(int(s) for s in sizes)
@@ -127,32 +116,21 @@ def plot_noise_at_sizes(
     schedule.check_t(int(t))
     g = torch.Generator().manual_seed(seed)
     names = ("the same t", f"shrunk to\n{small} px", "shifted\nschedule, shrunk")
-    rows: list[tuple[str, list[torch.Tensor], list[str]]] = [(n, [], []) for n in names]
+    rows: list[tuple[str, list]] = [(name, []) for name in names]
     for size in sizes:
         x0 = F.interpolate(x, size=(size, size), mode="area") if x.shape[-1] != size else x
         eps = torch.randn(x0.shape, generator=g)
         k = size // small
         shifted = NoiseSchedule(schedule.num_steps, schedule.kind, schedule.beta_start,
                                 schedule.beta_end, shift=schedule.shift * k)  # fmt: skip
-        for (_, pictures, titles), sched, shrink in (
-            (rows[0], schedule, 1), (rows[1], schedule, k), (rows[2], shifted, k)
-        ):  # fmt: skip
-            x_t = add_noise(x0, int(t), sched, noise=eps)[0]
-            pictures.append(F.avg_pool2d(x_t, shrink) if shrink > 1 else x_t)
+        for (_, cells), sched, shrink in ((rows[0], schedule, 1), (rows[1], schedule, k),
+                                          (rows[2], shifted, k)):  # fmt: skip
+            x_t = F.avg_pool2d(add_noise(x0, int(t), sched, noise=eps)[0], shrink)
             snr = float(sched.alpha_bars[t] / (1 - sched.alpha_bars[t])) * shrink**2
-            titles.append(f"{size} px" + (f" → {small} px" if shrink > 1 else "") +
-                          f"\nSNR {snr:.2g}")  # fmt: skip
+            where = f"{size} px" + (f" → {small} px" if shrink > 1 else "")
+            cells.append((x_t, f"{where}\nSNR {snr:.2g}"))
     fig = Figure(figsize=(2.1 * len(sizes) + 0.8, 2.4 * len(rows)), layout="constrained")
-    axes = fig.subplots(len(rows), len(sizes), squeeze=False)
-    for r, (name, pictures, titles) in enumerate(rows):
-        for c, (x_t, title) in enumerate(zip(pictures, titles)):
-            ax = axes[r, c]
-            imshow_pixels(ax, to_numpy(x_t))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(title, fontsize=9)
-            if c == 0:
-                ax.set_ylabel(name, fontsize=9)
+    _picture_rows(fig, rows)
     fig.suptitle(
         f"t = {t}: the same noise, three sizes (SNR = signal / noise variance)", fontsize=10
     )
@@ -215,13 +193,10 @@ def plot_chain_vs_closed_form(
     num_points: int = 12,
     max_pixels: int = 256,
 ) -> Figure:
-    """Check eq. 4 against eq. 2 by simulation: run the one-step chain q(x_t | x_{t-1}) ``n``
-    times from ``x0`` and compare, at ``num_points`` timesteps, how much picture is left (the
-    slope of mean(x_t) against x_0 over the pixels) and how much noise (the std of x_t) with
-    the closed form's sqrt(abar_t) and sqrt(1 - abar_t).
-
-    Up to ``max_pixels`` evenly spread pixels are simulated, which keeps it to a second or two;
-    ``n`` chains (default 1,024; 256 in quick mode).
+    """Eq. 4 against eq. 2 by simulation: ``n`` runs (default 1,024; 256 in quick mode) of the
+    chain q(x_t | x_{t-1}) from up to ``max_pixels`` pixels of ``x0``; at ``num_points``
+    timesteps, the picture left (the slope of mean(x_t) against x_0) and the noise (the std of
+    x_t) beside the closed form's sqrt(abar_t) and sqrt(1 - abar_t).
     """
     n = n or (256 if quick_mode() else 1024)
     values = _as_batch(x0, "x0")[0].reshape(-1).double()
@@ -256,11 +231,9 @@ def plot_chain_vs_closed_form(
 
 
 def plot_losses(losses: Sequence[float], smooth: float = 0.98) -> Figure:
-    """Training loss per step, raw (thin, light) and smoothed by a debiased EMA, log-scale y.
-
-    ``smooth`` is the EMA factor in [0, 1): ema_k = smooth ema_{k-1} + (1 - smooth) loss_k,
-    divided by (1 - smooth^k) so the start is not pulled towards 0 (as in Adam's bias fix).
-    """
+    """Training loss per step, raw and smoothed, log-scale y. The EMA with factor ``smooth``
+    in [0, 1), ema_k = smooth ema_{k-1} + (1 - smooth) loss_k, is divided by (1 - smooth^k) so
+    the start is not pulled towards 0 (as in Adam's bias fix)."""
     values = np.asarray(torch.as_tensor(losses, dtype=torch.float64).reshape(-1))
     if values.size == 0:
         raise ValueError("losses is empty: train for at least one step first.")
@@ -289,13 +262,9 @@ def plot_loss_by_timestep(
     schedule_steps: int,
     buckets: int = 10,
 ) -> Figure:
-    """Mean loss per bucket of t, as bars: which timesteps are hard to predict the noise at.
-
-    Args:
-        timesteps: the t drawn for each training sample (any shape, flattened).
-        losses: the loss of each of those samples (same number of values).
-        schedule_steps: T, so the buckets cover [0, T-1].
-    """
+    """Mean loss per bucket of t, as bars: at which timesteps the noise is hard to predict.
+    ``timesteps`` and ``losses``: one of each per training sample (any shape, flattened);
+    ``schedule_steps``: T, so that the buckets cover [0, T-1]."""
     t = torch.as_tensor(timesteps).reshape(-1).long()
     loss = torch.as_tensor(losses, dtype=torch.float64).reshape(-1)
     if t.numel() != loss.numel() or t.numel() == 0:
@@ -323,14 +292,8 @@ def plot_sampler_quality(
     curves: Mapping[str, Sequence[tuple[int, float]]],
     ylabel: str = "mean PSNR against your picture (dB)",
 ) -> Figure:
-    """Quality against the number of model calls, one line per sampler.
-
-    Args:
-        curves: sampler name -> its (model calls, score) points, e.g.
-            ``{"DDPM": [(1000, 38.1)], "DPM-Solver++, eta = 1": [(10, 35.7), (20, 39.0)]}``.
-            A sampler with one point is drawn as a marker.
-        ylabel: what the score is.
-    """
+    """Quality against the number of model calls, one line per sampler: ``curves`` maps a
+    sampler's name to its (model calls, score) points, e.g. ``{"DDPM": [(1000, 38.1)]}``."""
     if not curves or any(len(points) == 0 for points in curves.values()):
         raise ValueError("curves must map each sampler name to at least one (calls, score).")
     fig = Figure(figsize=(7, 3.8), layout="constrained")
@@ -385,13 +348,10 @@ def plot_noise_prediction(
 
 
 def _as_batch(images: Union[torch.Tensor, Sequence[torch.Tensor]], name: str) -> torch.Tensor:
-    """[C, H, W], [B, C, H, W] or a list of [C, H, W] -> [B, C, H, W]."""
+    """[C, H, W], [B, C, H, W] or a list of [C, H, W] -> [B, C, H, W] on the CPU."""
     if isinstance(images, (list, tuple)):
         images = torch.stack([x.detach().cpu() for x in images])
-    if isinstance(images, torch.Tensor) and images.dim() == 3:
-        images = images.unsqueeze(0)
-    check_image(images, name)
-    return images.detach().cpu()
+    return image_batch(images, name).detach().cpu()
 
 
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:
@@ -402,17 +362,9 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
 
 
 def _show_figures_inline() -> None:
-    """Let Jupyter and Colab show a returned ``Figure`` as a picture; called once, at import.
-
-    The figures here are built without pyplot, so IPython's matplotlib integration (which
-    starts when pyplot is imported) may never run, and a cell ending in ``dh.plot_...(...)``
-    would print ``<Figure size ...>``. Registering :func:`figure_png` as the ``image/png``
-    formatter for ``Figure`` in the running IPython shell makes it display the figure either
-    way. It replaces any PNG formatter for ``Figure`` registered before this import (importing
-    pyplot later with the inline backend registers IPython's own again); outside IPython, or
-    without IPython installed, it does nothing. It runs at import (the last line of this
-    module) so that no notebook can forget it; calling it again is harmless.
-    """
+    """Let Jupyter and Colab show a returned ``Figure``: register :func:`figure_png` as its PNG
+    formatter in the running IPython shell (pyplot, which would do it, may never be imported).
+    Called at import so that no notebook can forget it; outside IPython it does nothing."""
     try:
         from IPython import get_ipython
     except ImportError:

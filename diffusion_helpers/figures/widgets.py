@@ -1,13 +1,7 @@
-"""Interactive sliders (ipywidgets) for the notebooks: the forward process and the reverse one.
-
-Each returns an ``ipywidgets.VBox``. The pictures are PNG bytes in ``ipywidgets.Image``, made by
-:func:`.pictures.images.to_pil` and upscaled with NEAREST so single pixels stay visible. A ``Play`` widget
-drives each slider through ``widgets.link`` (a Python-side link, which works in Colab), and
-every update happens in a Python ``observe`` callback on the slider's value.
-
-Every widget fits a notebook column ``WIDGET_WIDTH_PX`` wide at any batch size: a batch is
-shown as a near-square grid (:func:`grid_columns`), and the pictures of one row of panels
-shrink together until they fit (:func:`display_scale`).
+"""Interactive widgets (ipywidgets) for the notebooks: sliders over the forward and the
+reverse process, and the mask picker. Pictures are PNGs in ``ipywidgets.Image``, enlarged with
+NEAREST so single pixels stay visible, and every widget fits a column ``WIDGET_WIDTH_PX`` wide.
+A ``Play`` widget drives each slider through ``widgets.link``, which works in Colab.
 """
 
 from __future__ import annotations
@@ -22,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..checks.tensors import check_image
+from ..checks.tensors import check_image, one_picture
 from ..forward import add_noise, add_noise_step
 from ..pictures.images import to_numpy, to_pil
 from ..pictures.masks import PRESETS, Choice, mask_preset, masked, rectangle
@@ -33,35 +27,23 @@ from .animation import check_frames, image_grid
 # Play speed: about 100 frames per sweep, 10 frames a second.
 PLAY_FRAMES = 100
 PLAY_INTERVAL_MS = 100
-# Steps of the chain converted to pixels at once (one to_numpy call per chunk is much faster than
-# one per step; 100 steps of a 64 px image are 5 MB of floats).
-CHAIN_CHUNK = 100
-# The width every widget fits in: a narrow notebook output column (Colab or Jupyter in a laptop
-# window beside a side panel). The panels of one row, their margins included, stay within it.
+CHAIN_CHUNK = 100  # steps of the chain turned into pixels by one to_numpy call
+# The width every widget fits in: a narrow notebook column (Colab beside a side panel).
 WIDGET_WIDTH_PX = 800
-# ipywidgets' CSS gives every widget a margin of --jp-widgets-margin (2 px) on each side.
-WIDGET_MARGIN_PX = 4
+WIDGET_MARGIN_PX = 4  # ipywidgets' CSS margin, --jp-widgets-margin (2 px), on each side
+PICKER_SIZE = 192  # on-screen side of the picture in the mask picker
 
 
 def forward_slider(
     x0: torch.Tensor, schedule: NoiseSchedule, seed: int = 0, display_size: int = 192
 ) -> widgets.VBox:
-    """A slider over t showing x_t of one image two ways, side by side:
-
-    - the closed form q(x_t | x_0) (DDPM eq. 4) with one fixed noise eps for every t, and
-    - the step-by-step chain q(x_t | x_{t-1}) (eq. 2), run once for all t with a fixed seed
-      (stored as uint8 pictures: 1000 steps of a 64 px image take 12 MB).
-
-    A label gives t, abar_t, and the weights of signal and noise.
-
-    Args:
-        x0: the image, [C, H, W] or [1, C, H, W] in [-1, 1].
-        seed: seeds both the fixed eps and the chain's noise.
-        display_size: the largest side of a shown picture in screen pixels; see
-            :func:`display_scale` for how it is reached and how both pictures fit
-            ``WIDGET_WIDTH_PX``.
+    """A slider over t showing x_t of one image ``x0`` ([C, H, W] or [1, C, H, W]) two ways,
+    side by side: the closed form q(x_t | x_0) (DDPM eq. 4) with one fixed noise eps, and the
+    chain q(x_t | x_{t-1}) (eq. 2), run once for all t; ``seed`` seeds both. A label gives t,
+    abar_t and the weights of signal and noise. ``display_size``: the largest side of a shown
+    picture in screen pixels (:func:`display_scale`).
     """
-    x0 = _one_image(x0, "x0")
+    x0 = one_picture(x0, "x0").detach().cpu()
     T = schedule.num_steps
     gen = torch.Generator().manual_seed(seed)
     eps = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
@@ -85,13 +67,9 @@ def forward_slider(
 
 
 def reverse_explorer(frames: Sequence[Frame], display_size: int = 192) -> widgets.VBox:
-    """A slider over captured frames of :func:`.sampling.sample` (``every=...``): x_t beside the
-    model's predicted x_0 at that step, with a label "step k/K · t = ...".
-
-    The n images of the batch are shown in a near-square grid of :func:`grid_columns` (n)
-    columns (8 images: 3, 3 and 2). ``display_size`` is the largest side of one image in
-    screen pixels; both grids shrink together so that they fit ``WIDGET_WIDTH_PX`` side by
-    side (:func:`display_scale`).
+    """A slider over the frames :func:`.sampling.sample` captures (``every=...``): x_t beside
+    the predicted x_0 at that step, each batch in a near-square grid (:func:`grid_columns`),
+    one image at most ``display_size`` screen pixels.
     """
     K = check_frames(frames)
     n, _, h, w = frames[0].x_t.shape
@@ -114,15 +92,20 @@ def grid_columns(n: int) -> int:
 
 
 def display_scale(image_side: int, picture_width: int, display_size: int, max_width: int) -> float:
-    """How much to scale a picture (one image, or a grid of images ``image_side`` px each) so
-    that one image is at most ``display_size`` px and the picture at most ``max_width`` px wide.
-
-    An upscale is rounded down to a whole number, so every image pixel becomes the same number
-    of screen pixels (NEAREST at 2.5x would draw pixels alternately 2 and 3 wide); a picture
-    that must shrink is shrunk exactly.
+    """How much to scale a picture (images ``image_side`` px each) so that one image is at
+    most ``display_size`` px and the picture at most ``max_width`` px wide. An enlargement is
+    rounded down to a whole number, so every image pixel is the same number of screen pixels.
     """
     factor = min(display_size / image_side, max_width / picture_width)
     return float(math.floor(factor)) if factor >= 1 else factor
+
+
+def fitted_size(
+    picture: Image.Image, image_side: int, display_size: int, max_width: int
+) -> tuple[int, int]:
+    """The (width, height) on screen of ``picture`` scaled by :func:`display_scale`."""
+    factor = display_scale(image_side, picture.width, display_size, max_width)
+    return max(1, round(picture.width * factor)), max(1, round(picture.height * factor))
 
 
 def _explorer(
@@ -133,11 +116,8 @@ def _explorer(
     display_size: int,
     image_side: int,
 ) -> widgets.VBox:
-    """Slider + Play over 0..count-1, one captioned Image per view, and an HTML label.
-
-    The views sit side by side and share ``WIDGET_WIDTH_PX`` equally, margins included; each is
-    scaled by :func:`display_scale` once, from its first picture (pictures keep their size).
-    """
+    """Slider + Play over 0..count-1, one captioned Image per view side by side (sharing
+    ``WIDGET_WIDTH_PX``, each scaled once from its first picture), and an HTML label."""
     if not isinstance(display_size, int) or display_size < 1:
         raise ValueError(f"display_size must be an integer >= 1, got {display_size!r}.")
     slider = widgets.IntSlider(value=0, min=0, max=count - 1, description=description)
@@ -148,17 +128,12 @@ def _explorer(
     text = widgets.HTML()
     images = [widgets.Image(format="png") for _ in views]
     max_width = WIDGET_WIDTH_PX // len(views) - WIDGET_MARGIN_PX
-    sizes = []
-    for _, picture in views:
-        first = picture(0)
-        factor = display_scale(image_side, first.width, display_size, max_width)
-        sizes.append((max(1, round(first.width * factor)), max(1, round(first.height * factor))))
+    sizes = [fitted_size(picture(0), image_side, display_size, max_width) for _, picture in views]
 
     def update(change: dict) -> None:
         k = int(change["new"])
         for image, (_, picture), (width, height) in zip(images, views, sizes):
-            image.value = png_bytes(picture(k), width, height)
-            image.width, image.height = str(width), str(height)  # no squeezing by the page
+            show_png(image, picture(k), width, height)
         text.value = label(k)
 
     slider.observe(update, names="value")
@@ -183,37 +158,20 @@ def _noising_chain(x0: torch.Tensor, schedule: NoiseSchedule, gen: torch.Generat
     return np.concatenate(pixels)
 
 
-def _one_image(x: torch.Tensor, name: str) -> torch.Tensor:
-    if isinstance(x, torch.Tensor) and x.dim() == 3:
-        x = x.unsqueeze(0)
-    check_image(x, name)
-    if x.shape[0] != 1:
-        raise ValueError(
-            f"{name} must be one image [C, H, W] or [1, C, H, W], got {list(x.shape)}."
-        )
-    return x.detach().cpu()
-
-
-def png_bytes(picture: Image.Image, width: int, height: int) -> bytes:
-    """PNG bytes of ``picture`` scaled to width x height: enlarged with NEAREST, so pixels stay
-    crisp, and shrunk with BOX (each screen pixel the mean of the image pixels it covers), so
-    no row, column or 1 px gap of the grid is dropped."""
+def show_png(image: widgets.Image, picture: Image.Image, width: int, height: int) -> None:
+    """Show ``picture`` in ``image`` at width x height: enlarged with NEAREST (crisp pixels),
+    shrunk with BOX (the mean of the pixels covered: no row or 1 px gap dropped)."""
     resample = Image.NEAREST if width >= picture.width else Image.BOX
     buffer = io.BytesIO()
     picture.resize((width, height), resample).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-# On-screen side of the picture in the mask picker.
-PICKER_SIZE = 192
+    image.value = buffer.getvalue()
+    image.width, image.height = str(width), str(height)  # no squeezing by the page
 
 
 class MaskPicker(widgets.VBox):
-    """Choose a mask for ``picture``: a preset from a menu, or a rectangle with four sliders.
-
-    The picture is shown with the part to fill greyed out, updated as you choose. Read the
-    choice with ``picker.mask()`` ([1, 1, S, S], 1 = keep) in the next cell. Starts on
-    ``start`` (``"centre_box"``), so running all cells unattended uses that.
+    """Choose a mask for ``picture``: a preset from a menu, or a rectangle with four sliders;
+    the picture is shown with the part to fill greyed out. Read it with ``picker.mask()`` in
+    the next cell. Starts on ``start``, so running all cells unattended uses that.
     """
 
     def __init__(
@@ -257,10 +215,7 @@ class MaskPicker(widgets.VBox):
         for slider in self.sliders.values():
             slider.disabled = self.menu.value != "rectangle"
         mask = self.mask()
-        picture = to_pil(masked(self.picture, mask)[0])
-        scale = max(1, self.display_size // self.size)
-        buffer = io.BytesIO()
-        picture.resize((self.size * scale,) * 2, Image.NEAREST).save(buffer, format="PNG")
-        self.view.value = buffer.getvalue()
+        side = self.size * max(1, self.display_size // self.size)
+        show_png(self.view, to_pil(masked(self.picture, mask)[0]), side, side)
         filled = 1 - float(mask.mean())
         self.note.value = f"grey: the part the model fills ({filled:.0%} of the picture)"
