@@ -53,6 +53,21 @@ def show_images(
     return fig
 
 
+def _picture_rows(
+    fig: Figure, rows: Sequence[tuple[Optional[str], Sequence[tuple[torch.Tensor, str]]]]
+) -> None:
+    """Fill ``fig`` with a table of pictures [1, C, H, W] or [C, H, W] in [-1, 1]: each row a
+    name (at its left, in a frame; None: no frames) and its (picture, title) cells."""
+    axes = fig.subplots(len(rows), len(rows[0][1]), squeeze=False)
+    for ax_row, (name, cells) in zip(axes, rows):
+        for ax, (picture, title) in zip(ax_row, cells):
+            imshow_pixels(ax, to_numpy(picture))
+            ax.set(xticks=[], yticks=[])
+            ax.set_title(title, fontsize=9)
+            ax.axis("on" if name else "off")
+        ax_row[0].set_ylabel(name or "", fontsize=9)
+
+
 def plot_noising_grid(
     x0: torch.Tensor,
     schedule: NoiseSchedule,
@@ -78,21 +93,6 @@ def plot_noising_grid(
     _picture_rows(fig, [(name, list(zip(pictures, titles))) for name, pictures in rows])
     fig.supxlabel("timestep t", fontsize=9)
     return fig
-
-
-def _picture_rows(
-    fig: Figure, rows: Sequence[tuple[str, Sequence[tuple[torch.Tensor, str]]]]
-) -> None:
-    """Fill ``fig`` with a table of pictures: each row a name at its left and (picture, title)
-    cells, the pictures [1, C, H, W] or [C, H, W] in [-1, 1]."""
-    axes = fig.subplots(len(rows), len(rows[0][1]), squeeze=False)
-    for ax_row, (name, cells) in zip(axes, rows):
-        for ax, (picture, title) in zip(ax_row, cells):
-            imshow_pixels(ax, to_numpy(picture))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(title, fontsize=9)
-        ax_row[0].set_ylabel(name, fontsize=9)
 
 
 def plot_noise_at_sizes(
@@ -137,6 +137,36 @@ def plot_noise_at_sizes(
     return fig
 
 
+def plot_noise_prediction(
+    x_t: torch.Tensor,
+    true_noise: torch.Tensor,
+    predicted_noise: torch.Tensor,
+    t: Union[torch.Tensor, Sequence[int]],
+) -> Figure:
+    """For each row (one t): x_t, the true eps, the predicted eps and their difference, the
+    noise shown as eps / 2, so that black to white spans -2 sigma to +2 sigma."""
+    for name, x in (("x_t", x_t), ("true_noise", true_noise), ("predicted_noise", predicted_noise)):
+        check_image(x, name)
+        if x.shape != x_t.shape:
+            raise ValueError(f"{name} has shape {list(x.shape)} but x_t has {list(x_t.shape)}.")
+    ts = torch.as_tensor(t).reshape(-1).tolist()
+    if len(ts) != x_t.shape[0]:
+        raise ValueError(f"got {len(ts)} timesteps for {x_t.shape[0]} images: give one t per row.")
+    rows = []
+    for row, step in enumerate(ts):
+        diff = predicted_noise[row] - true_noise[row]
+        rows.append((None, [
+            (x_t[row], f"x_t, t = {step}"),
+            (true_noise[row] / NOISE_RANGE, "true noise ε"),
+            (predicted_noise[row] / NOISE_RANGE, "predicted ε_θ(x_t, t)"),
+            (diff / NOISE_RANGE, f"difference, MSE = {float((diff**2).mean()):.3f}"),
+        ]))  # fmt: skip
+    fig = Figure(figsize=(8, 2.1 * len(ts)), layout="constrained")
+    _picture_rows(fig, rows)
+    fig.suptitle("noise shown as ε/2: black is -2σ, white is +2σ", fontsize=9)
+    return fig
+
+
 def plot_schedules(
     schedules: Union[dict[str, NoiseSchedule], Sequence[NoiseSchedule]],
 ) -> Figure:
@@ -156,8 +186,7 @@ def plot_schedules(
         for name, s in schedules.items():
             ax.plot(np.arange(s.num_steps), getattr(s, attr).numpy(), label=name)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("timestep t")
-        ax.set_ylabel(ylabel)
+        ax.set(xlabel="timestep t", ylabel=ylabel)
         ax.grid(alpha=0.3)
     axes[0].set_yscale("log")  # the cosine schedule's betas jump to 0.999 at the very end
     axes[0].legend(fontsize=9)
@@ -178,9 +207,8 @@ def plot_pixel_values(image: torch.Tensor, bins: int = 32) -> Figure:
     for channel, colour, name in zip(x[0], colours, names):
         values = channel.reshape(-1).numpy()
         ax_hist.hist(values, bins=bins, range=(-1, 1), color=colour, alpha=0.5, label=name)
-    ax_hist.set_xlim(-1.05, 1.05)
-    ax_hist.set_xlabel("value: -1 is black (p = 0), +1 is full brightness (p = 255)")
-    ax_hist.set_ylabel("number of pixels")
+    ax_hist.set(xlim=(-1.05, 1.05), ylabel="number of pixels",
+                xlabel="value: -1 is black (p = 0), +1 is full brightness (p = 255)")  # fmt: skip
     ax_hist.legend(fontsize=9)
     return fig
 
@@ -210,21 +238,19 @@ def plot_chain_vs_closed_form(
     slope = ((chain.mean(1) - chain.mean((1, 2))[:, None]) * centred).sum(1) / (centred**2).sum()
     spread = chain.std(1).mean(1)
     fig = Figure(figsize=(10, 3.4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    steps = np.arange(T)
-    theory = [
-        (schedule.sqrt_alpha_bars, slope, "picture left: slope of mean(x_t) vs x_0", "√ᾱ_t"),
-        (schedule.sqrt_one_minus_alpha_bars, spread, "noise: std of x_t", "√(1-ᾱ_t)"),
-    ]
-    ylabels = ["weight of x_0 in x_t", "std of the noise in x_t"]
-    for ax, (curve, measured, title, name), ylabel in zip(axes, theory, ylabels):
-        ax.plot(steps, curve.numpy(), color="tab:blue", label=f"closed form q(x_t | x_0): {name}")
-        ax.plot(
-            ts, measured.numpy(), "o", color="tab:orange", label=f"step-by-step chain, {n} runs"
-        )
+    panels = [
+        (schedule.sqrt_alpha_bars, slope, "picture left: slope of mean(x_t) vs x_0", "√ᾱ_t",
+         "weight of x_0 in x_t"),
+        (schedule.sqrt_one_minus_alpha_bars, spread, "noise: std of x_t", "√(1-ᾱ_t)",
+         "std of the noise in x_t"),
+    ]  # fmt: skip
+    for ax, (curve, measured, title, name, ylabel) in zip(fig.subplots(1, 2), panels):
+        ax.plot(np.arange(T), curve.numpy(), color="tab:blue",
+                label=f"closed form q(x_t | x_0): {name}")  # fmt: skip
+        ax.plot(ts, measured.numpy(), "o", color="tab:orange",
+                label=f"step-by-step chain, {n} runs")  # fmt: skip
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("timestep t")
-        ax.set_ylabel(ylabel)
+        ax.set(xlabel="timestep t", ylabel=ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return fig
@@ -243,17 +269,14 @@ def plot_losses(losses: Sequence[float], smooth: float = 0.98) -> Figure:
     for k, v in enumerate(values):
         acc = smooth * acc + (1 - smooth) * v
         ema[k] = acc / (1 - smooth ** (k + 1))
-    fig = Figure(figsize=(7, 3.6), layout="constrained")
-    ax = fig.subplots()
+    ax = Figure(figsize=(7, 3.6), layout="constrained").subplots()
     steps = np.arange(1, values.size + 1)
     ax.plot(steps, values, lw=0.6, alpha=0.35, color="tab:blue", label="loss per step")
     ax.plot(steps, ema, lw=2, color="tab:blue", label=f"smoothed (EMA {smooth})")
-    ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("MSE between true and predicted noise")
+    ax.set(yscale="log", xlabel="training step", ylabel="MSE between true and predicted noise")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    return fig
+    return ax.figure
 
 
 def plot_loss_by_timestep(
@@ -265,27 +288,22 @@ def plot_loss_by_timestep(
     """Mean loss per bucket of t, as bars: at which timesteps the noise is hard to predict.
     ``timesteps`` and ``losses``: one of each per training sample (any shape, flattened);
     ``schedule_steps``: T, so that the buckets cover [0, T-1]."""
-    t = torch.as_tensor(timesteps).reshape(-1).long()
-    loss = torch.as_tensor(losses, dtype=torch.float64).reshape(-1)
-    if t.numel() != loss.numel() or t.numel() == 0:
-        raise ValueError(
-            f"need one loss per timestep, got {t.numel()} t and {loss.numel()} losses."
-        )
+    t = torch.as_tensor(timesteps).reshape(-1).long().numpy()
+    loss = torch.as_tensor(losses, dtype=torch.float64).reshape(-1).numpy()
+    if t.size != loss.size or t.size == 0:
+        raise ValueError(f"need one loss per timestep, got {t.size} t and {loss.size} losses.")
     if not 1 <= buckets <= schedule_steps:
         raise ValueError(f"buckets must be between 1 and T = {schedule_steps}, got {buckets}.")
     edges = np.linspace(0, schedule_steps, buckets + 1)
-    which = np.clip(np.searchsorted(edges, t.numpy(), side="right") - 1, 0, buckets - 1)
-    sums = np.bincount(which, weights=loss.numpy(), minlength=buckets)
-    counts = np.bincount(which, minlength=buckets)
+    sums, counts = np.histogram(t, edges, weights=loss)[0], np.histogram(t, edges)[0]
     means = np.divide(sums, counts, out=np.full(buckets, np.nan), where=counts > 0)
-    fig = Figure(figsize=(7, 3.6), layout="constrained")
-    ax = fig.subplots()
+    ax = Figure(figsize=(7, 3.6), layout="constrained").subplots()
     ax.bar(edges[:-1], means, width=np.diff(edges), align="edge", edgecolor="white")
-    ax.set_xlabel("timestep t (small t: little noise, large t: almost pure noise)")
-    ax.set_ylabel("mean loss")
-    ax.set_title(f"Loss by timestep ({t.numel()} samples, {buckets} buckets)", fontsize=10)
+    ax.set(xlabel="timestep t (small t: little noise, large t: almost pure noise)",
+           ylabel="mean loss")  # fmt: skip
+    ax.set_title(f"Loss by timestep ({t.size} samples, {buckets} buckets)", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    return fig
+    return ax.figure
 
 
 def plot_sampler_quality(
@@ -296,55 +314,33 @@ def plot_sampler_quality(
     sampler's name to its (model calls, score) points, e.g. ``{"DDPM": [(1000, 38.1)]}``."""
     if not curves or any(len(points) == 0 for points in curves.values()):
         raise ValueError("curves must map each sampler name to at least one (calls, score).")
-    fig = Figure(figsize=(7, 3.8), layout="constrained")
-    ax = fig.subplots()
+    ax = Figure(figsize=(7, 3.8), layout="constrained").subplots()
     for name, points in curves.items():
         calls, scores = zip(*sorted(points))
         ax.plot(calls, scores, marker="o", lw=1.8, label=name)
         for x, y in zip(calls, scores):
             ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("model calls (steps), log scale: the time a sampler takes")
-    ax.set_ylabel(ylabel)
+    ax.set(xscale="log", xlabel="model calls (steps), log scale: the time a sampler takes",
+           ylabel=ylabel)  # fmt: skip
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=9)
-    return fig
+    return ax.figure
 
 
-def plot_noise_prediction(
-    x_t: torch.Tensor,
-    true_noise: torch.Tensor,
-    predicted_noise: torch.Tensor,
-    t: Union[torch.Tensor, Sequence[int]],
+def plot_edit_trade(
+    strengths: Sequence[float], edits: torch.Tensor, drawing: torch.Tensor, picture: torch.Tensor
 ) -> Figure:
-    """For each row (one t): x_t, the true eps, the predicted eps and their difference.
-
-    Noise is shown as eps / 2, so black to white spans -2 sigma to +2 sigma.
-    """
-    for name, x in (("x_t", x_t), ("true_noise", true_noise), ("predicted_noise", predicted_noise)):
-        check_image(x, name)
-        if x.shape != x_t.shape:
-            raise ValueError(f"{name} has shape {list(x.shape)} but x_t has {list(x_t.shape)}.")
-    ts = torch.as_tensor(t).reshape(-1).tolist()
-    if len(ts) != x_t.shape[0]:
-        raise ValueError(f"got {len(ts)} timesteps for {x_t.shape[0]} images: give one t per row.")
-    fig = Figure(figsize=(8, 2.1 * len(ts)), layout="constrained")
-    axes = fig.subplots(len(ts), 4, squeeze=False)
-    for row, step in enumerate(ts):
-        diff = predicted_noise[row] - true_noise[row]
-        mse = float((diff**2).mean())
-        panels = [
-            (x_t[row], f"x_t, t = {step}"),
-            (true_noise[row] / NOISE_RANGE, "true noise ε"),
-            (predicted_noise[row] / NOISE_RANGE, "predicted ε_θ(x_t, t)"),
-            (diff / NOISE_RANGE, f"difference, MSE = {mse:.3f}"),
-        ]
-        for ax, (picture, title) in zip(axes[row], panels):
-            imshow_pixels(ax, to_numpy(picture))
-            ax.set_title(title, fontsize=9)
-            ax.set_axis_off()
-    fig.suptitle("noise shown as ε/2: black is -2σ, white is +2σ", fontsize=9)
-    return fig
+    """SDEdit's trade (notebook 06): the PSNR of each edit ``edits`` [len(strengths), C, H, W]
+    against the ``drawing`` it started from (faithful) and against the ``picture`` the model
+    learned (realistic), by strength t0 / T."""
+    if len(strengths) != len(edits):
+        raise ValueError(f"one strength per edit: {len(strengths)} strengths, {len(edits)} edits.")
+    ax = Figure(figsize=(6, 3.2), layout="constrained").subplots()
+    ax.plot(strengths, psnr(edits, drawing), "o-", label="PSNR to the drawing (faithful)")
+    ax.plot(strengths, psnr(edits, picture), "s-", label="PSNR to the learned picture (realistic)")
+    ax.set(xlabel="strength $t_0 / T$", ylabel="dB")
+    ax.legend()
+    return ax.figure
 
 
 def _as_batch(images: Union[torch.Tensor, Sequence[torch.Tensor]], name: str) -> torch.Tensor:
@@ -375,21 +371,3 @@ def _show_figures_inline() -> None:
 
 
 _show_figures_inline()
-
-
-def plot_edit_trade(
-    strengths: Sequence[float], edits: torch.Tensor, drawing: torch.Tensor, picture: torch.Tensor
-) -> Figure:
-    """SDEdit's trade (notebook 06): the PSNR of each edit ``edits`` [len(strengths), C, H, W]
-    against the ``drawing`` it started from (faithful) and against the ``picture`` the model
-    learned (realistic), by strength t0 / T."""
-    if len(strengths) != len(edits):
-        raise ValueError(f"one strength per edit: {len(strengths)} strengths, {len(edits)} edits.")
-    fig = Figure(figsize=(6, 3.2), layout="constrained")
-    ax = fig.subplots()
-    ax.plot(strengths, psnr(edits, drawing), "o-", label="PSNR to the drawing (faithful)")
-    ax.plot(strengths, psnr(edits, picture), "s-", label="PSNR to the learned picture (realistic)")
-    ax.set_xlabel("strength $t_0 / T$")
-    ax.set_ylabel("dB")
-    ax.legend()
-    return fig

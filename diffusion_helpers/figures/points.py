@@ -1,9 +1,7 @@
 """Pictures of the 2D world of notebook 07: a cloud of points, the score, the reverse paths.
 
-A cloud of N points in the plane is a tensor [N, 2, 1, 1]: N "pictures" of one pixel with two
-channels, the x and y coordinates (:mod:`.tutorial.points` makes them from the learner's
-picture). Every function here takes plain tensors (and, for the score, a noise predictor) and
-returns the ``matplotlib.figure.Figure`` it drew, built without pyplot as in :mod:`.plots`.
+A cloud of N points in the plane is a tensor [N, 2, 1, 1]: N one-pixel "pictures" with two
+channels, x and y (:mod:`.tutorial.points` makes them from the learner's picture).
 """
 
 from __future__ import annotations
@@ -28,11 +26,10 @@ CLOUD = dict(s=4, color="tab:blue", alpha=0.5, linewidths=0)  # the points, draw
 FAINT = dict(s=3, color="0.7", alpha=0.5, linewidths=0)  # a cloud behind arrows or paths
 TRAINING = dict(s=70, facecolors="none", edgecolors="tab:red", linewidths=1.4)  # open circles
 PANEL = 3.4  # inches per panel: 3-4 panels fit a notebook's width
-# A sample "is" a training point when it lies within NEAR of one: 0.02 is under a pixel of a
-# 64 px picture (2 / 64 = 0.031 of the plane), so a copy and a new point are told apart.
+# A sample "is" a training point within NEAR of one: under a pixel of a 64 px picture (0.031).
 NEAR = 0.02
-# The score field's arrows grow with |s| up to this quantile of |s| in the panel, then stop
-# growing: the few huge arrows far from the cloud would otherwise shrink all the others to dots.
+# Arrows grow with |s| up to this quantile of |s| in the panel, so the few huge ones far from
+# the cloud do not shrink all the others to dots.
 ARROW_QUANTILE = 0.7
 
 
@@ -47,25 +44,20 @@ def plot_points_dissolving(
     timesteps: Sequence[int],
     seed: int = 0,
 ) -> Figure:
-    """The cloud noised to each of ``timesteps`` by q(x_t | x_0) (DDPM eq. 4), one panel each:
-    x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps shrinks the picture towards the centre and
-    blurs it until only N(0, I) is left. All panels share one noise draw (``seed``) and one
-    scale; the dashed square is the data range [-1, 1]^2, the circle 2 sigma of N(0, I).
+    """The cloud noised to each of ``timesteps`` by x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps
+    (DDPM eq. 4), one panel each, one noise draw (``seed``) and one scale for all; the dashed
+    square is the data range [-1, 1]^2, the circle 2 sigma of N(0, I).
     """
     check_points(points)
-    ts = [int(t) for t in timesteps]
-    if not ts:
-        raise ValueError("timesteps is empty: name at least one timestep to show.")
-    schedule.check_t(torch.tensor(ts))
+    ts = _timesteps(schedule, timesteps)
     x0 = points.detach().cpu().float()
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     fig = Figure(figsize=(PANEL * 0.85 * len(ts) + 0.4, PANEL), layout="constrained")
     axes = fig.subplots(1, len(ts), squeeze=False)[0]
     for ax, t in zip(axes, ts):
-        x_t = add_noise(x0, t, schedule, noise=eps)[0]
-        xy = as_xy(x_t)
+        xy = as_xy(add_noise(x0, t, schedule, noise=eps)[0])
         ax.scatter(xy[:, 0], xy[:, 1], **CLOUD)
-        _data_box(ax)
+        ax.add_patch(Rectangle((-1, -1), 2, 2, fill=False, ls="--", color="0.4", lw=1))
         ax.add_patch(Circle((0, 0), 2.0, fill=False, color="tab:orange", lw=1.2))
         ax.set_title(f"t = {t}, {_abar_text(schedule, t)}", fontsize=10)
         _plane(ax, 3.0)
@@ -84,21 +76,13 @@ def plot_score_field(
     grid: int = 15,
     seed: int = 0,
 ) -> Figure:
-    """Arrows of the score s(x, t) = grad log p_t(x) over the plane, one panel per timestep.
-
-    The score comes from a noise predictor by Tweedie's formula, s = -eps(x, t) / sqrt(1-abar_t)
-    (``eps_fn(x [M, 2, 1, 1], t LongTensor [M])``: a trained net, or the exact one of a
-    mixture). Arrows point uphill in the density of x_t, towards the cloud. In each panel the
-    arrows are drawn in proportion to |s| up to the panel's ARROW_QUANTILE of |s| and as long
-    as the grid spacing above it (|s| grows as t falls, like 1 / sqrt(1 - abar_t), and with
-    the distance from the cloud); the title gives the typical |s| (the median).
-    ``points`` (the clean cloud) is drawn behind, noised to each t with one noise draw
-    (``seed``). ``grid``: arrows per side.
+    """Arrows of the score s(x, t) = grad log p_t(x) on a ``grid`` x ``grid`` of the plane, one
+    panel per timestep, from a noise predictor ``eps_fn(x [M, 2, 1, 1], t [M])`` by Tweedie's
+    formula s = -eps(x, t) / sqrt(1 - abar_t). Arrow lengths follow |s| up to the panel's
+    ``ARROW_QUANTILE``; the title gives the median |s|. ``points``, the clean cloud, is drawn
+    behind, noised to each t with one noise draw (``seed``).
     """
-    ts = [int(t) for t in timesteps]
-    if not ts:
-        raise ValueError("timesteps is empty: name at least one timestep to show.")
-    schedule.check_t(torch.tensor(ts))
+    ts = _timesteps(schedule, timesteps)
     if points is not None:
         check_points(points)
         x0 = points.detach().cpu().float()
@@ -107,13 +91,12 @@ def plot_score_field(
     axes = fig.subplots(1, len(ts), squeeze=False)[0]
     for ax, t in zip(axes, ts):
         abar = float(schedule.alpha_bars[t])
-        half = _reach(abar)
+        half = max(1.2, math.sqrt(abar) + 2.0 * math.sqrt(1 - abar))  # holds most of x_t
         side = np.linspace(-half, half, grid + 2)[1:-1]  # no arrows on the frame
         gx, gy = np.meshgrid(side, side)
         xy = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32)
-        t_batch = torch.full((xy.shape[0],), t, dtype=torch.long)
         with torch.no_grad():
-            predicted = eps_fn(xy[:, :, None, None], t_batch)
+            predicted = eps_fn(xy[:, :, None, None], torch.full((len(xy),), t, dtype=torch.long))
         check_points(predicted, "eps_fn(x, t)")
         score = -as_xy(predicted) / math.sqrt(1 - abar)  # Tweedie: s = -eps / sqrt(1 - abar)
         if points is not None:
@@ -139,12 +122,9 @@ def plot_trajectories(
     paths: int = 4,
     titles: Sequence[str] = ("reverse SDE (DDPM)", "probability-flow ODE (DDIM, η = 0)"),
 ) -> Figure:
-    """The paths of the first ``paths`` points from x_T to x_0, by the reverse SDE (left) and
-    the probability-flow ODE (right), from the :class:`.sampling.Frame` lists that
-    ``sample(..., every=k)`` captures (``frames[i].x_t`` [n, 2, 1, 1]). Each path starts at a
-    circle (x_T) and ends at a dot (x_0); all n final points are drawn faintly behind. Drawn
-    from the same seed, both runs start from the same x_T: the SDE's paths wander (fresh noise
-    at every step), the ODE's are smooth and depend on x_T alone. Both panels share one scale.
+    """The paths of the first ``paths`` points from x_T (a circle) to x_0 (a dot) by the reverse
+    SDE (left) and the probability-flow ODE (right), from the frames ``sample(..., every=k)``
+    captures (``frames[i].x_t`` [n, 2, 1, 1]); all n final points drawn faintly behind.
     """
     runs = [("sde_frames", sde_frames), ("ode_frames", ode_frames)]
     if len(titles) != 2:
@@ -159,8 +139,7 @@ def plot_trajectories(
     shown = min(paths, *(track.shape[1] for track in tracks))
     half = max(1.1, 1.05 * max(float(np.abs(track[:, :shown]).max()) for track in tracks))
     fig = Figure(figsize=(2 * PANEL * 1.3 + 0.4, PANEL * 1.3 + 0.3), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, (_, frames), track, title in zip(axes, runs, tracks, titles):
+    for ax, (_, frames), track, title in zip(fig.subplots(1, 2), runs, tracks, titles):
         ax.scatter(track[-1][:, 0], track[-1][:, 1], **FAINT)
         for k in range(shown):
             colour = f"C{k % 10}"
@@ -184,11 +163,8 @@ def plot_memorisation(
     cloud: Optional[torch.Tensor] = None,
 ) -> Figure:
     """Three panels: the few training points (red circles), samples of a net trained on them,
-    and samples of the ideal denoiser of those points (the exact optimum of the training
-    loss), with the training points circled on each and the share of samples within NEAR of
-    one in the title. The ideal denoiser can only give back the training points: it
-    memorises. A net that generalises puts samples between them too. ``cloud``: the whole
-    cloud the training points were drawn from, drawn faintly behind.
+    and samples of the ideal denoiser of those points, each titled with how many lie within
+    ``NEAR`` of a training point; ``cloud``, the points they were drawn from, faintly behind.
     """
     train_xy = as_xy(training_points, "training_points")
     samples = [as_xy(net_samples, "net_samples"), as_xy(ideal_samples, "ideal_samples")]
@@ -220,26 +196,22 @@ def plot_memorisation(
     return fig
 
 
+def _timesteps(schedule: NoiseSchedule, timesteps: Sequence[int]) -> list[int]:
+    """``timesteps`` as a non-empty list of ints, each checked against the schedule."""
+    ts = [int(t) for t in timesteps]
+    if not ts:
+        raise ValueError("timesteps is empty: name at least one timestep to show.")
+    schedule.check_t(torch.tensor(ts))
+    return ts
+
+
 def _abar_text(schedule: NoiseSchedule, t: int) -> str:
     """abar_t for a title: four decimals as in the noising grid, or like 4.0e-05 when tiny."""
     abar = float(schedule.alpha_bars[t])
     return f"ᾱ_t = {abar:.4f}" if abar >= 1e-3 else f"ᾱ_t = {abar:.1e}"
 
 
-def _reach(abar: float) -> float:
-    """Half the side of a square that holds most of x_t when x_0 lies in [-1, 1]^2."""
-    return max(1.2, math.sqrt(abar) + 2.0 * math.sqrt(1 - abar))
-
-
-def _data_box(ax: Axes) -> None:
-    ax.add_patch(Rectangle((-1, -1), 2, 2, fill=False, ls="--", color="0.4", lw=1))
-
-
 def _plane(ax: Axes, half: float) -> None:
     """Square axes from -half to half, labelled x and y, one unit as long on both."""
-    ax.set_xlim(-half, half)
-    ax.set_ylim(-half, half)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
+    ax.set(xlim=(-half, half), ylim=(-half, half), aspect="equal", xlabel="x", ylabel="y")
     ax.grid(alpha=0.25)
