@@ -27,7 +27,6 @@ from diffusion_helpers.tutorial.exercises import (
     check_reverse_step,
     check_score,
     judge,
-    table,
     time_limit,
 )
 
@@ -350,14 +349,24 @@ def score(predicted_noise, t, schedule):  # notebook 07's solution
     return -predicted_noise / schedule.sqrt_one_minus_alpha_bars[t]
 
 
+def score_loop(eps, t, schedule):
+    abar = 1.0
+    for beta in schedule.betas[: t + 1].tolist():
+        abar *= 1 - beta
+    return -eps / (1 - abar) ** 0.5
+
+
 @pytest.mark.parametrize(
     "check, fn",
     [
         (check_score, score),
         (check_score, lambda e, t, s: -e / (1 - s.alpha_bars[t]).sqrt()),
         (check_score, lambda e, t, s: -e / s.gather(s.sqrt_one_minus_alpha_bars, t, e)),
+        (check_score, lambda e, t, s: -e / torch.sqrt(1 - s.alpha_bars[t]).float()),
+        (check_score, score_loop),
         (check_langevin_step, lambda x, sc, d, z: x + d * sc + (2 * d) ** 0.5 * z),
         (check_langevin_step, lambda x, sc, d, z: x + d * sc + math.sqrt(2 * d) * z),
+        (check_langevin_step, lambda x, sc, d, z: x + d * sc + torch.sqrt(torch.tensor(2 * d)) * z),
         (check_flow_loss, lambda v, x0, n: ((v - (n - x0)) ** 2).mean()),
         (check_flow_loss, lambda v, x0, n: F.mse_loss(v, n - x0)),
         (check_euler_step, lambda x, v, s, s_next: x + (s_next - s) * v),
@@ -367,8 +376,11 @@ def score(predicted_noise, t, schedule):  # notebook 07's solution
         "score",
         "score-abar",
         "score-gather",
+        "score-float",
+        "score-loop",
         "langevin",
         "langevin-math",
+        "langevin-tensor",
         "flow-loss",
         "flow-loss-mse",
         "euler",
@@ -410,11 +422,12 @@ def test_notebook_07_right(check, fn, capsys):
         (
             check_flow_loss,
             lambda v, x0, n: ((v - (n - x0)) ** 2).mean().detach(),
-            ["cut off from predicted_velocity"],
+            ["cut off from predicted_velocity", "backward"],
         ),
         (check_euler_step, lambda x, v, s, s_next: x + (s - s_next) * v, ["sign"]),
         (check_euler_step, lambda x, v, s, s_next: x + s_next * v, ["you used s_next * v"]),
-        (check_euler_step, lambda x, v, s, s_next: x - s * v, ["the whole way"]),
+        (check_euler_step, lambda x, v, s, s_next: x - s * v, ["the whole way", "s * v"]),
+        (check_euler_step, lambda x, v, s, s_next: x, []),
     ],
     ids=[
         "score-sign",
@@ -438,6 +451,7 @@ def test_notebook_07_right(check, fn, capsys):
         "euler-sign",
         "euler-s-next",
         "euler-s",
+        "euler-no-step",
     ],
 )
 def test_notebook_07_wrong(check, fn, words, capsys):
@@ -447,15 +461,15 @@ def test_notebook_07_wrong(check, fn, words, capsys):
 # ----------------------------------------------------------------------------- the package itself
 
 PACKAGE = {  # the package's function for each exercise, in the exercise's calling convention
-    "check_alpha_bar": table.ALPHA_BAR.reference,  # NoiseSchedule computes it in __init__
+    "check_alpha_bar": exercises.check_alpha_bar.reference,  # NoiseSchedule computes it in __init__
     "check_q_sample": lambda x0, t, n, s: dh.add_noise(x0, t, s, noise=n)[0],
-    "check_loss": table.LOSS.reference,  # F.mse_loss; dh.train's is inside training_loss
+    "check_loss": exercises.check_loss.reference,  # F.mse_loss; dh.train's is inside training_loss
     "check_reverse_step": lambda x, t, e, s, z: dh.reverse_step(
         x, t, e, s, noise=z, variance="beta", clip=False
     ),
     "check_score": dh.score_from_noise,
     "check_langevin_step": dh.langevin_step,
-    "check_flow_loss": table.FLOW_LOSS.reference,  # the mean square from dh.velocity
+    "check_flow_loss": exercises.check_flow_loss.reference,  # the mean square from dh.velocity
     "check_euler_step": dh.euler_step,
 }
 

@@ -1,15 +1,7 @@
-"""The one judge of every exercise in :mod:`.table`.
-
-It runs the learner's function on copies of each case's arguments (time-boxed, gradients on),
-reads whatever came back, and compares it with the reference: the shape, the dtype, the values
-within ATOL + RTOL |expected|, and for a loss the reference's gradient. A wrong value gets the
-first hint that fits: an answer that changes from call to call, half-precision rounding, a known
-mistake that gives the same answers, two arguments swapped, a known mistake that gives the
-failed case's answer, else the cases that are right.
-
-The expected values are computed only after the learner's function has run on every case, so
-no frame above its call holds one for it to copy.
-"""
+"""The one judge of every exercise in :mod:`.table`: it runs the learner's function on copies of
+each case (time-boxed, gradients on), reads what came back, and compares it with the reference
+(shape, dtype, values, and for a loss the gradient). The expected values are computed only after
+the learner's function has run on every case, so no frame above its call holds one to copy."""
 
 from __future__ import annotations
 
@@ -25,26 +17,30 @@ import torch
 
 from .time_limit import TimeUp, call_with_time_limit
 
-# A right answer computed in float32 differs from the reference by ~1e-6 relative; every known
-# mistake differs by more than 1e-4 on some case (the closest, abar one step off, by beta_t).
+# A right answer in float32 is ~1e-6 relative from the reference; every known mistake is more
+# than 1e-4 off on some case (the closest, abar one step off, by beta_t).
 RTOL, ATOL = 1e-4, 1e-6
-# Seconds one call of the learner's function (or of its loss's backward) may run. The slowest
-# right answers, Python loops over the T = 1000 betas, take under 0.1 s; the tests use 1 s.
-TIME_LIMIT_S = 10.0
+TIME_LIMIT_S = 10.0  # per call; the slowest right answers (Python loops over T) take < 0.1 s
 
 
 @dataclass
 class Exercise:
-    """One row of the table: how the learner's function is called, the inputs it is tried on,
-    the right answer, and the known wrong answers, each with the hint that names it."""
+    """One row of the table, and the checker of one exercise (call it with the learner's function)."""
 
     signature: str  # "q_sample(x0, t, noise, schedule)": the result is like the first argument
     reference: Callable[..., torch.Tensor]  # the right answer, called like the learner's function
-    cases: dict[str, Callable[[], tuple]]  # label -> the arguments of one call
+    cases: dict[str, tuple]  # label -> the arguments of one call
     mistakes: list[tuple[Callable[..., torch.Tensor], str]]  # (a known wrong variant, its hint)
     success: str  # printed after "✓ check_<name>: "
     errors: list[tuple[str, str]] = field(default_factory=list)  # (regex on an error, hint)
     gradient_of: Optional[str] = None  # the argument the result must pass the gradient back to
+
+    def __call__(self, fn: Any) -> bool:
+        """:func:`check` the learner's ``fn``: True when it is right."""
+        return check(self, fn)
+
+    def __repr__(self) -> str:
+        return f"check_{self.name}: checks your {self.signature}"
 
     @property
     def name(self) -> str:
@@ -57,8 +53,8 @@ class Exercise:
 
 @dataclass
 class Trial:
-    """The learner's function on one case: the copies it was given, what it returned (a plain
-    tensor once read), what is wrong with it, and the reference's answer."""
+    """The learner's function on one case: the copies it was given, what it returned, what is
+    wrong with it, and the reference's answer."""
 
     label: str
     args: tuple
@@ -73,9 +69,8 @@ class StopCheckError(Exception):
 
 
 def check(exercise: Exercise, fn: Any) -> bool:
-    """Print "✓ ..." and return True when ``fn`` matches the reference on every case, else
-    print what differs on the first case that fails, with a hint, and return False. Never
-    raises, whatever ``fn`` does or returns."""
+    """Print "✓ ..." and return True when ``fn`` matches the reference on every case, else print
+    what differs on the first case that fails, with a hint, and return False. Never raises."""
     try:  # gradients on even under the notebook's no_grad() or inference_mode(); both come back
         with torch.inference_mode(False), torch.enable_grad():
             problem = judge(exercise, fn)
@@ -88,14 +83,14 @@ def check(exercise: Exercise, fn: Any) -> bool:
     if problem is not None:
         print(f"✗ check_{exercise.name}: {problem}")
         return False
-    labels = ", ".join(label.split(" (")[0] for label in exercise.cases)
+    labels = ", ".join(short(label) for label in exercise.cases)
     print(f"✓ check_{exercise.name}: {exercise.success} ({len(exercise.cases)} cases: {labels}).")
     return True
 
 
 def judge(exercise: Exercise, fn: Any) -> Optional[str]:
     """What is wrong with ``fn`` on the first case that fails, or None."""
-    trials = [Trial(label, make()) for label, make in exercise.cases.items()]
+    trials = [Trial(label, args) for label, args in exercise.cases.items()]
     problem = signature_problem(fn, exercise, trials[0].args)
     if problem is not None:
         return problem
@@ -138,8 +133,8 @@ def signature_problem(fn: Any, exercise: Exercise, args: tuple) -> Optional[str]
 
 
 def learners_code(thunk: Callable[[], Any], label: str, what: str = "your function") -> Any:
-    """``thunk()``, which runs the learner's code, time-boxed and with gradients on. Raises
-    :class:`StopCheckError` when time runs out or on Ctrl-C; the learner's errors pass through."""
+    """``thunk()``, time-boxed and with gradients on: :class:`StopCheckError` when time runs out
+    or on Ctrl-C; the learner's own errors pass through."""
     try:
         with torch.enable_grad():
             return call_with_time_limit(thunk, TIME_LIMIT_S)
@@ -161,8 +156,7 @@ def call(fn: Callable, trial: Trial, exercise: Exercise) -> None:
         raise
     except NotImplementedError:
         trial.problem = (
-            "your function raises NotImplementedError: replace the `raise NotImplementedError` "
-            "line with your code, run the cell, then run this check again."
+            "your function raises NotImplementedError: replace that line with your code."
         )
     except BaseException as err:  # the learner's code may raise anything, SystemExit too
         said = describe(err)
@@ -181,8 +175,7 @@ def call(fn: Callable, trial: Trial, exercise: Exercise) -> None:
 
 
 def read(trial: Trial, exercise: Exercise) -> Optional[str]:
-    """Make ``trial.got`` a plain dense real tensor with the reference's shape, dtype and device
-    (its autograd graph kept), or say why it is not one."""
+    """Say why ``trial.got`` is not a plain tensor like the reference's (a subclass becomes one)."""
     got, expected, like = trial.got, trial.expected, exercise.params[0]
     shape = list(expected.shape)
     if got is None:
@@ -190,12 +183,8 @@ def read(trial: Trial, exercise: Exercise) -> Optional[str]:
     if isinstance(got, tuple):
         return f"your function returned a tuple of {len(got)} values: return only the tensor."
     if inspect.isgenerator(got) or inspect.iscoroutine(got):
-        if inspect.iscoroutine(got):
-            got.close()  # never run: no "coroutine was never awaited" warning
-        return (
-            f"your function returned a {type(got).__name__}: it contains `yield` or is `async "
-            "def`. Make it a plain function that ends with `return`."
-        )
+        got.close()  # never run: no "coroutine was never awaited" warning
+        return f"your function returned a {type(got).__name__}: use `return`, not `yield` or async."
     if not isinstance(got, torch.Tensor):
         what = type(got).__name__
         if isinstance(got, (int, float, complex)):
@@ -212,30 +201,27 @@ def read(trial: Trial, exercise: Exercise) -> Optional[str]:
     if got.is_meta:
         return "your result is a meta tensor: it has a shape but no values. Compute it."
     if got.device != expected.device:
-        return (
-            f"your result is on {got.device} but {like} is on {expected.device}: no .to() needed."
-        )
+        return f"your result is on {got.device} but {like} is on {expected.device}: no .to()."
     if got.is_complex():
-        return (
-            f"your result is complex ({got.dtype}): return real numbers. A Python power of a "
-            "negative number, like (-0.5) ** 0.5, gives a complex one."
-        )
+        return "your result is complex: return real numbers ((-0.5) ** 0.5 is complex in Python)."
     if got.shape != expected.shape:
-        message = f"your result has shape {list(got.shape)}, expected {shape}"
-        message += "." if shape else " (a 0-dim tensor: one number)."
         hint = mistake_hint([trial], exercise)
         if hint is None and got.squeeze().shape == expected.squeeze().shape:
             hint = "the values are there, with a dimension of size 1 too many or too few."
-        return message + (f"\n  Hint: {hint}" if hint else "")
+        return (
+            f"your result has shape {list(got.shape)}, expected {shape}"
+            + ("." if shape else " (a 0-dim tensor: one number).")
+            + (f"\n  Hint: {hint}" if hint else "")
+        )
     if got.dtype != expected.dtype:
         return dtype_problem(got.dtype, expected.dtype, exercise)
     if not torch.isfinite(got.detach()).all():
-        return "your result contains NaN or inf (a square root of a negative number, or 1/0?)."
+        return "your result contains NaN or inf (a square root of a negative number, 1/0?)."
     return None
 
 
 def dtype_problem(got: torch.dtype, want: torch.dtype, exercise: Exercise) -> str:
-    """Which dtype the result has instead of the reference's, the likely cause, what to do."""
+    """The result's dtype instead of the reference's, the likely cause and what to do."""
     like = exercise.params[0]
     if got in (torch.float16, torch.bfloat16):
         why = (
@@ -262,11 +248,13 @@ def dtype_problem(got: torch.dtype, want: torch.dtype, exercise: Exercise) -> st
 
 
 def value_problem(fn: Callable, failed: Trial, trials: list[Trial], exercise: Exercise) -> str:
-    """The largest difference on the failed case (and its values, when few), and a hint."""
+    """The largest difference on the failed case (its values, when few), and the first hint that
+    fits: answers that change between calls, half-precision rounding, a known mistake on every
+    case seen, two arguments swapped, a known mistake on this case, else which cases are right."""
     got, expected = failed.got.detach(), failed.expected
     diff = (got.double() - expected.double()).abs().max().item()
     message = f"largest difference {diff:.3g} from the reference."
-    if expected.numel() <= 8:
+    if expected.numel() <= 8:  # with enough digits to see where they differ
         scale = max(expected.double().abs().max().item(), 1e-12)
         digits = 4 if diff >= 1e-3 * scale else min(10, 3 + math.ceil(-math.log10(diff / scale)))
         message += f"\n  got:      {fmt(got, digits)}\n  expected: {fmt(expected, digits)}"
@@ -305,8 +293,8 @@ def rounding_hint(failed: Trial, exercise: Exercise) -> Optional[str]:
 
 
 def mistake_hint(seen: list[Trial], exercise: Exercise) -> Optional[str]:
-    """The hint of the first known mistake that gives the learner's answer on every case seen
-    (where it has one; on the first, the failed case, it must)."""
+    """The hint of the first known mistake that gives the learner's answers on the cases seen
+    (on the first, the failed case, it must; elsewhere where it has an answer)."""
     for variant, hint in exercise.mistakes:
         if gives(variant, seen[0], False) and all(gives(variant, t) for t in seen[1:]):
             return hint
@@ -325,15 +313,16 @@ def swap_hint(fn: Callable, seen: list[Trial], exercise: Exercise) -> Optional[s
             return exercise.reference(*a)
 
         if args[i].shape == args[j].shape and all(gives(swapped, t, False) for t in seen):
-            advice = (
-                f"Check that your function takes them in the order {exercise.signature}, and "
-                "which one each coefficient multiplies."
-            )
             names = list(inspect.signature(fn).parameters)
             if sorted(names) == sorted(exercise.params) and names != exercise.params:
                 advice = (
                     f"Your function takes ({', '.join(names)}), but it is called as "
                     f"{exercise.signature}: put its parameters in that order."
+                )
+            else:
+                advice = (
+                    f"Check that your function takes them in the order {exercise.signature}, "
+                    "and which one each coefficient multiplies."
                 )
             a, b = exercise.params[i], exercise.params[j]
             return f"`{a}` and `{b}` are swapped: each is used in the other's place. {advice}"
@@ -346,18 +335,14 @@ def fallback_hint(seen: list[Trial]) -> str:
         "compare your code with the equation above, one factor at a time; try it on the case "
         "above and print the intermediate values."
     )
-    right = [t.label.split(" (")[0] for t in seen if close(t.got, t.expected)]
-    wrong = [t.label.split(" (")[0] for t in seen if not close(t.got, t.expected)]
-    if right:
-        return (
-            f"your function is right for {'; '.join(right)} but not for {'; '.join(wrong)}: {hint}"
-        )
-    return hint
+    right = "; ".join(short(t.label) for t in seen if close(t.got, t.expected))
+    wrong = "; ".join(short(t.label) for t in seen if not close(t.got, t.expected))
+    return f"your function is right for {right} but not for {wrong}: {hint}" if right else hint
 
 
 def gradient_problem(trial: Trial, exercise: Exercise) -> Optional[str]:
-    """Unless the result passes the reference's gradient back to ``exercise.gradient_of`` (the
-    loss to the prediction, so that training can learn): what is wrong with it."""
+    """What is wrong unless the result passes the reference's gradient back to
+    ``exercise.gradient_of`` (a loss to the prediction, so that training can learn)."""
     name = exercise.gradient_of
     if name is None:
         return None
@@ -372,11 +357,8 @@ def gradient_problem(trial: Trial, exercise: Exercise) -> Optional[str]:
     if not got.requires_grad:
         return cut_off
     try:  # a custom autograd Function runs the learner's backward: time-boxed too
-        grad = learners_code(
-            lambda: torch.autograd.grad(got, wrt, allow_unused=True)[0],
-            trial.label,
-            "the backward of your loss",
-        )
+        backward = lambda: torch.autograd.grad(got, wrt, allow_unused=True)[0]  # noqa: E731
+        grad = learners_code(backward, trial.label, "the backward of your loss")
     except StopCheckError:
         raise
     except BaseException as err:
@@ -394,8 +376,8 @@ def gradient_problem(trial: Trial, exercise: Exercise) -> Optional[str]:
 
 
 def gives(variant: Callable, trial: Trial, absent: bool = True) -> bool:
-    """True when ``variant`` gives the learner's answer on this case; ``absent`` when it has no
-    answer there (an index out of range at the last step, say)."""
+    """Whether ``variant`` gives the learner's answer on this case (``absent`` where it has none,
+    an index out of range at the last step, say)."""
     try:
         wrong = variant(*clone(trial.args))
     except (IndexError, RuntimeError, ValueError):
@@ -416,6 +398,11 @@ def clone(args: tuple) -> tuple:
     return copy.deepcopy(args)
 
 
+def short(label: str) -> str:
+    """A case's label without its note in brackets: "t = 0 (the first step)" -> "t = 0"."""
+    return label.split(" (")[0]
+
+
 def describe(err: BaseException) -> str:
     """``Type: first line of the message``, at most 200 characters, even when str() fails."""
     try:
@@ -427,5 +414,5 @@ def describe(err: BaseException) -> str:
 
 
 def fmt(x: torch.Tensor, digits: int) -> str:
-    """A few values of a tensor, for messages."""
+    """The values of a small tensor, for messages."""
     return "[" + ", ".join(f"{v:.{digits}g}" for v in x.double().reshape(-1).tolist()) + "]"

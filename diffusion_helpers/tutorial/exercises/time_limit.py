@@ -1,7 +1,6 @@
-"""Time-boxing the learner's function: :func:`call_with_time_limit` raises :class:`TimeUp`
-inside a call that runs too long, and leaves no timer, handler or thread behind. Neither way
-below stops a function that catches every exception inside an endless loop.
-"""
+"""Time-boxing the learner's function: :func:`call_with_time_limit` raises :class:`TimeUp` inside
+a call that runs too long, and leaves no timer, handler or thread behind. (Neither way stops a
+function that catches every exception inside an endless loop.)"""
 
 from __future__ import annotations
 
@@ -13,8 +12,8 @@ from typing import Any, Callable
 
 
 class TimeUp(BaseException):
-    """Raised inside a call that ran past its time limit; a ``BaseException`` like
-    ``KeyboardInterrupt``, so that the learner's ``except Exception:`` does not swallow it."""
+    """Raised inside a call past its time limit; a ``BaseException``, as ``KeyboardInterrupt``
+    is, so that the learner's ``except Exception:`` does not swallow it."""
 
 
 def call_with_time_limit(fn: Callable[[], Any], seconds: float) -> Any:
@@ -32,8 +31,8 @@ def alarm_usable() -> bool:
 
 
 def with_alarm(fn: Callable[[], Any], seconds: float) -> Any:
-    """In the main thread on Unix (a script, Jupyter, Colab): a one-shot ``setitimer`` alarm,
-    whose handler raises inside the learner's code, even during a ``time.sleep``."""
+    """A one-shot ``setitimer`` alarm whose handler raises inside ``fn``, even in a sleep; an
+    alarm set before it gets back what is left of its time."""
     running = [True]  # an alarm that comes after fn has returned must not raise
 
     def on_alarm(signum: int, frame: object) -> None:
@@ -52,13 +51,13 @@ def with_alarm(fn: Callable[[], Any], seconds: float) -> Any:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous_handler)
         delay, interval = previous_timer
-        if delay > 0:  # someone else's alarm was pending: give it back what is left of it
+        if delay > 0:
             left = max(delay - (time.monotonic() - started), 1e-3)
             signal.setitimer(signal.ITIMER_REAL, left, interval)
 
 
 # Our own function objects (CDLL's [] does not cache), so that their argtypes cannot clash with
-# another library's use of the same C function. exc = NULL clears a pending exception.
+# another library's use of the same C function. exc = NULL withdraws a pending exception.
 try:
     raise_in = ctypes.pythonapi["PyThreadState_SetAsyncExc"]
     raise_in.argtypes = (ctypes.c_ulong, ctypes.py_object)
@@ -69,9 +68,8 @@ except (AttributeError, TypeError):  # not CPython: no watchdog, the call runs u
 
 
 def with_watchdog(fn: Callable[[], Any], seconds: float) -> Any:
-    """Elsewhere (Windows, other threads): a watchdog thread raises in the calling thread with
-    ``PyThreadState_SetAsyncExc``, between two bytecodes (a long C call finishes first). Unlike
-    ``_thread.interrupt_main()`` it targets this thread, has its own type, and can be withdrawn."""
+    """Elsewhere (Windows, other threads): a watchdog thread raises in this thread with
+    ``PyThreadState_SetAsyncExc``, between two bytecodes (a long C call finishes first)."""
     if raise_in is None:
         return fn()
     target, lock, state = threading.get_ident(), threading.Lock(), {"running": True}
