@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Union
 
 import torch
 
-from .checks.values import class_labels, number
+from .checks.values import class_indices, number
 
 # The guidance weight w when labels are given without guidance_scale. Measured on the digits
 # model of notebook 05 (conditional tiny U-Net, 16 px, 1,600 steps, 500 DPM-Solver++ samples;
@@ -90,7 +90,7 @@ def resolve_labels(
     null = torch.full((n,), num_classes, dtype=torch.long, device=device)  # None: the CPU
     if labels is None:
         return null, None, 1.0
-    cond = class_labels(labels, n, num_classes).to(null.device)
+    cond = class_indices(labels, n, num_classes).to(null.device)
     w = DEFAULT_GUIDANCE if guidance_scale is None else guidance_scale
     number(w, "guidance_scale", 0.0, hint=" 1 is plain conditional sampling, 0 unconditional.")
     if w == 1:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks.values import number, whole_number
+from .checks.values import class_indices, number, whole_number
 
 # Bounds of a config (UNetConfig.check): far beyond any preset, well below what exhausts a
 # machine, so a config read from a file cannot ask for 400 GB.
@@ -413,9 +413,10 @@ class UNet(nn.Module):
                 f"256: {sizes}."
             )
 
-    def check_labels(self, labels: Optional[torch.Tensor], batch: int) -> None:
-        """Raise ``ValueError`` unless ``labels`` suit this net: None for an unconditional net;
-        a LongTensor [batch] in 0..num_classes (num_classes = "no class") for a conditional one."""
+    def check_labels(self, labels: Optional[torch.Tensor], batch: int) -> Optional[torch.Tensor]:
+        """``labels`` as this net takes them: None for an unconditional net; for a conditional
+        one, class indices [batch] in 0..num_classes (num_classes = "no class"), checked by
+        :func:`.checks.values.class_indices` (left to the callers while tracing)."""
         n = self.config.num_classes
         if n is None:
             if labels is not None:
@@ -423,18 +424,13 @@ class UNet(nn.Module):
                     "labels were given to an unconditional U-Net; build it with num_classes=... "
                     "to condition on a class."
                 )
-            return
+            return None
         if labels is None:
             raise ValueError(
                 f"this U-Net is conditional (num_classes={n}): pass labels (0..{n - 1}, or {n} "
                 "for no class)."
             )
-        if labels.shape != (batch,) or labels.dtype != torch.long:
-            raise ValueError(
-                f"labels must be a LongTensor [{batch}], got {labels.dtype} {list(labels.shape)}."
-            )
-        if not tracing() and (bool((labels < 0).any()) or bool((labels > n).any())):
-            raise ValueError(f"labels must lie in 0..{n} ({n} = no class), got {labels.tolist()}.")
+        return labels if tracing() else class_indices(labels, batch, n, null_class=True)
 
     def forward(
         self,
@@ -445,7 +441,7 @@ class UNet(nn.Module):
         """Predict the noise eps in x_t. x: [B, C, H, W]; t: int or LongTensor [B] (0-based);
         labels: LongTensor [B] for a conditional net (``num_classes`` = no class), else None."""
         self.check_input(x)
-        self.check_labels(labels, x.shape[0])
+        labels = self.check_labels(labels, x.shape[0])
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
         emb = self.time_mlp(timestep_embedding(t, self.config.base_channels).to(x.dtype))
         if self.class_emb is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from typing import Union
 
 
@@ -35,6 +36,12 @@ MAGIC = (
     (b"GIF8", "a GIF picture"),
     (b"%PDF", "a PDF document"),
 )
+SPECIAL_FILES = (  # (test of st_mode, what such a path is): reading one can block or never end
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device (like /dev/zero or a terminal)"),
+    (stat.S_ISBLK, "a block device (a disk)"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def file_kind(path: Union[str, os.PathLike]) -> str:
@@ -52,15 +59,31 @@ def file_kind(path: Union[str, os.PathLike]) -> str:
     if not os.path.lexists(path):
         return "nothing"
     if not os.path.isfile(path):  # opening a pipe would wait for a writer
-        return "a special file (a pipe, a socket or a device)"
+        return special_kind(os.stat(path).st_mode)
     try:
         with open(path, "rb") as f:
-            head = f.read(4096)
+            return bytes_kind(f.read(4096))
     except OSError as err:
         return f"a file that cannot be read ({os.strerror(err.errno) if err.errno else err})"
+
+
+def special_kind(mode: int) -> str:
+    """What a path that is not a regular file is, from its ``st_mode``: "a named pipe (FIFO)",
+    "a character device (like /dev/zero or a terminal)", ..."""
+    return next((kind for is_kind, kind in SPECIAL_FILES if is_kind(mode)), "a special file")
+
+
+def bytes_kind(head: bytes) -> str:
+    """What a file is from its first bytes, in a few words: "a PDF document", "an HTML page",
+    "an SVG drawing", "a text file", "an empty file", ... (its kind only, never its text)."""
     if not head:
         return "an empty file"
     kind = next((kind for magic, kind in MAGIC if head.startswith(magic)), None)
+    start = head[:1024].lower()
+    if kind is None and b"<svg" in start:
+        kind = "an SVG drawing"
+    if kind is None and (b"<html" in start or b"<!doctype html" in start):
+        kind = "an HTML page"
     return kind or ("a text file" if is_text(head) else "a file of another kind")
 
 

@@ -15,13 +15,17 @@ def check_image(x: torch.Tensor, name: str = "x") -> None:
     if x.dim() != 4:
         raise ValueError(f"{name} must have shape [B, C, H, W], got {list(x.shape)}.")
     if not x.dtype.is_floating_point:
-        raise ValueError(f"{name} must be a floating-point tensor in [-1, 1], got {x.dtype}.")
+        raise ValueError(
+            f"{name} must be a floating-point tensor (floats in [-1, 1]), got {x.dtype}: map "
+            "pixels p in 0..255 by p.float() / 127.5 - 1 (load_image does it for you)."
+        )
 
 
 def check_range(images: torch.Tensor, name: str = "images", first_index: int = 0) -> None:
-    """Raise ``ValueError`` unless ``images`` [N, C, H, W] holds finite values in [-1, 1] (up to
-    :data:`RANGE_SLACK`); the message names the first item at fault (counted from
-    ``first_index``) and how to map pixels into the range."""
+    """Raise ``ValueError`` unless ``images`` [N, C, H, W] is floating point with finite values
+    in [-1, 1], up to :data:`RANGE_SLACK`: the one rule for pictures in model space, wherever
+    they come in. The message names the first item at fault (counted from ``first_index``) and
+    how to map pixels into the range."""
     check_image(images, name)
     flat = images.detach().flatten(1)
     if flat.numel() == 0:
@@ -32,13 +36,13 @@ def check_range(images: torch.Tensor, name: str = "images", first_index: int = 0
     bad = ~((low >= -1 - RANGE_SLACK) & (high <= 1 + RANGE_SLACK))
     if bool(bad.any()):
         i = int(bad.nonzero()[0])
-        where = f"{name}: item {first_index + i}" if images.shape[0] > 1 or first_index else name
+        where = f"{name}: item {first_index + i}"
         if not bool(torch.isfinite(flat[i]).all()):
-            raise ValueError(f"{where} holds NaN or infinite values.")
+            raise ValueError(f"{where} has NaN or infinite values.")
         raise ValueError(
-            f"{where} has values from {float(low[i]):.3g} to {float(high[i]):.3g}, outside the "
-            "data range [-1, 1]: load pictures with load_image, or map pixels p in 0..255 by "
-            "p / 127.5 - 1 and in [0, 1] by 2 p - 1."
+            f"{where} spans [{float(low[i]):.3g}, {float(high[i]):.3g}], outside [-1, 1]: map "
+            "pixels in 0..255 by x / 127.5 - 1 (load_image does it) and pictures in [0, 1] by "
+            "x * 2 - 1."
         )
 
 
