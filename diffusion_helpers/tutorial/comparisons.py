@@ -1,6 +1,5 @@
-"""Notebook 04's sampler comparisons: one model, the same starting noise, several
-:class:`.sampling.Sampler` choices, each timed and scored by PSNR against the picture the model
-learned; then shown as images, and as quality against model calls."""
+"""Notebook 04's sampler comparisons: one model, the same x_T, several samplers, each timed and
+scored by PSNR against the picture the model learned."""
 
 from __future__ import annotations
 
@@ -27,9 +26,8 @@ def compare_samplers(
     n: int,
     seed: int = 0,
 ) -> dict[str, SampleResult]:
-    """Draw ``n`` samples with each of ``samplers`` (name -> Sampler) from the same ``seed``,
-    so from the same x_T; print one line each: model calls, seconds, mean PSNR against
-    ``picture`` [1, C, H, W]. Returns name -> :class:`.sampling.SampleResult`."""
+    """name -> the ``n`` samples of each of ``samplers`` from the same x_T (``seed``), with one
+    line each printed (:func:`describe_run`)."""
     if not samplers:
         raise ValueError("samplers is empty: give at least one name -> dh.Sampler(...).")
     results = {}
@@ -40,8 +38,7 @@ def compare_samplers(
 
 
 def describe_run(name: str, run: SampleResult, picture: torch.Tensor) -> str:
-    """One line: the sampler's name, its model calls and seconds, the mean PSNR of its samples
-    against ``picture``."""
+    """The sampler's name, model calls, seconds and mean PSNR against ``picture``, in one line."""
     score = psnr(run.images, picture).mean()
     return (
         f"{name:<30} {len(run.timesteps):5d} calls {run.seconds:6.1f} s   mean PSNR {score:5.1f} dB"
@@ -59,9 +56,8 @@ def quality_by_steps(
     seed: int = 0,
     earlier: Optional[Mapping[str, SampleResult]] = None,
 ) -> dict[str, list[tuple[int, float]]]:
-    """Each sampler of ``samplers`` run at each number of ``steps`` (same seed), plus the
-    ``earlier`` runs as one point each: name -> [(model calls, mean PSNR against ``picture``)],
-    the curves :func:`.figures.plots.plot_sampler_quality` draws."""
+    """name -> [(model calls, mean PSNR)] for each of ``samplers`` at each number of ``steps``,
+    plus the ``earlier`` runs as one point each (for :func:`.figures.plots.plot_sampler_quality`)."""
     curves = {name: [_point(run, picture)] for name, run in (earlier or {}).items()}
     for name, sampler in samplers.items():
         by_steps = {f"{name}, {k} steps": replace(sampler, steps=k) for k in steps}
@@ -71,8 +67,7 @@ def quality_by_steps(
 
 
 def show_runs(runs: Mapping[str, SampleResult], picture: torch.Tensor, per_run: int = 4) -> Figure:
-    """The first ``per_run`` samples of each run, one row per run, titled with its name and
-    each sample's PSNR against ``picture``."""
+    """A row per run of its first ``per_run`` samples, titled with its name and their PSNR."""
     images, titles = [], []
     for name, run in runs.items():
         shown = run.images[:per_run]

@@ -1,28 +1,13 @@
-"""The derivations of the notebooks, checked with numbers, and the what-if runs of notebook 03.
+"""The notebooks' derivations checked with numbers, and notebook 03's what-if runs.
 
-Each check returns a :class:`Comparison`: rows of (quantity, measured, predicted by the
-formula), shown as a small table when it is the last line of a notebook cell.
-
-- :func:`two_steps_in_one`: two steps of q(x_t | x_{t-1}) are one Gaussian step with
-  alpha = alpha_t alpha_{t+1}, which is where alpha-bar (a running product) comes from.
-- :func:`variance_goes_to_one`: Var(x_t) = (1 - beta_t) Var(x_{t-1}) + beta_t forgets where
-  it started and goes to 1.
-- :func:`posterior_by_sampling`: the posterior q(x_{t-1} | x_t, x_0) of DDPM eq. 6-7, found
-  by regression on samples of the forward process.
-- :func:`posterior_mean_is_algorithm_2_mean`: with the exact noise, Algorithm 2's mean is the
-  posterior mean mu_tilde (eq. 7 with x_0 written through eq. 4).
-- :func:`noise_error_vs_x0_error`: ||eps - eps_hat||^2 = abar / (1 - abar) ||x0 - x0_hat||^2,
-  the weighting the noise loss puts on errors in the picture.
-- :func:`what_if`, :func:`show_what_if`: train and sample several (model, schedule) variants
-  with the same budget and seed, and show them a row each (notebook 03's what-if experiments).
-
-Timesteps are 0-based, as everywhere in the package: code ``t`` is the paper's t + 1.
+Each check returns a :class:`Comparison`, a small table of what was measured beside what the
+formula predicts. Timesteps are 0-based: code ``t`` is the paper's t + 1.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Union
 
@@ -59,10 +44,8 @@ class Comparison:
         width = max(len(r.quantity) for r in self.rows)
         lines = [self.title, f"{'':<{width}}  {'measured':>12}  {'formula':>12}"]
         for r in self.rows:
-            formula = f"  {r.formula}" if r.formula else ""
-            lines.append(
-                f"{r.quantity:<{width}}  {r.measured:>12.6g}  {r.predicted:>12.6g}{formula}"
-            )
+            line = f"{r.quantity:<{width}}  {r.measured:>12.6g}  {r.predicted:>12.6g}"
+            lines.append(f"{line}  {r.formula}" if r.formula else line)
         return "\n".join(lines)
 
 
@@ -74,14 +57,9 @@ def _scalars(n: int, value: float) -> torch.Tensor:
 def two_steps_in_one(
     schedule: NoiseSchedule, t: int = 500, x: float = 0.5, n: int = 200_000, seed: int = 0
 ) -> Comparison:
-    """Take two forward steps (eq. 2) at t and t + 1 from the value ``x``, ``n`` times, and
-    compare the mean and variance of the result with one Gaussian step of
-    alpha = alpha_t alpha_{t+1}: mean sqrt(alpha_t alpha_{t+1}) x, variance 1 - alpha_t alpha_{t+1}.
-
-    Why: sqrt(a2) (sqrt(a1) x + sqrt(1 - a1) e1) + sqrt(1 - a2) e2 has mean sqrt(a1 a2) x and
-    variance a2 (1 - a1) + (1 - a2) = 1 - a1 a2; repeated, alpha-bar_t is the product of all
-    alphas so far. Sampling error: about 2 / sqrt(n) relative on the variance (5 sigma).
-    """
+    """Two forward steps (eq. 2) at t and t + 1 from ``x``, ``n`` times, against one Gaussian
+    step of alpha = alpha_t alpha_{t+1}: mean sqrt(alpha_t alpha_{t+1}) x, variance
+    1 - alpha_t alpha_{t+1}. Repeated, this makes alpha-bar_t the product of all alphas."""
     schedule.check_t(torch.tensor([t, t + 1]))
     g = torch.Generator().manual_seed(seed)
     x_t = add_noise_step(_scalars(n, x), t, schedule, generator=g)
@@ -103,11 +81,9 @@ def variance_goes_to_one(
     n: Optional[int] = None,
     seed: int = 0,
 ) -> Comparison:
-    """Run the forward chain (eq. 2) from x ~ N(0, v0) for each start variance v0 and compare
-    the variance of x_t at the steps ``at`` with the recursion
-    Var(x_t) = (1 - beta_t) Var(x_{t-1}) + beta_t, whose solution is abar_t v0 + (1 - abar_t):
-    whatever v0, it goes to 1 as abar_t goes to 0. ``n`` samples each (default 20,000, a
-    standard error of 1% of the variance; 5,000 in quick mode)."""
+    """The forward chain (eq. 2) from x ~ N(0, v0) for each start variance v0: Var(x_t) at the
+    steps ``at`` against Var(x_t) = abar_t v0 + (1 - abar_t), which goes to 1 whatever v0.
+    ``n`` samples each (default 20,000; 5,000 in quick mode)."""
     n = n or (5_000 if quick_mode() else 20_000)
     g = torch.Generator().manual_seed(seed)
     rows = []
@@ -117,8 +93,7 @@ def variance_goes_to_one(
             x = add_noise_step(x, t, schedule, generator=g)
             if t in at:
                 abar = float(schedule.alpha_bars[t])
-                predicted = abar * v0 + (1 - abar)
-                rows.append(Row(f"start {v0:g}, t = {t}", x.var().item(), predicted))
+                rows.append(Row(f"start {v0:g}, t = {t}", x.var().item(), abar * v0 + 1 - abar))
     return Comparison(f"Var(x_t) of the forward chain, {n:,} samples each", rows)
 
 
@@ -129,11 +104,11 @@ def posterior_by_sampling(
     n: Optional[int] = None,
     seed: int = 0,
 ) -> Comparison:
-    """Sample pairs (x_{t-1}, x_t) of the forward process from one pixel value ``x0`` and fit
-    x_{t-1} = a x_t + b by least squares: for jointly Gaussian pairs the fit is the posterior
-    mean, so a and b must be eq. 7's weights of x_t and x_0 (b = weight x x0), and the residual
-    variance beta-tilde_t. Needs t >= 1 (at t = 0 the step before is x_0 itself)."""
-    n = n or (100_000 if quick_mode() else 400_000)  # pairs (quick mode: the tests)
+    """Pairs (x_{t-1}, x_t) of the forward process from one pixel value ``x0``, fitted by least
+    squares x_{t-1} = a x_t + b: a and b must be eq. 7's weights of x_t and of x_0 (times x0),
+    the residual variance beta-tilde_t. Needs t >= 1. ``n`` pairs (default 400,000; 100,000 in
+    quick mode)."""
+    n = n or (100_000 if quick_mode() else 400_000)
     if not 1 <= t < schedule.num_steps:
         raise ValueError(f"t must be between 1 and T-1 = {schedule.num_steps - 1}, got {t}.")
     g = torch.Generator().manual_seed(seed)
@@ -144,19 +119,25 @@ def posterior_by_sampling(
     intercept = v.mean() - slope * u.mean()
     residual = (v - (slope * u + intercept)).var()
     c1, c2 = float(schedule.posterior_mean_coef1[t]), float(schedule.posterior_mean_coef2[t])
+    variance = float(schedule.posterior_variance[t])
     return Comparison(
         f"q(x_(t-1) | x_t, x_0) at t = {t} from x_0 = {x0}, by regression on {n:,} samples",
         [
             Row("weight of x_t in the mean", slope.item(), c2, "√α_t (1-ᾱ_(t-1)) / (1-ᾱ_t)"),
             Row("x_0's part of the mean", intercept.item(), c1 * x0, "√ᾱ_(t-1) β_t / (1-ᾱ_t) x_0"),
-            Row(
-                "variance",
-                residual.item(),
-                float(schedule.posterior_variance[t]),
-                "β̃_t = (1-ᾱ_(t-1)) / (1-ᾱ_t) β_t",
-            ),
+            Row("variance", residual.item(), variance, "β̃_t = (1-ᾱ_(t-1)) / (1-ᾱ_t) β_t"),
         ],
     )
+
+
+def _noised(
+    x0: torch.Tensor, schedule: NoiseSchedule, timesteps: Sequence[int], seed: int
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Generator]]:
+    """For each t: (t, the noise eps, x_t by eq. 4, the generator), in float64."""
+    g = torch.Generator().manual_seed(seed)
+    for t in timesteps:
+        eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+        yield t, eps, add_noise(x0.double(), t, schedule, noise=eps)[0], g
 
 
 def posterior_mean_is_algorithm_2_mean(
@@ -165,18 +146,12 @@ def posterior_mean_is_algorithm_2_mean(
     timesteps: Sequence[int] = (0, 10, 500, 999),
     seed: int = 0,
 ) -> Comparison:
-    """Noise ``x0`` [B, C, H, W] to x_t (eq. 4), then compare the posterior mean mu_tilde(x_t, x_0)
-    (eq. 7, :func:`.reverse.q_posterior`) with Algorithm 2's mean
-    1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps) given the *exact* noise eps. In float64
-    they agree to rounding (~1e-15): Algorithm 2 is eq. 7 with x_0 written as
-    (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (eq. 15)."""
-    x0 = x0.double()
-    g = torch.Generator().manual_seed(seed)
+    """Given the exact noise eps of x_t, the posterior mean mu_tilde(x_t, x_0) (eq. 7) and
+    Algorithm 2's mean 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps) agree to rounding:
+    Algorithm 2 is eq. 7 with x_0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (eq. 15)."""
     rows = []
-    for t in timesteps:
-        eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
-        x_t, _ = add_noise(x0, t, schedule, noise=eps)
-        mu_tilde, _ = q_posterior(x0, x_t, t, schedule)
+    for t, eps, x_t, _ in _noised(x0, schedule, timesteps, seed):
+        mu_tilde, _ = q_posterior(x0.double(), x_t, t, schedule)
         coef = float(schedule.betas[t] / schedule.sqrt_one_minus_alpha_bars[t])
         algorithm_2 = (x_t - coef * eps) / float(schedule.alphas[t]) ** 0.5
         gap = (mu_tilde - algorithm_2).abs().max().item()
@@ -191,34 +166,27 @@ def noise_error_vs_x0_error(
     error: float = 0.1,
     seed: int = 0,
 ) -> Comparison:
-    """For a noise prediction eps_hat = eps + ``error`` * (random), compare the noise loss
-    ||eps - eps_hat||^2 with the error of the implied picture x0_hat (eq. 15):
-    their ratio is abar_t / (1 - abar_t), the signal-to-noise ratio, because
-    x0_hat - x0 = -sqrt((1 - abar_t) / abar_t) (eps_hat - eps). Exact, up to rounding."""
-    x0 = x0.double()
-    g = torch.Generator().manual_seed(seed)
+    """For eps_hat = eps + ``error`` N(0, 1): ||eps - eps_hat||^2 / ||x0 - x0_hat||^2 =
+    abar_t / (1 - abar_t), the signal-to-noise ratio, since by eq. 15
+    x0_hat - x0 = -sqrt((1 - abar_t) / abar_t) (eps_hat - eps)."""
     rows = []
-    for t in timesteps:
-        eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
-        x_t, _ = add_noise(x0, t, schedule, noise=eps)
+    for t, eps, x_t, g in _noised(x0, schedule, timesteps, seed):
         eps_hat = eps + error * torch.randn(x0.shape, generator=g, dtype=torch.float64)
         x0_hat = predict_x0(x_t, t, eps_hat, schedule)
-        ratio = ((eps - eps_hat) ** 2).sum() / ((x0 - x0_hat) ** 2).sum()
+        ratio = ((eps - eps_hat) ** 2).sum() / ((x0.double() - x0_hat) ** 2).sum()
         abar = float(schedule.alpha_bars[t])
         rows.append(Row(f"t = {t}: ‖ε-ε̂‖² / ‖x₀-x̂₀‖²", ratio.item(), abar / (1 - abar)))
     return Comparison("the noise loss weights errors in the picture by ᾱ_t / (1-ᾱ_t)", rows)
 
 
-# ----------------------------------------------------------------------------- what-if runs
-
-
 @dataclass
 class WhatIfRun:
-    """One variant of a what-if experiment: its samples and what they cost."""
+    """One variant of a what-if experiment: its samples [n, C, H, W], their PSNR [n] against
+    the training picture, and what they cost."""
 
-    images: torch.Tensor  # [n, C, H, W] in [-1, 1]
-    psnr: torch.Tensor  # [n] dB against the training picture
-    steps: int  # training steps done
+    images: torch.Tensor
+    psnr: torch.Tensor
+    steps: int
     train_seconds: float
     sample_seconds: float
 
@@ -235,36 +203,25 @@ def what_if(
     device: Optional[Union[str, torch.device]] = None,
     sampler: Optional[Sampler] = None,
 ) -> dict[str, WhatIfRun]:
-    """Train each variant on ``x0`` with the same budget, batch size and seed (``dh.train``'s
-    defaults otherwise), then draw ``n`` samples with the same seed and ``sampler`` (default
-    DDPM's T steps; ``Sampler("ddim", 10)`` keeps a smoke test fast).
-
-    Args:
-        runs: name -> ``(model, schedule)`` or ``(model, schedule, prediction)``, where
-            ``prediction`` is what the net learns: ``"eps"`` (the default, DDPM's noise) or
-            ``"x0"`` (the picture; sampled through :class:`..prediction.NoisePredictor`, eq. 4 solved
-            for the noise).
-    Returns:
-        One :class:`WhatIfRun` per name, in order; :func:`show_what_if` shows them.
-    """
+    """Train each of ``runs`` (name -> ``(model, schedule)`` or ``(model, schedule,
+    prediction)``, ``"eps"`` by default) on ``x0`` with the same budget, batch size and seed,
+    then draw ``n`` samples with the same seed and ``sampler`` (default DDPM's T steps)."""
     out = {}
     for name, (model, schedule, *rest) in runs.items():
-        prediction = rest[0] if rest else "eps"
         trained = train(
             model, x0, schedule, minutes=minutes, steps=steps, seed=seed, device=device,
-            batch_size=batch_size, prediction=prediction, progress=False,
+            batch_size=batch_size, prediction=rest[0] if rest else "eps", progress=False,
         )  # fmt: skip
-        net = trained.model  # a noise predictor, whatever the net learned
-        start = time.perf_counter()
-        images = sample(net, schedule, n, sampler, seed=seed, progress=False).images
+        start = time.perf_counter()  # trained.model predicts the noise, whatever the net learned
+        images = sample(trained.model, schedule, n, sampler, seed=seed, progress=False).images
         seconds = time.perf_counter() - start
         out[name] = WhatIfRun(images, psnr(images, x0), trained.steps, trained.elapsed, seconds)
     return out
 
 
 def show_what_if(results: dict[str, WhatIfRun]) -> Figure:
-    """The samples of each variant in one row, labelled with the variant's name, its training
-    steps and sampling time (first image) and each sample's PSNR against the picture."""
+    """Each variant's samples in a row, titled with its name, training steps and sampling time
+    (first image) and each sample's PSNR."""
     titles = []
     for name, run in results.items():
         for i, score in enumerate(run.psnr.tolist()):
@@ -282,12 +239,9 @@ def noise_prediction_examples(
     timesteps: Sequence[int],
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Noise ``x0`` [1, C, H, W] to each of ``timesteps`` (eq. 4) and ask the model for the noise.
-
-    Returns:
-        ``(x_t, true noise, predicted noise, t)``, each with one row per timestep, on the CPU:
-        the arguments of :func:`.figures.plots.plot_noise_prediction`.
-    """
+    """``x0`` [1, C, H, W] noised to each of ``timesteps`` (eq. 4), and the model's guess of the
+    noise: ``(x_t, noise, predicted noise, t)``, one row per timestep, on the CPU (the arguments
+    of :func:`.figures.plots.plot_noise_prediction`)."""
     t = torch.tensor([int(s) for s in timesteps], dtype=torch.long)
     x = x0[:1].expand(len(t), *x0.shape[1:])
     eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype)

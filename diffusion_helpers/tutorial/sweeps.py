@@ -1,5 +1,5 @@
-"""The guidance sweep of notebook 05: the same noise drawn at several guidance weights w and
-scored by the small digit classifier (accuracy, within-class diversity, Fréchet distance)."""
+"""Notebook 05's guidance sweep: the same noise drawn at several guidance weights w and scored
+by the small digit classifier (accuracy, within-class diversity, Fréchet distance)."""
 
 from __future__ import annotations
 
@@ -18,38 +18,39 @@ from ..reverse import Sampler
 from ..sampling import sample
 from ..schedule import NoiseSchedule
 
-# The guidance weights of the sweep figure: none (w = 0), the plain conditional model (1), and
-# two stronger ones; Ho & Salimans (2022) show the trade-off over the same range.
-# The sweep's sampler: DPM-Solver++ in 20 steps, which scored as DDIM in 50 and DDPM in 1000
-# on the digits model (README), at a fraction of their time.
+# DPM-Solver++ in 20 steps scored as DDIM in 50 and DDPM in 1000 on the digits model (README).
 SWEEP_SAMPLER = Sampler("dpm_solver")
-SWEEP_SCALES = (0.0, 1.0, 1.5, 3.0, 7.0)  # 1.5: DEFAULT_GUIDANCE
+# No guidance (w = 0), the plain conditional model (1), DEFAULT_GUIDANCE (1.5) and two stronger:
+# the range over which Ho & Salimans (2022) show the trade-off.
+SWEEP_SCALES = (0.0, 1.0, 1.5, 3.0, 7.0)
+
+
+def positive(value: int, name: str) -> int:
+    """``value`` unless it is not an integer >= 1 (``ValueError``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    return value
 
 
 def class_labels(num_classes: int, per_class: int) -> torch.Tensor:
-    """Labels for ``per_class`` pictures of each of ``num_classes`` classes, class by class:
-    LongTensor [num_classes * per_class] = 0, ..., 0, 1, ..., 1, ..."""
-    for name, value in (("num_classes", num_classes), ("per_class", per_class)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-    return torch.arange(num_classes).repeat_interleave(per_class)
+    """LongTensor [num_classes * per_class] = 0, ..., 0, 1, ..., 1, ...: ``per_class`` labels
+    of each class, class by class."""
+    positive(num_classes, "num_classes")
+    return torch.arange(num_classes).repeat_interleave(positive(per_class, "per_class"))
 
 
 def pick_per_class(
     images: torch.Tensor, labels: torch.Tensor, per_class: int, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``per_class`` of the ``images`` [N, C, H, W] of every class in ``labels`` [N], drawn at
-    random (seeded) and returned class by class with their labels, as
-    :func:`class_labels` orders samples: real pictures to compare with class-balanced samples
-    at equal count (the Fréchet distance depends on how many of each class a set holds).
-    A class with fewer pictures gives all it has."""
+    """``per_class`` of the ``images`` [N, C, H, W] of each class in ``labels`` [N] (all of a
+    class with fewer), drawn at random and returned class by class with their labels, as
+    :func:`class_labels` orders samples: the Fréchet distance depends on the class counts."""
     labels = torch.as_tensor(labels).cpu()
     if labels.shape != (len(images),):
         raise ValueError(
             f"labels must be [N] with N = {len(images)} (one per image), got {list(labels.shape)}."
         )
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"per_class must be an integer >= 1, got {per_class!r}.")
+    positive(per_class, "per_class")
     gen = torch.Generator().manual_seed(seed)
     chosen = []
     for c in labels.unique():
@@ -61,26 +62,15 @@ def pick_per_class(
 
 @dataclass
 class GuidanceResult:
-    """One guidance weight of :func:`guidance_sweep`.
+    """One guidance weight of :func:`guidance_sweep`."""
 
-    Attributes:
-        scale: the guidance weight w.
-        images: the samples [n, C, H, W], class by class (``labels``).
-        labels: the class each was drawn for [n].
-        accuracy: fraction the classifier puts in the asked-for class.
-        diversity: :func:`within_class_diversity` of the samples.
-        frechet: Fréchet distance of their classifier features to the reference features
-            (None without ``reference_features``).
-        seconds: sampling time.
-    """
-
-    scale: float
-    images: torch.Tensor
-    labels: torch.Tensor
-    accuracy: float
-    diversity: float
-    frechet: Optional[float]
-    seconds: float
+    scale: float  # the guidance weight w
+    images: torch.Tensor  # the samples [n, C, H, W], class by class
+    labels: torch.Tensor  # the class each was drawn for [n]
+    accuracy: float  # the fraction the classifier puts in the asked-for class
+    diversity: float  # within_class_diversity of the samples
+    frechet: Optional[float]  # to the reference features (None without them)
+    seconds: float  # sampling time
 
 
 def guidance_sweep(
@@ -95,14 +85,9 @@ def guidance_sweep(
     seed: int = 0,
     progress: bool = False,
 ) -> list[GuidanceResult]:
-    """Sample ``per_class`` pictures of every class at each guidance weight in ``scales``, from
-    the same seed (so the same starting noise x_T at every w), and score them with
-    ``classifier`` (an :class:`.metrics.classifier.DigitClassifier`): accuracy, within-class diversity,
-    and, given ``reference_features`` [N, d] of real pictures, the Fréchet distance.
-
-    ``model`` must be conditional (``model.config.num_classes``); ``sampler`` draws them
-    (DPM-Solver++ in 20 steps by default), its ``guidance_scale`` set to each w in turn.
-    """
+    """``per_class`` samples of every class from the conditional ``model`` at each guidance
+    weight of ``scales``, from the same x_T (``seed``), scored by ``classifier``: accuracy,
+    within-class diversity, and the Fréchet distance to ``reference_features`` [N, d]."""
     num_classes = getattr(getattr(model, "config", None), "num_classes", None)
     if num_classes is None:
         raise ValueError(
@@ -111,25 +96,17 @@ def guidance_sweep(
         )
     labels = class_labels(num_classes, per_class)
     results = []
-    for w in scales:
+    for w in map(float, scales):
         start = time.perf_counter()
-        run = sample(model, schedule, len(labels), sampler, guidance_scale=float(w),
+        run = sample(model, schedule, len(labels), sampler, guidance_scale=w,
                      labels=labels, seed=seed, progress=progress)  # fmt: skip
         seconds = time.perf_counter() - start
         fd = None
         if reference_features is not None:
             fd = frechet_distance(features(classifier, run.images), reference_features)
-        results.append(
-            GuidanceResult(
-                scale=float(w),
-                images=run.images,
-                labels=labels,
-                accuracy=class_accuracy(classifier, run.images, labels),
-                diversity=within_class_diversity(run.images, labels),
-                frechet=fd,
-                seconds=seconds,
-            )
-        )
+        accuracy = class_accuracy(classifier, run.images, labels)
+        diversity = within_class_diversity(run.images, labels)
+        results.append(GuidanceResult(w, run.images, labels, accuracy, diversity, fd, seconds))
     return results
 
 
@@ -152,9 +129,8 @@ def plot_guidance_sweep(
     real_diversity: Optional[float] = None,
     size: float = 0.6,
 ) -> Figure:
-    """Left: one row of pictures per guidance weight (the first sample of every class, drawn
-    from the same noise at every w), labelled with its accuracy and diversity. Right: accuracy
-    and within-class diversity against w (the real pictures' diversity as a dashed line)."""
+    """Left: a row per guidance weight (the first sample of every class), labelled with its
+    accuracy and diversity. Right: both against w, the real pictures' diversity dashed."""
     if not results:
         raise ValueError("results is empty: run guidance_sweep first.")
     rows, names = [], []
@@ -192,10 +168,9 @@ def plot_frechet_sets(
     real_features: torch.Tensor,
     training_images: torch.Tensor,
 ) -> Figure:
-    """Notebook 05's lesson on what the Fréchet distance sees: one row per set of pictures
-    (name -> [n, C, H, W], class by class as :func:`class_labels` orders them), ten of it shown
-    (one of each class), titled with its Fréchet distance to ``real_features`` and its
-    memorisation ratio against ``training_images``."""
+    """A row of ten pictures (one per class) per set (name -> [n, C, H, W], class by class),
+    titled with its Fréchet distance to ``real_features`` and its memorisation ratio against
+    ``training_images``."""
     names, shown = [], []
     for name, images in sets.items():
         fd = frechet_distance(features(classifier, images), real_features)
