@@ -54,7 +54,7 @@ from diffusion_helpers.metrics.classifier import (
     within_class_diversity,
 )
 from diffusion_helpers.metrics.copying import diversity, memorisation_ratio
-from diffusion_helpers.pictures.datasets import load_dataset
+from diffusion_helpers.pictures.data import load_dataset
 from diffusion_helpers.sampling import sample
 from diffusion_helpers.schedule import NoiseSchedule
 from diffusion_helpers.training import DEFAULT_MINUTES, train

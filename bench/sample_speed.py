@@ -53,7 +53,7 @@ from diffusion_helpers.metrics.classifier import (
     train_classifier,
 )
 from diffusion_helpers.metrics.psnr import psnr
-from diffusion_helpers.pictures.datasets import load_dataset
+from diffusion_helpers.pictures.data import load_dataset
 from diffusion_helpers.pictures.images import load_image, sample_image_path
 from diffusion_helpers.reverse import Sampler, model_device, reverse_process
 from diffusion_helpers.sampling import load_for_sampling, sample

@@ -66,8 +66,7 @@ from .metrics.copying import (
 )
 from .metrics.distributions import energy_distance
 from .metrics.psnr import psnr
-from .pictures.dataset import DATASET_NAMES, ImageDataset
-from .pictures.datasets import load_dataset
+from .pictures.data import DATASET_NAMES, ImageDataset, load_dataset
 from .pictures.images import (
     DEFAULT_IMAGE,
     IMAGE_SUFFIXES,

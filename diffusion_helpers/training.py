@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checks.values import choice, number, seed, whole_number
-from .pictures.training_data import TrainingData, as_training_data
+from .pictures.data import TrainingData, as_training_data
 from .prediction import PREDICTIONS, noise_predictor, prediction
 from .runtime import graphs
 from .runtime.device import Autocast, Precision, make_grad_scaler, pick_device, pick_precision
@@ -254,7 +254,7 @@ def train(
     Args:
         data: a tensor [N, C, H, W] in [-1, 1] (N = 1 for one picture), an ``ImageDataset``,
             a torch Dataset or DataLoader, or a path to a picture or a folder
-            (:func:`.pictures.training_data.as_training_data`).
+            (:func:`.pictures.data.as_training_data`).
         config, overrides: a :class:`TrainConfig`, and/or its fields as keywords
             (``train(model, x0, schedule, minutes=2, seed=0)``).
         labels: class labels [N] for a conditional model, when ``data`` carries none.

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from ..figures.animation import save_gif
 from ..figures.plots import plot_losses, plot_noising_grid, plot_schedules, show_images
 from ..metrics.psnr import psnr
-from ..pictures.datasets import DATASET_NAMES, load_dataset
+from ..pictures.data import DATASET_NAMES, load_dataset
 from ..pictures.imagefile import IMAGE_SUFFIXES
 from ..pictures.images import load_image_info, sample_image_path
 from ..reverse import FAST_SAMPLER, Sampler

@@ -81,7 +81,8 @@ def grid_figure(
         ax.xaxis.tick_top()
     else:
         ax.set_xticks([])
-    ax.spines[:].set_visible(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     return ax.figure
 
 

@@ -1,4 +1,4 @@
-"""Pictures in, checked: ``imagefile`` (reading a file's bytes safely), ``images`` (any picture
-to a tensor in [-1, 1] and back), ``upload`` (the button, Colab's dialog, the sample),
-``dataset``/``datasets``/``folders``/``torchvision_sets`` (``load_dataset``: the digits, a folder,
-MNIST and kin), ``training_data`` (what ``train`` accepts) and ``masks`` (inpainting masks)."""
+"""Pictures in, checked: ``imagefile`` (reading a file's bytes safely, opened by Pillow),
+``images`` (any picture to a tensor in [-1, 1] and back), ``upload`` (the button, Colab's
+dialog, the sample), ``data`` (``load_dataset``: the digits, a folder, MNIST and kin, and what
+``train`` draws from) and ``masks`` (inpainting masks)."""

@@ -1,16 +1,12 @@
-"""Image files and bytes: read them safely and say what they are when they are not a picture.
+"""Picture files: read their bytes safely, let Pillow open them, and say in one line what a
+file is when it is not a picture.
 
-``read_bytes`` turns a path, raw bytes or a binary file object into at most ``max_bytes`` bytes:
-a path is checked with ``os.stat`` first (pipes, devices and sockets are refused before they are
-opened, since reading them can block or never end) and every read is capped, whatever the file
-system says its size is. ``open_bytes`` opens the bytes with Pillow, header only, and refuses
-pictures with more pixels than ``max_pixels`` before decoding them. Anything else raises
-``ImageLoadError`` with the reason and the fix; messages describe what a file is ("a PDF
-document", "a text file") and never quote what is inside it.
-
-This module needs only the standard library, Pillow and :func:`.checks.paths.shown_path` (which
-names a path in a message, whatever bytes its name holds); turning pixels into tensors is in
-``images.py``.
+:func:`read_bytes` reads at most ``max_bytes`` of a path, bytes or file object, and refuses a
+path that is not a regular file before opening it (reading a pipe can wait forever).
+:func:`open_bytes` lets Pillow read the header and refuses more than ``max_pixels`` before
+anything is decoded. What goes wrong is one :class:`ImageLoadError` that names the file and
+says what it is and what to do, in our own words (Pillow's can quote bytes of the file).
+Needs only the standard library, Pillow and :mod:`..checks.paths`.
 """
 
 from __future__ import annotations
@@ -23,9 +19,9 @@ import warnings
 from pathlib import Path
 from typing import BinaryIO, Optional, Union
 
-from PIL import Image, UnidentifiedImageError, features
+from PIL import Image, features
 
-from ..checks.paths import shown_path
+from ..checks.paths import bytes_kind, file_kind, shown_path, special_kind
 
 # 30 MiB (31.5 MB): well above any phone photo (a 48-megapixel JPEG or HEIC is 5-15 MB) and small
 # enough to upload to Colab quickly; it stops videos, archives and raw scans before we read them.
@@ -38,28 +34,23 @@ MAX_PIXELS = 64_000_000
 MAX_ASPECT = 20.0
 # The suffixes of the picture files we look for in a folder (.heic needs pillow-heif).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".heic")
-
-ByteSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
-
+# Brands of ISO media files (bytes 8..12 after "ftyp"), which Pillow may not read by itself.
 HEIC_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 AVIF_BRANDS = (b"avif", b"avis")
 VIDEO_BRANDS = (b"isom", b"iso2", b"mp41", b"mp42", b"qt  ", b"M4V ", b"3gp4", b"3gp5")
-IMAGE_MAGIC = (  # file signatures, to tell a broken image from something else
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
-    (b"BM", "a BMP image"),
-    (b"II*\x00", "a TIFF image"),
-    (b"MM\x00*", "a TIFF image"),
-)
-SPECIAL_FILES = (  # (test of st_mode, what such a path is): never opened, reading can block
-    (stat.S_ISFIFO, "a named pipe (FIFO)"),
-    (stat.S_ISCHR, "a character device (like /dev/zero or a terminal)"),
-    (stat.S_ISBLK, "a block device (a disk)"),
-    (stat.S_ISSOCK, "a socket"),
-)
+ADVICE = {  # what to do with a file that is not a picture, by what it is (checks.paths)
+    "a PDF document": "Export the page as PNG or JPEG (or take a screenshot of it) and load that.",
+    "an HTML page": "The download saved the web page around the picture: open the picture "
+    "itself (right-click > Save image as...) and load that file.",
+    "an SVG drawing": "Only pixel pictures load: export it as PNG first.",
+    "a zip archive": "Unzip it and load one picture from inside (Word and Excel files are ZIP "
+    "archives too).",
+    "a text file": "Pass the path of a picture file (PNG or JPEG) instead.",
+}
 # Opening a FIFO for reading waits for a writer unless O_NONBLOCK is set (not on Windows).
 O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+ByteSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
 
 class ImageLoadError(ValueError):
@@ -67,21 +58,12 @@ class ImageLoadError(ValueError):
     to do about it."""
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading bytes
-# ---------------------------------------------------------------------------------------------
-
-
 def read_bytes(source: ByteSource, max_bytes: int = MAX_BYTES) -> tuple[str, bytes]:
-    """Return (a name for messages, the raw bytes) of a path, bytes or binary file object.
-
-    Sizes are checked before anything is copied or read in full: ``len`` for bytes, ``os.stat``
-    and a read of at most ``max_bytes + 1`` bytes for paths and file objects.
-    """
+    """(a name for messages, the raw bytes) of a path, bytes or binary file object, checked
+    against ``max_bytes`` before anything is copied or read in full."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         name = "the uploaded bytes"
-        n_bytes = source.nbytes if isinstance(source, memoryview) else len(source)
-        check_byte_size(n_bytes, name, max_bytes)
+        check_byte_size(memoryview(source).nbytes, name, max_bytes)
         data = bytes(source)
     elif isinstance(source, str) and source.startswith(("http://", "https://")):
         raise ImageLoadError(
@@ -90,13 +72,20 @@ def read_bytes(source: ByteSource, max_bytes: int = MAX_BYTES) -> tuple[str, byt
             "and pass the file's path."
         )
     elif isinstance(source, (str, os.PathLike)):
-        name, data = shown_path(source), read_path(Path(source), max_bytes)
+        name, data = shown_path(source), read_path(source, max_bytes)
     elif hasattr(source, "read"):
-        file_name = getattr(source, "name", None)
-        name = (
-            shown_path(file_name) if isinstance(file_name, (str, os.PathLike)) else "the given file"
-        )
-        data = read_file_object(source, name, max_bytes)
+        own = getattr(source, "name", None)
+        name = shown_path(own) if isinstance(own, (str, os.PathLike)) else "the given file"
+        try:
+            data = source.read(max_bytes + 1)  # one byte more than allowed tells "too large"
+        except Exception as err:  # noqa: BLE001 - any failure to read is reported the same way
+            raise ImageLoadError(f"Could not read {name}: {err}.") from err
+        if not isinstance(data, (bytes, bytearray)):
+            raise ImageLoadError(
+                f"Could not load {name}: it gave {type(data).__name__}, not bytes: open the "
+                "file in binary mode, open(path, 'rb')."
+            )
+        check_byte_size(len(data), name, max_bytes, exact=False)
     else:
         raise ImageLoadError(
             f"Cannot load a picture from a {type(source).__name__}. Pass a file path, bytes, a "
@@ -107,89 +96,64 @@ def read_bytes(source: ByteSource, max_bytes: int = MAX_BYTES) -> tuple[str, byt
             f"Could not load {name}: it is empty (0 bytes), so the upload or copy did not "
             "finish. Upload or save the picture again."
         )
-    return name, data
+    return name, bytes(data)
 
 
-def read_file_object(source: BinaryIO, name: str, max_bytes: int) -> bytes:
-    """At most ``max_bytes`` bytes from an open binary file; more is an ``ImageLoadError``."""
-    try:
-        data = source.read(max_bytes + 1)  # one byte more than allowed tells "too large"
-    except Exception as err:  # noqa: BLE001 - any failure to read is reported the same way
-        raise ImageLoadError(f"Could not read {name}: {err}.") from err
-    if not isinstance(data, (bytes, bytearray)):
-        raise ImageLoadError(
-            f"Could not load {name}: it gave {type(data).__name__}, not bytes: open the file "
-            "in binary mode, open(path, 'rb')."
-        )
-    check_byte_size(len(data), name, max_bytes, exact=False)
-    return bytes(data)
-
-
-def read_path(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
-    """The bytes of an image file, at most ``max_bytes``.
-
-    ``os.stat`` first: folders, pipes, devices and sockets are refused before they are opened,
-    and a file whose size is over the limit before it is read. Then one read of at most
-    ``max_bytes + 1`` bytes, since st_size can be wrong (0 for files in /proc).
-    """
-    text = shown_path(path)
+def read_path(path: Union[str, os.PathLike], max_bytes: int = MAX_BYTES) -> bytes:
+    """The bytes of a picture file, at most ``max_bytes``: ``os.stat`` first (folders, pipes and
+    devices are refused before they are opened), then one read of at most ``max_bytes + 1``
+    bytes, since st_size can be wrong (0 for files in /proc)."""
+    name = shown_path(path)
     try:
         info = os.stat(path)
-    except OSError as err:
-        raise ImageLoadError(os_error_message(path, err)) from err
-    if stat.S_ISDIR(info.st_mode):
-        raise ImageLoadError(folder_message(path))
-    check_regular_file(info.st_mode, text)
-    check_byte_size(info.st_size, text, max_bytes)
-    try:
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageLoadError(folder_message(Path(path)))
+        check_regular_file(info.st_mode, name)
+        check_byte_size(info.st_size, name, max_bytes)
         # O_NONBLOCK: should the path turn into a pipe after the stat, opening it cannot wait.
         with open(path, "rb", opener=lambda p, flags: os.open(p, flags | O_NONBLOCK)) as file:
-            check_regular_file(os.fstat(file.fileno()).st_mode, text)  # what we opened
+            check_regular_file(os.fstat(file.fileno()).st_mode, name)  # what we opened
             data = file.read(max_bytes + 1)
     except OSError as err:
         raise ImageLoadError(os_error_message(path, err)) from err
-    check_byte_size(len(data), text, max_bytes, exact=False)
+    check_byte_size(len(data), name, max_bytes, exact=False)
     return data
 
 
 def check_regular_file(mode: int, name: str) -> None:
     """Refuse pipes, devices, sockets and anything else that is not a regular file."""
-    kind = next((kind for is_kind, kind in SPECIAL_FILES if is_kind(mode)), None)
-    if kind is None and not stat.S_ISREG(mode):
-        kind = "a special file"
-    if kind is not None:
+    if not stat.S_ISREG(mode):
         raise ImageLoadError(
-            f"Could not load {name}: it is {kind}, not a file, so it has no picture to read "
-            "(reading it could wait forever or never end). Pass the path of a picture file."
+            f"Could not load {name}: it is {special_kind(mode)}, not a file, so it has no "
+            "picture to read (reading it could wait forever or never end). Pass the path of a "
+            "picture file."
         )
 
 
-def os_error_message(path: Path, err: OSError) -> str:
-    """Say why the operating system would not let us look at or read ``path``."""
-    text = shown_path(path)
-    if err.errno == errno.ENOENT and os.path.islink(path):
-        return (
-            f"Could not load {text}: it is a symbolic link to {shown_path(os.readlink(path))}, "
-            "which does not exist (a broken link). Pass the path of the picture itself."
-        )
+def os_error_message(path: Union[str, os.PathLike], err: OSError) -> str:
+    """Why the operating system would not let us look at or read ``path``."""
+    name = shown_path(path)
     if err.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.lexists(path):
         return (
-            f"File not found: {text} (looked in {shown_path(Path.cwd())}). Check the name and "
+            f"File not found: {name} (looked in {shown_path(Path.cwd())}). Check the name and "
             "folder; in Colab, upload the picture first, e.g. with upload_image(dialog=True)."
         )
-    if err.errno == errno.ELOOP:
-        return (
-            f"Could not load {text}: it is a symbolic link loop (a link that leads back to "
-            "itself, directly or through other links), so no file is at its end. Fix the link "
-            "(ls -l shows where it points) or pass the picture's real path."
+    if err.errno == errno.ENOENT:  # the path is there: a link to nothing
+        why = f"it is {file_kind(path)} (a broken link). Pass the path of the picture itself"
+    elif err.errno == errno.ELOOP:
+        why = (
+            "it is a symbolic link loop (a link that leads back to itself, directly or through "
+            "other links), so no file is at its end. Fix the link (ls -l shows where it points) "
+            "or pass the picture's real path"
         )
-    if err.errno in (errno.EACCES, errno.EPERM):
-        return (
-            f"Could not load {text}: permission denied, this user may not read it (or may not "
-            "open a folder on its way). Copy the picture to a folder of yours, or make it "
-            "readable (chmod +r)."
+    elif err.errno in (errno.EACCES, errno.EPERM):
+        why = (
+            "permission denied, this user may not read it (or may not open a folder on its "
+            "way). Copy the picture to a folder of yours, or make it readable (chmod +r)"
         )
-    return f"Could not read {text}: {err.strerror or err}."
+    else:
+        return f"Could not read {name}: {err.strerror or err}."
+    return f"Could not load {name}: {why}."
 
 
 def folder_message(path: Path) -> str:
@@ -206,10 +170,8 @@ def folder_message(path: Path) -> str:
 
 
 def check_byte_size(n_bytes: int, name: str, max_bytes: int, exact: bool = True) -> None:
-    """Raise ``ImageLoadError`` when a file or upload has more than ``max_bytes`` bytes.
-
-    ``exact=False`` when reading stopped at the limit, so only "more than" is known.
-    """
+    """Raise ``ImageLoadError`` when a file or upload has more than ``max_bytes`` bytes
+    (``exact=False`` when reading stopped at the limit, so only "more than" is known)."""
     if n_bytes <= max_bytes:
         return
     size, limit = f"{n_bytes / 1e6:.1f} MB", f"{max_bytes / 1e6:.1f} MB"
@@ -223,107 +185,87 @@ def check_byte_size(n_bytes: int, name: str, max_bytes: int, exact: bool = True)
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Opening bytes with Pillow, or saying what they are
-# ---------------------------------------------------------------------------------------------
-
-
-def open_bytes(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open encoded image bytes lazily (header read, pixels not decoded yet) and check their
-    width x height; explain what the bytes are if they are not an image."""
-    brand = data[8:12] if data[4:8] == b"ftyp" else b""  # ISO-BMFF: HEIC, AVIF, MP4, MOV
-    if brand in HEIC_BRANDS and not enable_heif():
-        raise ImageLoadError(
-            f"Could not load {name}: it is a HEIC/HEIF photo (the iPhone's default format), "
-            "which Pillow cannot read by itself. Either run `pip install pillow-heif` and "
-            "re-run (it is then used automatically), or convert it to JPEG: on the iPhone set "
-            "Settings > Camera > Formats > Most Compatible, or share/export it as JPEG; on a "
-            "Mac open it in Preview and use File > Export > JPEG."
-        )
-    if brand in AVIF_BRANDS and not has_feature("avif"):
-        raise ImageLoadError(
-            f"Could not load {name}: it is an AVIF picture, which this Pillow cannot read. "
-            "Upgrade Pillow (`pip install -U pillow`, 11.2 or newer reads AVIF) or convert it "
-            "to PNG/JPEG."
-        )
+def open_bytes(
+    data: bytes, name: str, max_pixels: int = MAX_PIXELS, *, given_bytes: bool = False
+) -> Image.Image:
+    """Open encoded picture bytes with Pillow, header only (pixels not decoded yet), and check
+    its width x height; ``given_bytes``: the caller passed the bytes themselves (not a file)."""
+    if data[8:12] in HEIC_BRANDS and data[4:8] == b"ftyp":
+        enable_heif()  # pillow-heif, where installed, teaches Pillow to read HEIC
     try:
         with warnings.catch_warnings():
             # Pillow warns above its own limit; ours, max_pixels, is checked right below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError as err:
-        image_kind = next((kind for magic, kind in IMAGE_MAGIC if data.startswith(magic)), None)
-        if image_kind is not None:  # an image's signature, but a header Pillow rejects
-            raise ImageLoadError(corrupt_message(name, image_kind, "invalid header")) from err
-        raise ImageLoadError(f"Could not load {name}: it is {describe_non_image(data)}") from err
     except Image.DecompressionBombError as err:  # over twice Image.MAX_IMAGE_PIXELS
         raise ImageLoadError(bomb_message(name, header_size(data), max_pixels)) from err
-    except Exception as err:  # noqa: BLE001 - Pillow raises many types for broken headers
-        raise ImageLoadError(corrupt_message(name, "an image", "invalid header")) from err
+    except Exception as err:  # noqa: BLE001 - Pillow raises many types for what it cannot read
+        raise ImageLoadError(
+            f"Could not load {name}: it is {what_it_is(data, given_bytes)}"
+        ) from err
     check_dimensions(img.size, name, max_pixels)
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        warnings.warn(
+            f"{name}: an animation of {frames} frames; only the first is used.", stacklevel=3
+        )
     return img
 
 
-def header_size(data: bytes) -> Optional[tuple[int, int]]:
-    """(width, height) as the header says, read by the Pillow plugin that accepts the data, as
-    ``Image.open`` does but without its pixel limit (which raises before telling the size)."""
-    Image.init()  # registers every plugin in Image.OPEN, in the order of Image.ID
-    for fmt in Image.ID:
-        factory, accept = Image.OPEN[fmt]
-        accepted = accept is None or accept(data[:16])  # a str is a warning: not accepted
-        if not accepted or isinstance(accepted, str):
-            continue
-        try:
-            return factory(io.BytesIO(data)).size
-        except Exception:  # noqa: BLE001 - not this plugin's format after all: try the next
-            continue
-    return None
-
-
-def describe_non_image(data: bytes) -> str:
-    """What the bytes are (their kind only, never their text) and what to do instead."""
-    head = data[:1024].lstrip().lower()
-    brand = data[8:12] if data[4:8] == b"ftyp" else b""
-    if data.startswith(b"%PDF"):
+def what_it_is(data: bytes, given_bytes: bool = False) -> str:
+    """What bytes Pillow could not open are, and what to do (their kind only, never their
+    text): a picture whose data is damaged, or something else."""
+    brand = data[8:12] if data[4:8] == b"ftyp" else b""  # ISO media: HEIC, AVIF, MP4, MOV
+    if brand in HEIC_BRANDS and not enable_heif():
         return (
-            "a PDF document, not an image. Export the page as PNG or JPEG (or take a "
-            "screenshot of it) and load that."
+            "a HEIC/HEIF photo (the iPhone's default format), which Pillow cannot read by "
+            "itself. Run `pip install pillow-heif` and re-run, or export it as JPEG (on the "
+            "iPhone: Settings > Camera > Formats > Most Compatible; on a Mac: Preview, File > "
+            "Export)."
         )
-    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+    if brand in AVIF_BRANDS and not has_feature("avif"):
         return (
-            "an HTML page, not an image: the download saved the web page around the picture. "
-            "Open the picture itself (right-click > Save image as...) and load that file."
+            "an AVIF picture, which this Pillow cannot read. Upgrade Pillow (`pip install -U "
+            "pillow`: 11.2 and newer read AVIF) or convert it to PNG or JPEG."
         )
-    if b"<svg" in head:
-        return "an SVG vector drawing; only pixel images load. Export it as PNG first."
     if brand in HEIC_BRANDS + AVIF_BRANDS:
         return (
             "a HEIC/AVIF photo that could not be decoded (damaged, or a variant the installed "
             "plugin does not support). Convert it to JPEG and load that."
         )
-    if data.startswith(b"PK\x03\x04"):
-        return (
-            "a ZIP archive (or a .docx/.xlsx/.pptx document), not an image. Unzip it and "
-            "load one picture from inside."
-        )
     if brand in VIDEO_BRANDS:
         return "a video (MP4/MOV), not an image. Save one frame as JPEG/PNG and load that."
-    if looks_like_text(data):
-        return (
-            "a text file, not an image. If this text is a file path, pass it as a str or Path, "
-            "not as bytes."
-        )
-    return "not an image format Pillow can read. Save the picture as PNG or JPEG and try again."
+    fmt = signature_format(data)
+    if fmt is not None:  # a picture's signature, but a header Pillow rejects
+        return corrupt(f"a {fmt} image", "invalid header")
+    kind = bytes_kind(data[:4096])
+    if kind not in ADVICE:  # a pickle, bytes of another kind
+        return f"{kind}, not an image format Pillow can read. Save the picture as PNG or JPEG."
+    advice = ADVICE[kind]
+    if given_bytes and kind == "a text file":
+        advice = "If this text is a file path, pass it as a str or Path, not as bytes."
+    return f"{kind}, not an image. {advice}"
 
 
-def looks_like_text(data: bytes) -> bool:
-    """True when the first bytes decode as UTF-8 and are nearly all printable characters."""
+def signature_format(data: bytes) -> Optional[str]:
+    """The Pillow format whose signature ``data`` starts with ("PNG", "JPEG", "PPM", ...)."""
+    Image.init()  # registers every plugin, in the order Image.open tries them
+    for fmt in Image.ID:
+        accept = Image.OPEN[fmt][1]
+        accepted = accept is not None and accept(data[:16])
+        if accepted and not isinstance(accepted, str):  # a str is Pillow's warning, not a yes
+            return fmt
+    return None
+
+
+def header_size(data: bytes) -> Optional[tuple[int, int]]:
+    """(width, height) as the header says, read by the plugin of the data's format without
+    Pillow's pixel limit (which refuses before telling the size); None if unknown."""
+    fmt = signature_format(data)
     try:
-        text = data[:512].decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
-    return len(text) > 0 and printable >= 0.95 * len(text)
+        return Image.OPEN[fmt][0](io.BytesIO(data)).size if fmt else None
+    except Exception:  # noqa: BLE001 - a header the plugin cannot read: the size is unknown
+        return None
 
 
 def enable_heif() -> bool:
@@ -344,11 +286,6 @@ def has_feature(feature: str) -> bool:
         return False
 
 
-# ---------------------------------------------------------------------------------------------
-# Width x height, and the messages for pictures that cannot be decoded
-# ---------------------------------------------------------------------------------------------
-
-
 def check_dimensions(wh: tuple[int, int], name: str, max_pixels: int = MAX_PIXELS) -> None:
     """Refuse empty, extreme-aspect and oversized pictures from their header size alone."""
     w, h = wh
@@ -359,21 +296,19 @@ def check_dimensions(wh: tuple[int, int], name: str, max_pixels: int = MAX_PIXEL
         )
     if w * h > max_pixels:
         raise ImageLoadError(bomb_message(name, (w, h), max_pixels))
-    ratio = max(w, h) / min(w, h)
-    if ratio > MAX_ASPECT:
+    if max(w, h) / min(w, h) > MAX_ASPECT:
         raise ImageLoadError(
-            f"Could not load {name}: it is {w}x{h} pixels, an aspect ratio of {ratio:.0f}:1 "
-            f"(more than {MAX_ASPECT:.0f}:1): a square crop would keep only a thin slice, "
-            "almost nothing of the picture. Crop the part you want to a squarer picture first."
+            f"Could not load {name}: it is {w}x{h} pixels, an aspect ratio of "
+            f"{max(w, h) / min(w, h):.0f}:1 (more than {MAX_ASPECT:.0f}:1): a square crop would "
+            "keep only a thin slice of the picture. Crop the part you want to a squarer "
+            "picture first."
         )
 
 
 def bomb_message(name: str, wh: Optional[tuple[int, int]], max_pixels: int = MAX_PIXELS) -> str:
-    """The message for a picture with too many pixels to decode safely.
-
-    ``wh`` is (width, height) from the header, or None if unknown. When it is within
-    ``max_pixels``, the limit that refused it is Pillow's own (2 x ``Image.MAX_IMAGE_PIXELS``).
-    """
+    """The message for a picture with too many pixels to decode safely; ``wh`` is (width,
+    height) from the header, or None. Within ``max_pixels``, the limit that refused it is
+    Pillow's own (2 x ``Image.MAX_IMAGE_PIXELS``)."""
     what = f"{wh[0]}x{wh[1]} = {wh[0] * wh[1]:,} pixels" if wh else "its header's width x height"
     if wh is None or wh[0] * wh[1] > max_pixels:
         limit = f"the limit of {max_pixels:,} pixels (max_pixels={max_pixels})"
@@ -388,14 +323,11 @@ def bomb_message(name: str, wh: Optional[tuple[int, int]], max_pixels: int = MAX
     )
 
 
-def corrupt_message(name: str, kind: str, reason: str) -> str:
-    """The message for data that starts like an image but cannot be decoded.
-
-    ``reason`` is in our own words, never Pillow's message, which can quote bytes of the file
-    (e.g. a token of a PPM header).
-    """
+def corrupt(kind: str, reason: str) -> str:
+    """What a file is that starts like a picture of ``kind`` ("a PNG image") but cannot be
+    decoded; ``reason`` in our words, never Pillow's (which can quote bytes of the file)."""
     return (
-        f"Could not load {name}: it looks like {kind} but its data is truncated or corrupt "
+        f"{kind} whose data is truncated or corrupt "
         f"({reason}). Download or export it again, or open it in an image viewer and save a "
         "fresh copy."
     )

@@ -15,6 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..checks.tensors import check_image, check_mask
+from ..checks.values import whole_number
 
 Preset = Literal["left_half", "bottom_half", "centre_box", "strokes"]
 PRESETS = ("left_half", "bottom_half", "centre_box", "strokes")
@@ -31,7 +32,7 @@ FILL_GREY = 0.0
 def rectangle(size: int, top: int, left: int, height: int, width: int) -> torch.Tensor:
     """A mask [1, 1, size, size] that fills the box rows top..top+height-1, columns
     left..left+width-1 (clipped to the picture) and keeps the rest."""
-    _check_size(size)
+    whole_number(size, "size (pixels)", 2)
     mask = torch.ones(1, 1, size, size)
     mask[..., max(0, top) : max(0, top + height), max(0, left) : max(0, left + width)] = 0.0
     return mask
@@ -45,7 +46,7 @@ def mask_preset(name: Preset, size: int, *, seed: int = 0) -> torch.Tensor:
     - ``"centre_box"``: the centre square of half the side (a quarter of the picture);
     - ``"strokes"``: :data:`STROKES` bent brush strokes at random places, drawn with ``seed``.
     """
-    _check_size(size)
+    whole_number(size, "size (pixels)", 2)
     half = size // 2
     if name == "left_half":
         return rectangle(size, 0, 0, size, half)
@@ -78,8 +79,3 @@ def masked(picture: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     check_image(picture, "picture")
     keep = check_mask(mask, picture)
     return torch.where(keep, picture, torch.full_like(picture, FILL_GREY))
-
-
-def _check_size(size: int) -> None:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 2:
-        raise ValueError(f"size must be an integer of at least 2 pixels, got {size!r}.")

@@ -1,14 +1,9 @@
 """Let the learner pick their own picture in a notebook, with a safe default for "Run all".
 
-Two cells in a notebook:
-
-    button = upload_widget(); button          # shows an "Upload picture" button
-    x0 = upload_image(button)                 # the upload, or the bundled sample if none yet
-
-``upload_image`` returns the tensor; ``pick_image`` also returns an ``ImageInfo`` (name,
-original size, mode) for a line like "Loaded my_cat.jpg (4032x3024 RGB -> 64x64)". Nothing is
-kept in global state. In Colab, ``upload_image(dialog=True)`` opens Colab's own file dialog,
-which works even where custom widgets are not enabled.
+Two cells: ``button = upload_widget(); button`` shows an "Upload picture" button, and
+``x0 = upload_image(button)`` loads the upload, or the bundled sample when there is none yet.
+In Colab, ``upload_image(dialog=True)`` opens Colab's own file dialog instead, which works even
+where custom widgets are not enabled. Nothing is kept in global state.
 """
 
 from __future__ import annotations
@@ -28,10 +23,8 @@ from .images import DEFAULT_IMAGE, ImageInfo, Source, check_load_args, load_imag
 def upload_widget() -> Any:
     """An ipywidgets ``FileUpload`` button for one picture (Jupyter, VS Code, Colab).
 
-    Show it in one cell, choose a file, then run the cell that calls ``upload_image(button)``.
     In Colab the widget has been seen to drop files of 1 MB or more (jupyter-widgets/ipywidgets
-    issue 3452), which includes most phone photos: there ``upload_image(dialog=True)`` is the
-    reliable way.
+    issue 3452), most phone photos: there ``upload_image(dialog=True)`` is the reliable way.
     """
     import ipywidgets  # imported here: only notebooks need it
 
@@ -47,16 +40,11 @@ def upload_widget() -> Any:
 
 
 def uploaded_files(value: Any, max_bytes: int = MAX_BYTES) -> list[tuple[str, bytes]]:
-    """(file name, bytes) for every file in an upload ``value``, in any of the formats:
-
-    - ipywidgets 8 ``FileUpload.value``: a tuple of dicts with keys name, type, size,
-      content (a memoryview), last_modified;
-    - ipywidgets 7 ``FileUpload.value``: {file name: {"metadata": {"name": ...}, "content": bytes}};
-    - Colab's ``google.colab.files.upload()``: {file name: bytes}.
-
-    An empty value (nothing uploaded yet) gives []. Anything else, or a file without bytes or
-    with more than ``max_bytes``, raises ``ImageLoadError``: sizes are checked before copying.
-    """
+    """(file name, bytes) of every file in an upload ``value``: ipywidgets 8's
+    ``FileUpload.value`` (a tuple of dicts with name and content), ipywidgets 7's ({name:
+    {"metadata": {"name": ...}, "content": bytes}}) or Colab's ``files.upload()`` ({name:
+    bytes}). Nothing uploaded gives []; anything else, a file without bytes or one over
+    ``max_bytes`` is an ``ImageLoadError``, sizes checked before anything is copied."""
     if value is None:
         return []
     if isinstance(value, Mapping):  # ipywidgets 7 or Colab: keyed by file name
@@ -70,63 +58,28 @@ def uploaded_files(value: Any, max_bytes: int = MAX_BYTES) -> list[tuple[str, by
 
 
 def upload_item(item: Any, name: str, max_bytes: int = MAX_BYTES) -> tuple[str, bytes]:
-    """(name, bytes) of one uploaded file: a dict with "content" (and "name" or "metadata"),
-    or the bytes themselves; ``name`` is used when the item does not say its own."""
+    """(name, bytes) of one uploaded file: a dict with "content" (and "name", or a "metadata"
+    dict with one), or the bytes themselves; ``name`` when the item does not say its own."""
     content = item
     if isinstance(item, Mapping):
-        metadata = item.get("metadata")  # ipywidgets 7 keeps the name there
-        if isinstance(metadata, Mapping):
-            name = own_name(metadata, name)
-        name, content = own_name(item, name), item.get("content")
+        for own in (item.get("metadata"), item):  # ipywidgets 7 keeps the name in metadata
+            found = own.get("name") if isinstance(own, Mapping) else None
+            name = found if isinstance(found, str) and found else name
+        content = item.get("content")
     if not isinstance(content, (bytes, bytearray, memoryview)):  # never bytes(n) of an int n
         what = "no content" if content is None else f"content of type {type(content).__name__}"
         raise ImageLoadError(
             f"Could not load {name}: the upload has {what}, not the file's bytes, so it did not "
             "arrive whole. Upload the picture again (in Colab: upload_image(dialog=True))."
         )
-    n_bytes = content.nbytes if isinstance(content, memoryview) else len(content)
-    check_byte_size(n_bytes, name, max_bytes)  # before bytes() copies it
+    check_byte_size(memoryview(content).nbytes, name, max_bytes)  # before bytes() copies it
     return name, bytes(content)
 
 
-def own_name(item: Mapping, name: str) -> str:
-    """``item["name"]`` when it is a non-empty str, else ``name``."""
-    found = item.get("name")
-    return found if isinstance(found, str) and found else name
-
-
-def colab_dialog_files() -> list[tuple[str, bytes]]:
-    """Open Colab's file dialog and return the chosen files as (name, bytes); Colab only."""
-    from google.colab import files  # imported only in Colab
-
-    return uploaded_files(files.upload())
-
-
-def upload_image(
-    widget: Any = None,
-    *,
-    path: Optional[Source] = None,
-    dialog: bool = False,
-    size: int = 64,
-    channels: int = 3,
-    crop: str = "center",
-    default: Optional[Source] = None,
-    verbose: bool = True,
-) -> torch.Tensor:
-    """The learner's picture as a tensor [1, channels, size, size] in [-1, 1].
-
-    Same choice as ``pick_image`` (which also returns an ``ImageInfo``); see it for the order.
-    """
-    return pick_image(
-        widget,
-        path=path,
-        dialog=dialog,
-        size=size,
-        channels=channels,
-        crop=crop,
-        default=default,
-        verbose=verbose,
-    )[0]
+def upload_image(widget: Any = None, **options: Any) -> torch.Tensor:
+    """The learner's picture [1, channels, size, size] in [-1, 1]: ``pick_image(widget,
+    **options)`` without its ``ImageInfo``."""
+    return pick_image(widget, **options)[0]
 
 
 def pick_image(
@@ -142,36 +95,31 @@ def pick_image(
 ) -> tuple[torch.Tensor, ImageInfo]:
     """The learner's picture [1, channels, size, size] in [-1, 1] and its ``ImageInfo``.
 
-    Uses the first that applies: ``path`` when given (typed in the cell, the most explicit
-    choice); the file uploaded with ``widget``; Colab's file dialog when ``dialog=True`` and
-    running in Colab (the cell waits for a choice; Cancel falls back); otherwise ``default``
-    (the bundled sample image when None), printing one line that says so and how to use your
-    own picture, so that "Run all" works unattended.
-
-    Args:
-        widget: the ``FileUpload`` from ``upload_widget()`` (or any object with its ``.value``).
-        path: a picture to load instead (anything ``load_image`` accepts), or None.
-        dialog: in Colab, open Colab's file dialog when nothing else was given.
-        size, channels, crop: as in ``load_image``.
-        default: what to load when nothing was given (default: ``DEFAULT_IMAGE``).
-        verbose: print one line saying which picture was used.
+    Uses the first that applies: ``path`` (anything ``load_image`` accepts); the file uploaded
+    with ``widget`` (the ``FileUpload`` of ``upload_widget()``, or any object with a
+    ``.value``); Colab's file dialog when ``dialog`` and in Colab (the cell waits; Cancel falls
+    back); otherwise ``default`` (the bundled sample when None), with one printed line saying
+    so and how to use your own picture, so that "Run all" works unattended. ``size``,
+    ``channels`` and ``crop`` are as in ``load_image``; ``verbose`` prints which picture was used.
     """
     check_load_args(size, channels, crop)
     if widget is not None and not hasattr(widget, "value"):
         raise ValueError(
             f"widget must be the FileUpload from upload_widget(), got {type(widget).__name__}."
         )
-    if path is not None:
-        return report(load_image_info(path, size, channels, crop), verbose)
-    files = uploaded_files(widget.value) if widget is not None else []
-    if not files and dialog:
+    extra, source = "", path
+    files = uploaded_files(widget.value) if widget is not None and path is None else []
+    if path is None and not files and dialog:
         files = dialog_files(verbose)
     if files:
-        name, data = files[0]
-        upload = io.BytesIO(data)
-        upload.name = name  # error messages and ImageInfo then name the learner's file
+        source = io.BytesIO(files[0][1])
+        source.name = files[0][0]  # error messages and ImageInfo then name the learner's file
         extra = f" (the first of {len(files)} files)" if len(files) > 1 else ""
-        return report(load_image_info(upload, size, channels, crop), verbose, extra)
+    if source is not None:
+        x, info = load_image_info(source, size, channels, crop)
+        if verbose:
+            print(f"Loaded {info.describe()}{extra}.")
+        return x, info
     x, info = load_image_info(DEFAULT_IMAGE if default is None else default, size, channels, crop)
     if default is None:
         info = replace(info, name=DEFAULT_IMAGE.name, sample=True)  # "scene.png", not the path
@@ -184,15 +132,6 @@ def pick_image(
     return x, info
 
 
-def report(
-    loaded: tuple[torch.Tensor, ImageInfo], verbose: bool, extra: str = ""
-) -> tuple[torch.Tensor, ImageInfo]:
-    """Print "Loaded NAME (WxH MODE -> SxS)." when ``verbose``; return ``loaded`` unchanged."""
-    if verbose:
-        print(f"Loaded {loaded[1].describe()}{extra}.")
-    return loaded
-
-
 def dialog_files(verbose: bool = True) -> list[tuple[str, bytes]]:
     """Files from Colab's upload dialog; [] outside Colab or when the dialog fails/is cancelled."""
     if not in_colab():
@@ -200,10 +139,12 @@ def dialog_files(verbose: bool = True) -> list[tuple[str, bytes]]:
             print("dialog=True opens a file dialog only in Colab; here use upload_widget().")
         return []
     try:
-        return colab_dialog_files()
+        from google.colab import files  # imported only in Colab
+
+        return uploaded_files(files.upload())
     except ImageLoadError:  # a file did arrive but is unusable (too large, no bytes): say so
         raise
-    except Exception as err:  # noqa: BLE001 - a cancelled or broken dialog falls back to the default
+    except Exception as err:  # noqa: BLE001 - a cancelled or broken dialog falls back
         if verbose:
             print(f"The Colab upload dialog did not return a file ({err}).")
         return []

@@ -33,7 +33,7 @@ from ..checks.tensors import check_range, one_picture
 from ..checks.values import number, whole_number
 from ..checks.values import seed as check_seed
 from ..figures.points import check_points
-from ..pictures.dataset import match_channels
+from ..pictures.data import match_channels
 from ..schedule import NoiseSchedule, Timesteps
 from ..unet import timestep_embedding
 

@@ -29,7 +29,7 @@ from ..pictures.images import (
     sample_image_path,
     to_pil,
 )
-from ..pictures.training_data import fingerprint
+from ..pictures.data import fingerprint
 from ..pictures.upload import pick_image
 from ..runtime.device import describe_device
 from ..runtime.environment import WORKDIR_ENV, in_colab, work_dir_path

@@ -428,3 +428,57 @@ def test_a_file_name_that_is_not_utf8_gives_a_printable_message(tmp_path):
         load_image(path)
     message = str(info.value)
     assert "\\xff.png" in message and message.encode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Saying what happened (issue 32)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_name", ["notes.txt", "photo.png"])
+def test_a_text_file_given_by_its_path_says_what_it_is_and_what_to_do(tmp_path, file_name):
+    """A text file passed as a picture (on the command line, or named like one) was told to
+    "pass it as a str or Path, not as bytes", which it was: it is the file that is wrong."""
+    path = tmp_path / file_name
+    path.write_text("this is not a picture\n")
+    for source in (path, str(path)):
+        with pytest.raises(ImageLoadError) as err:
+            load_image(source)
+        message = str(err.value)
+        assert f"{file_name}: it is a text file, not an image" in message
+        assert "picture file" in message and "as bytes" not in message
+    upload = io.BytesIO(path.read_bytes())
+    upload.name = file_name  # an upload names its file: not bytes the caller typed either
+    with pytest.raises(ImageLoadError, match="a text file, not an image") as err:
+        load_image(upload)
+    assert "as bytes" not in str(err.value)
+    with pytest.raises(ImageLoadError, match="pass it as a str or Path, not as bytes"):
+        load_image(str(path).encode())  # a path given as bytes: the hint is the fix
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP"])
+def test_an_animation_says_only_its_first_frame_is_used(fmt):
+    frames = [Image.new("RGB", (16, 16), c) for c in (RED, GREEN, BLUE)]
+    data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100)
+    with pytest.warns(
+        UserWarning, match=r"the uploaded bytes: an animation of 3 frames; only the first"
+    ):
+        x = load_image(data, size=16)
+    assert torch.all(x[0, 0] > 0.9) and torch.all(x[0, 1:] < -0.9)  # the first frame: red
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one frame: not a word
+        load_image(encode(frames[0], fmt), size=16)
+
+
+def test_a_fully_transparent_picture_says_it_loads_as_white(tmp_path):
+    path = tmp_path / "ghost.png"
+    Image.new("RGBA", (16, 16), (200, 30, 30, 0)).save(path)  # red, but invisible
+    with pytest.warns(UserWarning, match=r"ghost\.png: fully transparent.*plain white"):
+        x = load_image(path, size=16)
+    assert torch.all(x == 1.0)
+    grey = Image.new("LA", (16, 16), (90, 0))  # the variant: grey with alpha
+    with pytest.warns(UserWarning, match="the given PIL image: fully transparent"):
+        load_image(grey, size=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # partly transparent: composited on white, no word
+        load_image(Image.new("RGBA", (16, 16), (200, 30, 30, 1)), size=16)
