@@ -159,10 +159,8 @@ def side_by_side(batch: torch.Tensor, pad: int = 1) -> torch.Tensor:
 
 def imshow_pixels(ax: object, pixels: np.ndarray) -> object:
     """Show uint8 pixels [H, W, 3] or [H, W] (grey) on matplotlib axes without resampling blur."""
-    grey = pixels.ndim == 2
-    return ax.imshow(
-        pixels, cmap="gray" if grey else None, vmin=0, vmax=255, interpolation="nearest"
-    )
+    cmap = "gray" if pixels.ndim == 2 else None
+    return ax.imshow(pixels, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
 
 
 def _animation_figure(
@@ -183,8 +181,7 @@ def _animation_figure(
             [left / width_px, bottom / height_px, w * scale / width_px, h * scale / height_px]
         )
         shown.append(imshow_pixels(ax, to_numpy(side_by_side(batch))))
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
         ax.set_ylabel(name, fontsize=9)
     title = fig.text(0.5, 1 - 4 / height_px, "", ha="center", va="top", fontsize=10)
     return fig, shown, title

@@ -81,8 +81,7 @@ def grid_figure(
         ax.xaxis.tick_top()
     else:
         ax.set_xticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    ax.spines[:].set_visible(False)
     return ax.figure
 
 

@@ -167,9 +167,7 @@ def plot_noise_prediction(
     return fig
 
 
-def plot_schedules(
-    schedules: Union[dict[str, NoiseSchedule], Sequence[NoiseSchedule]],
-) -> Figure:
+def plot_schedules(schedules: Union[dict[str, NoiseSchedule], Sequence[NoiseSchedule]]) -> Figure:
     """Three panels, schedules overlaid: beta_t, abar_t, and log-SNR(t) = log(abar_t/(1-abar_t))."""
     if not isinstance(schedules, dict):
         schedules = {f"{s.kind} (T={s.num_steps})": s for s in schedules}

@@ -39,10 +39,7 @@ def as_xy(points: torch.Tensor, name: str = "points") -> np.ndarray:
 
 
 def plot_points_dissolving(
-    points: torch.Tensor,
-    schedule: NoiseSchedule,
-    timesteps: Sequence[int],
-    seed: int = 0,
+    points: torch.Tensor, schedule: NoiseSchedule, timesteps: Sequence[int], seed: int = 0
 ) -> Figure:
     """The cloud noised to each of ``timesteps`` by x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps
     (DDPM eq. 4), one panel each, one noise draw (``seed``) and one scale for all; the dashed

@@ -185,15 +185,14 @@ class MaskPicker(widgets.VBox):
         if picture.shape[-1] != picture.shape[-2]:
             raise ValueError(f"picture must be square, got {list(picture.shape[-2:])}.")
         self.picture, self.seed = picture[:1].detach().cpu(), seed
-        size = picture.shape[-1]
-        self.size, self.display_size = size, display_size
+        self.size, self.display_size = picture.shape[-1], display_size
         self.menu = widgets.Dropdown(
             options=[*PRESETS, "rectangle"], value=start, description="fill"
         )
-        quarter, half = size // 4, size // 2
+        quarter, half = self.size // 4, self.size // 2
         start_box = {"top": quarter, "left": quarter, "height": half, "width": half}
         self.sliders = {
-            name: widgets.IntSlider(value=value, min=0, max=size, description=name)
+            name: widgets.IntSlider(value=value, min=0, max=self.size, description=name)
             for name, value in start_box.items()
         }
         self.view = widgets.Image(format="png")
@@ -206,8 +205,7 @@ class MaskPicker(widgets.VBox):
     def mask(self) -> torch.Tensor:
         """The chosen mask [1, 1, S, S] (1 = keep, 0 = fill)."""
         if self.menu.value == "rectangle":
-            s = {name: slider.value for name, slider in self.sliders.items()}
-            return rectangle(self.size, s["top"], s["left"], s["height"], s["width"])
+            return rectangle(self.size, **{name: s.value for name, s in self.sliders.items()})
         return mask_preset(self.menu.value, self.size, seed=self.seed)
 
     def redraw(self) -> None:

@@ -1,10 +1,5 @@
-"""Is it a copy? Distances from samples to the pictures a model was trained on.
-
-From a dataset: :func:`nearest_neighbours` (the closest training images in pixels, L2) and
-:func:`memorisation_ratio` (about 1: new pictures; about 0: copies). From one picture:
-:func:`copy_psnr`, :func:`patch_distance` beside :func:`held_out_patch_distance` (the same
-look?), and :func:`sample_spread` (how varied).
-"""
+"""Is it a copy? Distances from samples to the pictures a model was trained on: a dataset
+(nearest neighbours, the memorisation ratio) or one picture (copy PSNR, patch distances)."""
 
 from __future__ import annotations
 
@@ -18,13 +13,9 @@ from ..checks.tensors import check_image, one_picture
 from ..runtime.threads import cpu_threads, pick_threads
 from .psnr import decibels, unit_pixels
 
-# Rows of queries and of training images per torch.cdist call: 2048 x 2048 float32 is 16 MB.
-DEFAULT_CHUNK = 2048
-# Leave-one-out queries of memorisation_ratio: on the digits 1,000 already gave the ratio of
-# all the images within 1% (5 seeds).
-DEFAULT_REFERENCE_QUERIES = 2000
-# 7x7 patches, as GPNN (Granot et al. 2022) compares samples of one picture with it.
-PATCH = 7
+DEFAULT_CHUNK = 2048  # images per torch.cdist block: 2048 x 2048 float32 distances are 16 MB
+DEFAULT_REFERENCE_QUERIES = 2000  # 1,000 gave the ratio of all the digits within 1%
+PATCH = 7  # px, as GPNN (Granot et al. 2022) compares samples of one picture with it
 SHIFT = 4  # px: a copy moved by up to this much still counts as a copy
 
 
@@ -36,12 +27,9 @@ def nearest_neighbours(
     chunk_size: int = DEFAULT_CHUNK,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` images of ``dataset_images`` [N, C, H, W] nearest to each of ``images``
-    [n, C, H, W], by the L2 distance ||x - y||_2 over all C H W values.
-
-    Returns (distances [n, k] float32, indices [n, k] int64), nearest first, on the device of
-    ``images``. Ranked by ``torch.cdist`` in blocks of ``chunk_size`` images with a running
-    top-k, so memory stays small; the distances returned are recomputed from the differences,
-    so an exact copy reads 0.
+    [n, C, H, W] by the L2 distance ||x - y||_2: (distances [n, k] float32, indices [n, k]),
+    nearest first, on the device of ``images``. Ranked in blocks of ``chunk_size`` with a
+    running top-k; the distances are then recomputed from the differences (a copy reads 0).
     """
     query, pool = _flat_pair(images, dataset_images)
     if not isinstance(k, int) or not 1 <= k <= len(pool):
@@ -74,12 +62,10 @@ def memorisation_ratio(
     seed: int = 0,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> float:
-    """median_i d(sample_i, training set) / median_j d(train_j, training set without train_j).
-
-    The denominator is how far a new image of the same distribution lies from its nearest
-    training image, so the ratio is about 1 for new pictures and about 0 for copies. It is
-    measured on ``reference_queries`` training images drawn with ``seed``.
-    ``samples`` [n, C, H, W] and ``dataset_images`` [N, C, H, W] (N >= 2) are in [-1, 1].
+    """median_i d(sample_i, training set) / median_j d(train_j, training set without train_j)
+    for ``samples`` [n, C, H, W] and ``dataset_images`` [N, C, H, W], N >= 2: about 1 for new
+    pictures, about 0 for copies. The denominator uses ``reference_queries`` training images
+    drawn with ``seed``.
     """
     _flat_pair(samples, dataset_images)  # the checks: one shape, non-empty
     if len(dataset_images) < 2:
@@ -108,8 +94,7 @@ def memorisation_ratio(
 def _flat_pair(
     images: torch.Tensor, dataset_images: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check two image batches [n, C, H, W], [N, C, H, W] of one shape; return them flattened
-    to float32 [n, D] and [N, D] (D = C H W)."""
+    """Two checked image batches [n, C, H, W], [N, C, H, W] as float32 [n, C H W], [N, C H W]."""
     check_image(images, "images")
     check_image(dataset_images, "dataset_images")
     if images.shape[1:] != dataset_images.shape[1:]:
@@ -123,13 +108,9 @@ def _flat_pair(
 
 
 def copy_psnr(samples: torch.Tensor, picture: torch.Tensor, shift: int = SHIFT) -> torch.Tensor:
-    """The best PSNR (dB) of each sample against the picture, its mirror image, and shifts:
-    float64 [n] on the CPU. A copy scores above 30 dB; a variation below 20 dB.
-
-    The smaller of ``samples`` [n, C, h, w] and ``picture`` [1, C, H, W] (in [-1, 1], one at
-    least as tall and as wide as the other), less a border of ``shift`` px, slides over every
-    position of the larger one and of its mirror image: shifts by up to ``shift`` px for a
-    sample of the picture's size, every place it could be pasted on a larger canvas.
+    """The best PSNR (dB) of each of ``samples`` [n, C, h, w] against ``picture`` [1, C, H, W],
+    its mirror image and shifts: float64 [n]. The smaller of the two, less a border of
+    ``shift`` px, slides over every position of the larger. A copy scores above 30 dB.
     """
     picture = _same_channels(picture, samples)
     h, w = samples.shape[-2:]
@@ -179,12 +160,9 @@ def _nearest_rms(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 2048) -
 def patch_distance(
     samples: torch.Tensor, picture: torch.Tensor, patch: int = PATCH, mirror: bool = False
 ) -> torch.Tensor:
-    """The mean over the ``patch`` x ``patch`` windows of each sample of the RMS difference to
-    the nearest window of the picture: float32 [n]; ~0 when every bit of the sample appears
-    somewhere in the picture, large when it holds what the picture has nowhere.
-
-    ``samples`` [n, C, h, w], ``picture`` [1, C, H, W], in [-1, 1] with sides >= ``patch``;
-    ``mirror``: the mirrored picture's windows count too (for models trained with flips).
+    """For each of ``samples`` [n, C, h, w], the mean over its ``patch`` x ``patch`` windows of
+    the RMS difference to the nearest window of ``picture`` [1, C, H, W] (and of its mirror
+    image with ``mirror``): float32 [n], ~0 when every bit of the sample is in the picture.
     """
     picture = _same_channels(picture, samples)
     pool = patches(torch.cat([picture, picture.flip(-1)]) if mirror else picture, patch)
@@ -195,12 +173,9 @@ def patch_distance(
 def held_out_patch_distance(
     picture: torch.Tensor, side: Optional[int] = None, patch: int = PATCH
 ) -> float:
-    """:func:`patch_distance` of the picture's own held-out parts: the yardstick for samples.
-
-    For each of the four corner crops of side ``side`` (default half the picture), the mean
-    distance of its windows to the nearest window of the picture that does not overlap the
-    crop; the mean over the four. A sample near it has the picture's look, one far above it
-    does not, one far below it may be a copy.
+    """:func:`patch_distance` of the picture's own held-out parts, the yardstick for samples:
+    for each corner crop of side ``side`` (default half the picture), against the windows
+    that do not overlap it; the mean over the four corners.
     """
     picture = one_picture(picture)
     _, _, h, w = picture.shape
@@ -239,9 +214,8 @@ def _same_channels(picture: torch.Tensor, samples: torch.Tensor) -> torch.Tensor
 
 @torch.no_grad()
 def diversity(samples: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK) -> float:
-    """Mean L2 distance between two different samples, (1 / (n (n-1))) sum_{i != j}
-    ||x_i - x_j||_2, in float64: 0 when all samples are one image, in the same units as
-    :func:`nearest_neighbours`."""
+    """Mean L2 distance between two different samples [n, C, H, W], in float64:
+    (1 / (n (n-1))) sum_{i != j} ||x_i - x_j||_2."""
     check_image(samples, "samples")
     if len(samples) < 2:
         raise ValueError(f"samples must hold at least 2 images, got {len(samples)}.")
