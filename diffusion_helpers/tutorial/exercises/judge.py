@@ -25,7 +25,7 @@ TIME_LIMIT_S = 10.0  # per call; the slowest right answers (Python loops over T)
 
 @dataclass
 class Exercise:
-    """One row of the table, and the checker of one exercise (call it with the learner's function)."""
+    """A row of the table, and the checker of its exercise: call it with the learner's function."""
 
     signature: str  # "q_sample(x0, t, noise, schedule)": the result is like the first argument
     reference: Callable[..., torch.Tensor]  # the right answer, called like the learner's function
@@ -155,9 +155,7 @@ def call(fn: Callable, trial: Trial, exercise: Exercise) -> None:
     except StopCheckError:
         raise
     except NotImplementedError:
-        trial.problem = (
-            "your function raises NotImplementedError: replace that line with your code."
-        )
+        trial.problem = "your function raises NotImplementedError: replace that line with yours."
     except BaseException as err:  # the learner's code may raise anything, SystemExit too
         said = describe(err)
         hint = next((h for pattern, h in exercise.errors if re.search(pattern, said)), None)
@@ -169,8 +167,8 @@ def call(fn: Callable, trial: Trial, exercise: Exercise) -> None:
                 and torch.equal(before, after.detach())
             ):
                 trial.problem = (
-                    f"your function changed its input `{name}` in place (e.g. `{name} *= ...` or "
-                    "a method ending in _): compute a new tensor instead, inputs must stay as given."
+                    f"your function changed its input `{name}` in place (`{name} *= ...`, or a "
+                    "method ending in _): compute a new tensor, inputs must stay as given."
                 )
 
 
@@ -201,7 +199,7 @@ def read(trial: Trial, exercise: Exercise) -> Optional[str]:
     if got.is_meta:
         return "your result is a meta tensor: it has a shape but no values. Compute it."
     if got.device != expected.device:
-        return f"your result is on {got.device} but {like} is on {expected.device}: no .to()."
+        return f"your result is on {got.device} but {like} is on {expected.device}: drop the .to()."
     if got.is_complex():
         return "your result is complex: return real numbers ((-0.5) ** 0.5 is complex in Python)."
     if got.shape != expected.shape:
@@ -224,23 +222,18 @@ def dtype_problem(got: torch.dtype, want: torch.dtype, exercise: Exercise) -> st
     """The result's dtype instead of the reference's, the likely cause and what to do."""
     like = exercise.params[0]
     if got in (torch.float16, torch.bfloat16):
-        why = (
-            "Half precision keeps only about 3 significant digits: drop the cast to it "
-            f"(.half(), dtype={got} or autocast) and compute in the dtype of {like}."
-        )
+        why = f"Half precision keeps 3 significant digits: drop .half(), dtype={got} or autocast."
     elif not got.is_floating_point:
         why = "Integers (or booleans) cannot hold these values: compute with floats."
     elif got == torch.float32:  # where float64 is wanted: alpha-bar, like the schedule's
         why = (
-            "The schedule keeps alpha-bar in float64: in float32, 1 - abar_t near t = 0 keeps "
-            f"only about 3 significant digits. Drop the .float() (and give torch.tensor(...) "
-            f"dtype={like}.dtype)."
+            "In float32, 1 - abar_t near t = 0 keeps only about 3 significant digits, so the "
+            f"schedule keeps float64. Drop the .float(), or give dtype={like}.dtype."
         )
     elif "schedule" in exercise.params:
         why = (
-            "The schedule's arrays are float64, and multiplying by them made your result float64 "
-            f"too (the U-Net would refuse it): index them and cast with .to({like}.dtype), or use "
-            f"schedule.gather(values, t, {like}), which picks, shapes to [B, 1, 1, 1] and casts."
+            "The schedule's float64 arrays made your result float64 (the U-Net would refuse it): "
+            f"cast with .to({like}.dtype), or use schedule.gather(values, t, {like}), which does."
         )
     else:
         why = f"Keep the dtype of {like}: drop the .double(), or cast with .to({like}.dtype)."

@@ -138,7 +138,8 @@ check_alpha_bar = Exercise(
         (lambda b: torch.cumsum(1 - b, 0),
          f"you added up the alphas (cumsum): alpha-bar is their running *product*, {CUMPROD}."),
         (lambda b: 1 - torch.cumsum(b, 0),
-         f"1 - (sum of the betas) is only the first-order approximation of the product: {CUMPROD}."),
+         "1 - (sum of the betas) is only the first-order approximation of the product: "
+         f"{CUMPROD}."),
         (lambda b: torch.cumprod(b, 0),
          "you multiplied the betas: alpha-bar multiplies alpha_t = 1 - beta_t."),
         (lambda b: 1 - b,
