@@ -1,22 +1,8 @@
-"""A 2D world made from the learner's picture, for notebook 07 (the score, the reverse SDE and
-the probability-flow ODE).
+"""Notebook 07's 2D world, made from the learner's picture.
 
-A cloud of N points in the plane is a tensor [N, 2, 1, 1]: N "pictures" of 1x1 pixel with two
-channels, x and y, in [-1, 1]. So the package's own machinery runs on points unchanged:
-``add_noise`` noises them (eq. 4), ``train`` fits a noise predictor to them (Algorithm 1),
-``sample`` and ``reverse_process`` run every sampler on them. The models here carry a
-``config`` with ``image_size = 1``, ``image_channels = 2`` and no classes, which is what
-``sample`` and ``train`` read.
-
-- :func:`points_from_picture`: points drawn where the picture is dark.
-- :class:`PointNet`: a small MLP eps_theta(x_t, t), trained by ``dh.train`` as the U-Net is.
-- :class:`GaussianMixture`: data whose noised densities q(x_t) are known exactly, so the score
-  s(x, t) = grad log q(x_t) and the optimal noise prediction
-  eps*(x_t, t) = -sqrt(1 - abar_t) s(x_t, t) (Tweedie's formula) are exact too.
-- :func:`ideal_denoiser`: the exact optimum of the training loss for a finite training set:
-  a mixture of Gaussians of width 0 centred on the training points. Sampling with it gives
-  back the training points (memorisation).
-- :func:`energy_distance`: how far apart two clouds are.
+A cloud of N points is a tensor [N, 2, 1, 1]: N "pictures" of one pixel whose two channels are
+x and y in [-1, 1]. So ``add_noise``, ``train`` and ``sample`` run on points unchanged; the
+models here carry a ``config`` of that shape (:class:`PointShape`).
 """
 
 from __future__ import annotations
@@ -37,20 +23,14 @@ from ..pictures.data import match_channels
 from ..schedule import NoiseSchedule, Timesteps
 from ..unet import timestep_embedding
 
-# Darkness d = (1 - luma) / 2 is 0 for white and 1 for black; a pixel is drawn with probability
-# proportional to d^DARKNESS_POWER. The power keeps a mid-tone background from drowning the
-# dark shapes: on the bundled face at 64 px (a black outline on a teal background, d = 0.48,
-# that covers half the picture) the background got 56% of the points at power 1, 30% at 4,
-# 12% at 6 and 4% at 8, where the cloud shows the outline, eyes and mouth cleanly.
+# A pixel is drawn with odds darkness^8: on the bundled face (a black outline on a teal
+# background of darkness 0.48) the background gets 4% of the points, against 56% at power 1.
 DARKNESS_POWER = 8.0
-# A picture whose darkest pixel is lighter than this (d < 0.15, grey 217 of 255) has no dark
-# shapes to draw points on: it is refused rather than turned into a cloud of JPEG noise.
-MIN_DARKNESS = 0.15
+MIN_DARKNESS = 0.15  # a picture with nothing darker (grey 217 of 255) has no shapes to draw
 
 
 class PointShape:
-    """How the samplers and ``train`` see a point: a picture of 1x1 pixel with two channels
-    (x, y), without classes (the fields of a U-Net config that they read)."""
+    """A point as the samplers and ``train`` see it: a 1x1 picture with two channels, no classes."""
 
     image_size: ClassVar[int] = 1
     image_channels: ClassVar[int] = 2
@@ -60,22 +40,10 @@ class PointShape:
 def points_from_picture(
     picture: torch.Tensor, n: int, seed: int = 0, power: float = DARKNESS_POWER
 ) -> torch.Tensor:
-    """``n`` points drawn where ``picture`` is dark, as a cloud [n, 2, 1, 1] in [-1, 1]^2.
-
-    Each point picks a pixel with probability proportional to its darkness (1 - luma) / 2
-    raised to ``power``, then a uniform place inside that pixel. The picture's longer side
-    spans [-1, 1]; x points right and y up, so a scatter plot of the cloud looks like the
-    picture. The same ``seed`` gives the same points.
-
-    Args:
-        picture: one picture [1, C, H, W] (or [C, H, W]) in [-1, 1], C = 1 or 3, as
-            ``dh.load_image`` returns it.
-        n: how many points.
-        power: how strongly dark pixels are preferred (1: in proportion to darkness).
-    Raises:
-        ValueError: the picture is not one picture in [-1, 1] with 1 or 3 channels, or it has
-            no dark pixels (then ``points_from_picture(-picture, n)`` draws where it is light).
-    """
+    """``n`` points [n, 2, 1, 1] in [-1, 1]^2 drawn where ``picture`` [1, C, H, W] (C = 1 or 3,
+    in [-1, 1]) is dark: a pixel with odds ((1 - luma) / 2)^power, then a uniform place in it.
+    The longer side spans [-1, 1], x points right and y up, so a scatter plot looks like the
+    picture. A picture with no dark pixels is refused (``-picture`` draws where it is light)."""
     picture = one_picture(picture)
     check_range(picture, "picture")
     whole_number(n, "n (the number of points)")
@@ -106,25 +74,16 @@ def points_from_picture(
 
 @dataclass
 class PointNetConfig(PointShape):
-    """The shape of a :class:`PointNet` (and, from :class:`PointShape`, that of a point).
-
-    Attributes:
-        hidden: the width of every layer.
-        depth: residual blocks.
-        embed_dim: the size of the sinusoidal embedding of t (:func:`.unet.timestep_embedding`).
-        position_dim: the size of the same sinusoidal embedding given to each of x and y, or 0
-            for the raw coordinates. Sines of many frequencies let a small MLP draw thin
-            lines, which it cannot do well from x and y alone (tiny-diffusion does the same).
-        position_scale: the highest of those frequencies, in radians per unit of the plane.
-    """
+    """The widths of a :class:`PointNet`: ``hidden`` units in each of ``depth`` residual blocks;
+    t embedded in ``embed_dim`` sines and cosines, and each of x and y in ``position_dim`` of
+    them (0: the raw coordinates) up to ``position_scale`` radians per unit. The sines let a
+    small MLP draw thin lines (tiny-diffusion does the same)."""
 
     hidden: int = 128
     depth: int = 3
     embed_dim: int = 32
-    # Measured on 5,000 points of the bundled face, 3,000 steps of batch 256 (energy distance of
-    # 2,000 samples to held-out points; two fresh draws of the face: 0 +- 6e-4): raw x, y
-    # 1.8e-3; scale 10: 9.5e-4; 25: 1.3e-3; 50: 1.3e-3.
     position_dim: int = 32
+    # On the face, 3,000 steps: energy distance 9.5e-4 at 10, 1.3e-3 at 25 or 50, 1.8e-3 raw.
     position_scale: float = 10.0
 
     def to_dict(self) -> dict:
@@ -133,13 +92,12 @@ class PointNetConfig(PointShape):
 
     @classmethod
     def from_dict(cls, d: dict) -> PointNetConfig:
-        """Rebuild a config from :meth:`to_dict` (a checkpoint's ``model_config``)."""
+        """Rebuild a config from :meth:`to_dict`."""
         return cls(**d)
 
 
 class PointBlock(nn.Module):
-    """h + Linear(SiLU(Linear(SiLU(h)) + emb)): a residual MLP block with the time embedding
-    added in the middle, as in the U-Net's ResBlock."""
+    """h + Linear(SiLU(Linear(SiLU(h)) + emb)), as the U-Net's ResBlock adds the time embedding."""
 
     def __init__(self, width: int) -> None:
         super().__init__()
@@ -150,14 +108,9 @@ class PointBlock(nn.Module):
 
 
 class PointNet(nn.Module):
-    """eps_theta(x_t, t) for points: a small MLP on (x, y) with t embedded as in the U-Net.
-
-    x and y each through the sinusoidal embedding (``position_dim`` of them), then Linear to
-    ``hidden``; the sinusoidal embedding of t through a 2-layer MLP; ``depth`` residual blocks
-    that add it in; Linear back to 2. The last layer starts at zero, as the U-Net's does, so an
-    untrained net predicts eps = 0. ``seed`` seeds the initial weights (torch's global
-    generator is left alone), as ``UNet(seed=)`` does.
-    """
+    """eps_theta(x_t, t) for points: x and y embedded, ``depth`` residual blocks that add the
+    embedding of t, Linear back to 2. The last layer starts at zero (eps = 0), as the U-Net's;
+    ``seed`` seeds the weights without touching torch's global generator."""
 
     def __init__(
         self, config: Optional[PointNetConfig] = None, *, seed: Optional[int] = None
@@ -173,21 +126,16 @@ class PointNet(nn.Module):
                 raise ValueError(
                     f"config.{name} must be even (sines and cosines), got {getattr(cfg, name)}."
                 )
-        if seed is None:
-            self._build(cfg)
-        else:
-            with torch.random.fork_rng(devices=[]):  # the caller's random state is kept
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):  # the caller's kept
+            if seed is not None:
                 torch.manual_seed(check_seed(seed))
-                self._build(cfg)
-
-    def _build(self, cfg: PointNetConfig) -> None:
-        self.time = nn.Sequential(
-            nn.Linear(cfg.embed_dim, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, cfg.hidden)
-        )
-        self.inp = nn.Linear(2 * cfg.position_dim if cfg.position_dim else 2, cfg.hidden)
-        self.blocks = nn.ModuleList(PointBlock(cfg.hidden) for _ in range(cfg.depth))
-        self.out = nn.Linear(cfg.hidden, 2)
-        nn.init.zeros_(self.out.weight)  # start by predicting eps = 0, as the U-Net does
+            self.time = nn.Sequential(
+                nn.Linear(cfg.embed_dim, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, cfg.hidden)
+            )
+            self.inp = nn.Linear(2 * cfg.position_dim if cfg.position_dim else 2, cfg.hidden)
+            self.blocks = nn.ModuleList(PointBlock(cfg.hidden) for _ in range(cfg.depth))
+            self.out = nn.Linear(cfg.hidden, 2)
+        nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -210,24 +158,15 @@ class PointNet(nn.Module):
 
 
 class GaussianMixture:
-    """K round Gaussians in the plane, N(m_k, s^2 I) with weights pi_k, and their exact score.
-
-    Noising keeps a mixture a mixture: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps gives
+    """K round Gaussians N(m_k, s^2 I) with weights pi_k, and their exact score. Noising keeps
+    a mixture a mixture (eq. 4):
 
         q(x_t) = sum_k pi_k N(x_t; sqrt(abar_t) m_k, (abar_t s^2 + 1 - abar_t) I),
 
-    so the score s(x, t) = grad log q(x_t) is known in closed form, and with it the noise
-    prediction that training can at best learn, eps*(x_t, t) = -sqrt(1 - abar_t) s(x_t, t)
-    (Tweedie's formula). Called as ``mixture(x_t, t)`` it returns that eps, and it has a
-    ``config``, so ``dh.sample(mixture, schedule, ...)`` samples with the exact score. With
-    s = 0 the mixture is a finite set of points (:func:`ideal_denoiser`).
-
-    Args:
-        means: m_k [K, 2] (or a cloud [K, 2, 1, 1]).
-        std: s, the standard deviation of every component (0 allowed).
-        weights: pi_k [K], any positive numbers (normalised); None: all equal.
-        schedule: the noise schedule for ``mixture(x_t, t)`` and the default of ``score``
-            and ``log_density``.
+    so the score s(x, t) = grad log q(x_t) is exact, and so is the best noise prediction,
+    eps*(x_t, t) = -sqrt(1 - abar_t) s(x_t, t) (Tweedie): ``mixture(x_t, t)``, which
+    ``dh.sample`` can sample with. ``means`` [K, 2] (or a cloud), ``std`` s >= 0, ``weights``
+    [K] any positive numbers (None: equal), ``schedule`` for calls without one.
     """
 
     config = PointShape()
@@ -265,8 +204,8 @@ class GaussianMixture:
     def _terms(
         self, x: torch.Tensor, t: Timesteps, schedule: Optional[NoiseSchedule]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x [B, 2] and, for the noised mixture at t: sqrt(abar) [B, 1], the variance
-        sigma_t^2 [B, 1] and log(pi_k N(x; sqrt(abar) m_k, sigma_t^2 I)) [B, K], float64."""
+        """x [B, 2], sqrt(abar) [B, 1], sigma_t^2 [B, 1] and log(pi_k N(x; sqrt(abar) m_k,
+        sigma_t^2 I)) [B, K], in float64."""
         schedule = schedule or self.schedule
         if schedule is None:
             raise ValueError("no noise schedule: give one, or build the mixture with schedule=...")
@@ -285,16 +224,14 @@ class GaussianMixture:
         self, x: torch.Tensor, t: Timesteps, schedule: Optional[NoiseSchedule] = None
     ) -> torch.Tensor:
         """log q(x_t) of the noised mixture at timestep t, for points x [B, 2, 1, 1]: [B]."""
-        _, _, _, log_parts = self._terms(x, t, schedule)
-        return torch.logsumexp(log_parts, dim=1).to(x.dtype)
+        return torch.logsumexp(self._terms(x, t, schedule)[3], dim=1).to(x.dtype)
 
     def score(
         self, x: torch.Tensor, t: Timesteps, schedule: Optional[NoiseSchedule] = None
     ) -> torch.Tensor:
-        """s(x, t) = grad log q(x_t) = sum_k r_k (sqrt(abar) m_k - x) / sigma_t^2, with r_k the
-        posterior probability of component k; [B, 2, 1, 1] like x."""
+        """s(x, t) = sum_k r_k (sqrt(abar) m_k - x) / sigma_t^2, with r_k = p(k | x_t); like x."""
         xy, sqrt_abar, var, log_parts = self._terms(x, t, schedule)
-        r = torch.softmax(log_parts, dim=1)  # r_k = p(k | x_t)
+        r = torch.softmax(log_parts, dim=1)
         centre = sqrt_abar * (r @ self.means.to(xy.device))  # sum_k r_k sqrt(abar) m_k
         return ((centre - xy) / var).to(x.dtype).reshape(x.shape)
 
@@ -311,17 +248,9 @@ class GaussianMixture:
 
 
 def ideal_denoiser(points: torch.Tensor, schedule: NoiseSchedule) -> GaussianMixture:
-    """The best possible noise predictor for a finite training set ``points`` [N, 2, 1, 1].
-
-    Training minimises E ||eps - eps_theta(x_t, t)||^2 over x_0 drawn from the N points; the
-    minimum is eps*(x_t, t) = (x_t - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t) with
-
-        x0_hat = sum_i w_i x_i,  w = softmax_i(-|x_t - sqrt(abar_t) x_i|^2 / (2 (1 - abar_t))),
-
-    the training points weighted by how likely each is to have been noised into x_t. That is
-    the exact noise prediction of a :class:`GaussianMixture` of width 0 centred on the points,
-    which is what this returns (call it as ``denoiser(x_t, t)``, or sample with it). Its
-    samples land on the training points: a net that reached the optimum would only copy.
-    """
+    """The optimum of the training loss for a finite training set ``points`` [N, 2, 1, 1]:
+    eps*(x_t, t) = (x_t - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t), with x0_hat the points
+    weighted by softmax_i(-|x_t - sqrt(abar_t) x_i|^2 / (2 (1 - abar_t))). That is a mixture of
+    width 0 on the points; its samples land on them (memorisation)."""
     check_points(points)
     return GaussianMixture(points, std=0.0, schedule=schedule)

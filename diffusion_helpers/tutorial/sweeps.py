@@ -147,9 +147,9 @@ def plot_guidance_sweep(
     grid_figure(rows, names, [str(c) for c in columns], size, ax=left)
     ws = [r.scale for r in results]
     right.plot(ws, [100 * r.accuracy for r in results], "o-", color="tab:blue")
-    right.set_xlabel("guidance weight w")
+    right.set(xlabel="guidance weight w", ylim=(0, 105))
     right.set_ylabel("accuracy (%)", color="tab:blue")
-    right.set_ylim(0, 105)
+    right.set_title("more guidance: right digit, less variety", fontsize=9)
     twin = right.twinx()
     twin.plot(ws, [r.diversity for r in results], "s-", color="tab:orange")
     if real_diversity is not None:
@@ -158,7 +158,6 @@ def plot_guidance_sweep(
                       textcoords="offset points", xytext=(0, 3), ha="right")  # fmt: skip
     twin.set_ylabel("diversity within a class", color="tab:orange")
     twin.set_ylim(bottom=0)
-    right.set_title("more guidance: right digit, less variety", fontsize=9)
     return fig
 
 

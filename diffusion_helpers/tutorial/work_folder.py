@@ -1,14 +1,10 @@
-"""The files the notebooks pass on: the learner's picture (chosen in notebook 01), the model of
-notebook 03 and the digits model of notebook 05, in one work folder.
+"""The files the notebooks pass on, in one work folder: the learner's picture (notebook 01), the
+model of notebook 03 and the digits model of 05.
 
-Locally the work folder is ``outputs/`` beside the notebooks (or ``DIFFUSION_WORKDIR``), so the
-notebooks find each other's files however they are run. In Colab every notebook runs on a
-machine of its own, which forgets its files when it stops: :func:`start` keeps the work folder
-on the learner's Google Drive (``MyDrive/ddpm-on-your-picture``; Colab asks once per notebook
-for permission), so each notebook finds the picture and the models there. Without Drive, a
-notebook that finds no picture asks for it again in Colab's file dialog (:func:`my_image`), and
-one that finds no trained model says so and uses the one shipped with the package
-(:func:`load_tutorial_model`), never the sample silently.
+Locally it is ``outputs/`` beside the notebooks (or ``DIFFUSION_WORKDIR``). In Colab, where each
+notebook runs on a machine that forgets its files, :func:`start` keeps it on the learner's
+Google Drive. Without Drive, a notebook that finds no picture asks for one (:func:`my_image`),
+and one that finds no model says so and uses the one shipped with the package.
 """
 
 from __future__ import annotations
@@ -21,6 +17,7 @@ from typing import Any, Optional, Union
 
 import torch
 
+from ..pictures.data import fingerprint
 from ..pictures.images import (
     ImageInfo,
     Source,
@@ -29,7 +26,6 @@ from ..pictures.images import (
     sample_image_path,
     to_pil,
 )
-from ..pictures.data import fingerprint
 from ..pictures.upload import pick_image
 from ..runtime.device import describe_device
 from ..runtime.environment import WORKDIR_ENV, in_colab, work_dir_path
@@ -41,23 +37,19 @@ from ..unet import UNet
 from .settings import TutorialSettings, dataset_settings, settings
 
 MY_IMAGE_NAME = "my_image.png"
-# Where the picture came from, and the file it is in ("my_image-2.png" when my_image.png held
-# something not ours): {"name": ..., "sample": bool, "file": ...}
+# Beside the picture: {"name": where it came from, "sample": bool, "file": the file it is in,
+# "my_image-2.png" when my_image.png held something not ours}
 MY_IMAGE_NOTE = "my_image.json"
 CHECKPOINT_NAME = "unet.pt"
 DIGITS_NAME = "digits.pt"
-# Small models trained on images/scene.png and on the digits by the commands in
-# diffusion_helpers/data/README.md: what notebooks 04-06 use before 03 and 05 have run.
+# The models for notebooks 04-06 before 03 and 05 have run (diffusion_helpers/data/README.md).
 DATA = Path(__file__).resolve().parents[1] / "data"
 PRETRAINED = DATA / "pretrained_tiny.pt"
 PRETRAINED_DIGITS = DATA / "pretrained_digits.pt"
-# The learner's picture is kept at this side, so later notebooks can resize it as they need.
-STORED_IMAGE_SIZE = 256
-# The tiny net passed 25 dB on one 32 px picture after about 280 steps of batch 16 (train.py).
-ENOUGH_STEPS = 250
-# In Colab: where Drive is mounted (Colab's own /content/drive) and the work folder in it.
-DRIVE_MOUNT = "drive"  # below the working folder, /content in Colab
-DRIVE_FOLDER = "ddpm-on-your-picture"
+STORED_IMAGE_SIZE = 256  # the learner's picture is kept at this side, resized later as needed
+ENOUGH_STEPS = 250  # the tiny net passed 25 dB on one 32 px picture after ~280 steps of 16
+DRIVE_MOUNT = "drive"  # Colab's own /content/drive
+DRIVE_FOLDER = "ddpm-on-your-picture"  # in MyDrive
 
 
 def start(
@@ -65,19 +57,10 @@ def start(
     datasets: bool = False,
     device: Optional[Union[str, torch.device]] = None,
 ) -> TutorialSettings:
-    """The first call of every notebook: the work folder, then the sizes for this machine.
-
-    In Colab, with ``keep_on_drive``, Google Drive is mounted (Colab shows its permission
-    dialog once per notebook) and the work folder is ``MyDrive/ddpm-on-your-picture``; if
-    Drive cannot be mounted (declined, no account), the work folder stays on this runtime and
-    one line says what that means. Elsewhere ``keep_on_drive`` does nothing. Prints where the
-    work folder is and which device runs the notebook.
-
-    Args:
-        datasets: the sizes for learning a dataset (notebook 05) instead of one picture.
-    Returns:
-        :func:`.settings.settings` (or :func:`.settings.dataset_settings`) for this machine.
-    """
+    """Every notebook's first call: the work folder (in Colab with ``keep_on_drive``, on Google
+    Drive, or on the runtime when Drive cannot be mounted), then one line each for where it is
+    and the device. Returns :func:`.settings.settings`, or with ``datasets``
+    :func:`.settings.dataset_settings` (notebook 05)."""
     if in_colab() and keep_on_drive and WORKDIR_ENV not in os.environ:
         folder = mount_drive()
         if folder is not None:
@@ -116,9 +99,8 @@ def mount_drive() -> Optional[Path]:
 
 
 def work_dir() -> Path:
-    """The folder where the notebooks and the demo keep what they pass on (created and checked
-    writable, so a read-only folder fails here and not after training). ``~`` in
-    ``DIFFUSION_WORKDIR`` is the home folder, as in a shell; an empty value is refused."""
+    """The work folder, created and checked writable (``~`` is the home folder; an empty
+    ``DIFFUSION_WORKDIR`` is refused)."""
     if WORKDIR_ENV in os.environ and not os.environ[WORKDIR_ENV].strip():
         raise ValueError(
             f"{WORKDIR_ENV} is set but empty: set it to a folder (such as ~/ddpm), or unset it "
@@ -127,20 +109,17 @@ def work_dir() -> Path:
     return check_output_folder(work_dir_path().expanduser(), "tutorial's files")
 
 
-def my_image_note() -> dict:
-    """The note notebook 01 left beside the learner's picture (:data:`MY_IMAGE_NOTE`), or {}."""
+def stored_image() -> tuple[Path, dict]:
+    """The learner's picture (``my_image.png``, or the fresh name its note gives) and the note
+    notebook 01 left beside it (:data:`MY_IMAGE_NOTE`; {} without one)."""
+    folder = work_dir()
     try:
-        note = json.loads((work_dir() / MY_IMAGE_NOTE).read_text(encoding="utf-8"))
+        note = json.loads((folder / MY_IMAGE_NOTE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    return note if isinstance(note, dict) else {}
-
-
-def my_image_path() -> Path:
-    """Where notebook 01 stored the learner's picture: ``my_image.png`` in the work folder, or
-    the fresh name it took when that name held something not ours (the note says which)."""
-    name = my_image_note().get("file")
-    return work_dir() / (Path(name).name if isinstance(name, str) and name else MY_IMAGE_NAME)
+        note = {}
+    note = note if isinstance(note, dict) else {}
+    name = note.get("file")
+    return folder / (Path(name).name if isinstance(name, str) and name else MY_IMAGE_NAME), note
 
 
 def checkpoint_path() -> Path:
@@ -149,10 +128,8 @@ def checkpoint_path() -> Path:
 
 
 def fresh_checkpoint_path(name: str = CHECKPOINT_NAME) -> Path:
-    """The checkpoint path (``name`` in the work folder) for a training run that starts afresh:
-    an earlier checkpoint is moved aside to ``unet.previous.pt``, or ``unet.previous-2.pt``, ...
-    when that is taken (:func:`.storage.outputs.keep_previous_checkpoint`), and one line says
-    where. Nothing is replaced or deleted."""
+    """``name`` in the work folder, for a run that starts afresh: an earlier checkpoint there is
+    moved aside (:func:`.storage.outputs.keep_previous_checkpoint`) and one line says where."""
     path = work_dir() / name
     if os.path.lexists(path):
         print(f"The earlier checkpoint is kept as {keep_previous_checkpoint(path)}.")
@@ -160,10 +137,9 @@ def fresh_checkpoint_path(name: str = CHECKPOINT_NAME) -> Path:
 
 
 def save_my_image(picture: torch.Tensor, info: Optional[ImageInfo] = None) -> Path:
-    """Store the learner's picture (a tensor [1, C, H, W] in [-1, 1]) for the later notebooks,
-    with where it came from (``info`` from :func:`.pictures.upload.pick_image`); return the file.
-    Written by :func:`.storage.outputs.write_output`: atomically, never through a symlink, and
-    beside anything at ``my_image.png`` that we did not write."""
+    """Store the learner's picture [1, C, H, W] in [-1, 1] and where it came from (``info``);
+    return the file. Never written through a link or over a file that is not ours
+    (:func:`.storage.outputs.write_output`)."""
     folder = work_dir()
     path = write_output(folder / MY_IMAGE_NAME, lambda f: to_pil(picture).save(f, format="PNG"))
     sample = info is None or info.sample
@@ -174,12 +150,10 @@ def save_my_image(picture: torch.Tensor, info: Optional[ImageInfo] = None) -> Pa
 
 
 def my_image_name() -> Optional[str]:
-    """The file name of the picture in the work folder ("cat.jpg", or "scene.png (the sample)"),
-    or None when there is none."""
-    path = my_image_path()
+    """The stored picture's name ("cat.jpg", "scene.png (the sample)"), or None without one."""
+    path, note = stored_image()
     if not path.is_file():
         return None
-    note = my_image_note()
     if not isinstance(note.get("name"), str):
         return path.name
     return f"{note['name']}{' (the sample)' if note.get('sample') else ''}"
@@ -188,19 +162,15 @@ def my_image_name() -> Optional[str]:
 def choose_my_image(
     widget: Any = None, *, path: Optional[Source] = None, dialog: bool = False
 ) -> tuple[torch.Tensor, ImageInfo]:
-    """Notebook 01's choice: the picture chosen now (``path``, the upload in ``widget``, or
-    Colab's file dialog with ``dialog``; see :func:`.pictures.upload.pick_image`), stored for
-    the later notebooks. With nothing chosen (Run all, or Cancel in the dialog), a picture of
-    the learner's stored before is kept; the sample is used only when none is stored, or when
-    asked for (``path=sample_image_path()``). One line says which.
-
-    Returns:
-        the picture [1, 3, S, S] in [-1, 1] at :data:`STORED_IMAGE_SIZE`, and its ``ImageInfo``.
-    """
+    """Notebook 01's choice (``path``, the upload in ``widget``, or Colab's file dialog; see
+    :func:`.pictures.upload.pick_image`), stored for the later notebooks. With nothing chosen, a
+    picture of the learner's stored before is kept; the sample is used only when none is stored
+    or when asked for by path. One line says which. Returns the picture [1, 3, S, S] in [-1, 1]
+    at :data:`STORED_IMAGE_SIZE`, and its ``ImageInfo``."""
     picture, info = pick_image(widget, path=path, dialog=dialog, size=STORED_IMAGE_SIZE,
                                verbose=False)  # fmt: skip
-    stored = my_image_path()
-    if info.sample and stored.is_file() and not my_image_note().get("sample"):
+    stored, note = stored_image()
+    if info.sample and stored.is_file() and not note.get("sample"):
         name = my_image_name()
         print(
             f"Nothing chosen now, so keeping your picture {name} from before (in "
@@ -215,18 +185,17 @@ def choose_my_image(
 
 
 def my_image(size: int, channels: int = 3, verbose: bool = True, ask: bool = True) -> torch.Tensor:
-    """The learner's picture at ``size`` px: the one chosen in notebook 01 (from the work
-    folder); if there is none, in Colab (with ``ask``) the picture chosen now in Colab's file
-    dialog (kept in the work folder for the next cells and notebooks); else the bundled sample.
-    One line says which, and how to change it."""
-    path = my_image_path()
+    """The learner's picture [1, channels, size, size]: the one from notebook 01; without one,
+    in Colab (with ``ask``) the one chosen now in the file dialog, kept; else the sample. One
+    line says which."""
+    path, _ = stored_image()
     if not path.is_file() and in_colab() and ask:
         print(
             f"No picture from notebook 01 in the work folder ({path.parent}): choose yours in "
             "the dialog below, or press Cancel to use the sample."
         )
         picture, info = pick_image(dialog=True, size=STORED_IMAGE_SIZE, verbose=False)
-        save_my_image(picture, info)
+        path = save_my_image(picture, info)
     name = my_image_name()
     if name is not None:
         note = f"Using the picture chosen in notebook 01: {name} (in {path.parent})."
@@ -246,13 +215,9 @@ def my_image(size: int, channels: int = 3, verbose: bool = True, ask: bool = Tru
 def load_tutorial_model(
     device: Optional[Union[str, torch.device]] = None,
 ) -> tuple[UNet, NoiseSchedule, torch.Tensor]:
-    """The model notebook 03 trained, or the shipped one (trained on the sample picture) when
-    the work folder has none. One line says which, on which picture, and how to change that.
-
-    Returns:
-        ``(model, schedule, x0)``: the U-Net in eval mode on ``device``, the schedule it was
-        trained with, and the picture it was trained on [1, C, S, S] (to compare samples with).
-    """
+    """``(model, schedule, x0)``: notebook 03's model, or the shipped one (trained on the
+    sample) when there is none, in eval mode on ``device``; its schedule; and the picture it
+    learned [1, C, S, S], to compare samples with. One line says which."""
     path = checkpoint_path()
     mine = path.exists()
     model, schedule, state = load_or_shipped(path, PRETRAINED, device)
@@ -285,8 +250,7 @@ def load_tutorial_model(
 def load_digits_model(
     device: Optional[Union[str, torch.device]] = None,
 ) -> tuple[UNet, NoiseSchedule, dict]:
-    """The digits model notebook 05 trained (``digits.pt`` in the work folder), or the one
-    shipped with the package when there is none; one line says which."""
+    """Notebook 05's digits model, or the shipped one when there is none; one line says which."""
     path = work_dir() / DIGITS_NAME
     mine = path.exists()
     model, schedule, state = load_or_shipped(path, PRETRAINED_DIGITS, device)
@@ -303,9 +267,8 @@ def load_digits_model(
 def load_or_shipped(
     path: Path, shipped: Path, device: Optional[Union[str, torch.device]]
 ) -> tuple[UNet, NoiseSchedule, dict]:
-    """:func:`.sampling.load_for_sampling` of ``path`` in the work folder when there is one,
-    else of the ``shipped`` model. A file there that is not a checkpoint we can read is named
-    for what it is, with what to do: never to delete it."""
+    """:func:`.sampling.load_for_sampling` of ``path`` if it exists, else of ``shipped``. A file
+    there that we cannot read is named for what it is, with what to do: never to delete it."""
     if not path.exists():
         return load_for_sampling(shipped, device)
     try:
