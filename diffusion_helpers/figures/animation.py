@@ -166,8 +166,8 @@ def imshow_pixels(ax: object, pixels: np.ndarray) -> object:
 def _animation_figure(
     rows: Sequence[tuple[str, torch.Tensor]], scale: Optional[int]
 ) -> tuple[Figure, list, object]:
-    """A figure sized in whole pixels with one named row per batch (images side by side), each
-    image pixel drawn as scale x scale screen pixels; returns (figure, image artists, title)."""
+    """A figure of one named row per batch, each image pixel scale x scale screen pixels:
+    (figure, image artists, title)."""
     h, w = to_numpy(side_by_side(rows[0][1])).shape[:2]
     scale = scale or max(1, ANIMATION_HEIGHT_PX // h)
     left, top, gap, dpi = 24, 26, 6, 100  # pixels for the row labels, the title, between rows

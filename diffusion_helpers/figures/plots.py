@@ -43,8 +43,7 @@ def show_images(
     fig = Figure(
         figsize=(size * ncols, size * nrows + (0.3 if titles else 0)), layout="constrained"
     )
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for i, ax in enumerate(axes):
+    for i, ax in enumerate(fig.subplots(nrows, ncols, squeeze=False).ravel()):
         ax.set_axis_off()
         if i < len(batch):
             imshow_pixels(ax, to_numpy(batch[i]))
@@ -56,8 +55,7 @@ def show_images(
 def _picture_rows(
     fig: Figure, rows: Sequence[tuple[Optional[str], Sequence[tuple[torch.Tensor, str]]]]
 ) -> None:
-    """Fill ``fig`` with a table of pictures [1, C, H, W] or [C, H, W] in [-1, 1]: each row a
-    name (at its left, in a frame; None: no frames) and its (picture, title) cells."""
+    """Fill ``fig`` with rows of (name or None: no frames, [(picture, title), ...])."""
     axes = fig.subplots(len(rows), len(rows[0][1]), squeeze=False)
     for ax_row, (name, cells) in zip(axes, rows):
         for ax, (picture, title) in zip(ax_row, cells):

@@ -116,8 +116,7 @@ def _explorer(
     display_size: int,
     image_side: int,
 ) -> widgets.VBox:
-    """Slider + Play over 0..count-1, one captioned Image per view side by side (sharing
-    ``WIDGET_WIDTH_PX``, each scaled once from its first picture), and an HTML label."""
+    """Slider + Play over 0..count-1, a label, and the captioned views side by side."""
     if not isinstance(display_size, int) or display_size < 1:
         raise ValueError(f"display_size must be an integer >= 1, got {display_size!r}.")
     slider = widgets.IntSlider(value=0, min=0, max=count - 1, description=description)

@@ -4,7 +4,6 @@ the class asked for, and the Fréchet distance of its features."""
 
 from __future__ import annotations
 
-import time
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -41,7 +40,6 @@ class DigitClassifier(nn.Module):
         )  # fmt: skip
         self.head = nn.Linear(feature_dim, num_classes)
         self.held_out_accuracy: Optional[float] = None  # set by train_classifier
-        self.train_seconds: Optional[float] = None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Images [B, C, H, W] -> penultimate-layer features [B, feature_dim]."""
@@ -95,8 +93,6 @@ def train_classifier(
         torch.manual_seed(seed)
         model = DigitClassifier(images.shape[1], int(labels.max()) + 1).to(dev)
     optimiser = torch.optim.Adam(model.parameters(), lr=CLASSIFIER_LR)
-    model.train()
-    start = time.perf_counter()
     with cpu_threads(pick_threads(None, dev)):
         for _ in range(steps):
             idx = torch.randint(0, len(x), (CLASSIFIER_BATCH,), generator=gen).to(dev)
@@ -105,7 +101,6 @@ def train_classifier(
             loss.backward()
             optimiser.step()
     model.eval()
-    model.train_seconds = time.perf_counter() - start
     model.held_out_accuracy = class_accuracy(
         model, images[held.to(images.device)], labels[held.to(labels.device)]
     )
@@ -129,17 +124,11 @@ def features(classifier: DigitClassifier, images: torch.Tensor) -> torch.Tensor:
 
 
 def _in_batches(classifier: nn.Module, images: torch.Tensor, fn: Callable) -> torch.Tensor:
-    """``fn`` of ``images``, 1,024 at a time on the classifier's device in eval mode, on the CPU."""
+    """``fn`` of ``images``, 1,024 at a time on the classifier's device, back on the CPU."""
     check_image(images, "images")
     device = next(classifier.parameters()).device
-    was_training = classifier.training
-    classifier.eval()
-    try:
-        with cpu_threads(pick_threads(None, device)):
-            out = [fn(b.to(device).float()).cpu() for b in images.detach().split(1024)]
-    finally:
-        classifier.train(was_training)
-    return torch.cat(out)
+    with cpu_threads(pick_threads(None, device)):
+        return torch.cat([fn(b.to(device).float()).cpu() for b in images.detach().split(1024)])
 
 
 def frechet_distance(

@@ -67,7 +67,6 @@ def memorisation_ratio(
     pictures, about 0 for copies. The denominator uses ``reference_queries`` training images
     drawn with ``seed``.
     """
-    _flat_pair(samples, dataset_images)  # the checks: one shape, non-empty
     if len(dataset_images) < 2:
         raise ValueError("dataset_images needs at least 2 images for a leave-one-out distance.")
     if not isinstance(reference_queries, int) or reference_queries < 1:
