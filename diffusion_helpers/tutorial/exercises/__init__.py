@@ -1,13 +1,8 @@
-"""Checkers for the notebooks' "your turn" cells: notebook 02's ``check_alpha_bar`` and
-``check_q_sample`` (eq. 4), 03's ``check_loss`` (Algorithm 1), 04's ``check_reverse_step``
-(Algorithm 2), 07's ``check_score`` (Tweedie), ``check_langevin_step``, ``check_flow_loss`` and
-``check_euler_step`` (flow matching).
-
-``check_q_sample(q_sample)`` tries the learner's function on a few cases, edge cases included,
-and prints one line starting with "✓" and returns True, or prints what differs with a hint and
-returns False. It never raises because of the learner's function, and stops it after
-``judge.TIME_LIMIT_S`` seconds. Each checker is a row of :mod:`.table`; one judge,
-:mod:`.judge`, runs them all.
+"""The checkers of the notebooks' "your turn" cells. ``check_q_sample(q_sample)`` tries the
+learner's function on a few cases, edge cases included, and prints one line starting with "✓"
+and returns True, or prints what differs with a hint and returns False; it never raises because
+of the learner's function, and stops it after ``judge.TIME_LIMIT_S`` seconds. Each checker is a
+row of :mod:`.table`; one judge, :mod:`.judge`, runs them all.
 """
 
 from .table import (

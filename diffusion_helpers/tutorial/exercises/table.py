@@ -47,10 +47,13 @@ def images_at(t: Any, kind: str = "linear", batch: int = 2, seed: int = 0) -> tu
 
 
 def eq4(
-    values: Callable, later: int = 0, root_x0: bool = True, root_noise: bool = True
+    values: Callable = lambda s: s.alpha_bars,
+    later: int = 0,
+    root_x0: bool = True,
+    root_noise: bool = True,
 ) -> Callable:
-    """Eq. 4 as a learner may get it wrong: abar from ``values(schedule)`` at t + ``later``,
-    with or without the square root of each coefficient."""
+    """Eq. 4 as a learner may get it wrong: abar from ``values(schedule)`` (the alpha-bars, by
+    default) at t + ``later``, with or without the square root of each coefficient."""
 
     def q_sample(x0: torch.Tensor, t: Any, noise: torch.Tensor, s: NoiseSchedule) -> torch.Tensor:
         abar = s.gather(values(s), t + later, x0)
@@ -58,11 +61,6 @@ def eq4(
         return a * x0 + b * noise
 
     return q_sample
-
-
-def abars(s: NoiseSchedule) -> torch.Tensor:
-    """The schedule's alpha-bars, the right values for eq. 4."""
-    return s.alpha_bars
 
 
 def prediction_and_noise(shape: tuple, seed: int, scale: float = 1.0) -> tuple:
@@ -172,20 +170,20 @@ check_q_sample = Exercise(
         "t = 500 with the cosine schedule": images_at(500, "cosine", seed=4),
     },
     mistakes=[
-        (eq4(abars, root_x0=False, root_noise=False),
+        (eq4(root_x0=False, root_noise=False),
          "missing square roots: eq. 4 multiplies x0 by sqrt(abar_t) and the noise by "
          "sqrt(1 - abar_t), its standard deviation (1 - abar_t is its variance)."),
-        (eq4(abars, root_noise=False),
+        (eq4(root_noise=False),
          "the noise's coefficient needs a square root: sqrt(1 - abar_t), the standard "
          "deviation, not the variance 1 - abar_t."),
-        (eq4(abars, root_x0=False),
+        (eq4(root_x0=False),
          "the picture's coefficient needs a square root: sqrt(abar_t), not abar_t."),
         (eq4(lambda s: s.alphas),
          "you used alpha_t = 1 - beta_t, one step from x_{t-1} (eq. 2). The jump from x_0 needs "
          "alpha-bar_t, the product of all alphas so far: schedule.alpha_bars."),
         (eq4(lambda s: s.alpha_bars_prev),
          f"you used alpha-bar of the step before (alpha_bars[t - 1]). {ZERO_BASED}"),
-        (eq4(abars, later=1),
+        (eq4(later=1),
          f"you used alpha-bar of the step after (alpha_bars[t + 1]). {ZERO_BASED}"),
         (eq4(lambda s: s.alpha_bars.roll(1)),
          f"you used alpha_bars[t - 1]: at t = 0 that wraps round to the *last* step. {ZERO_BASED}"),
