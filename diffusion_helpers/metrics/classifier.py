@@ -148,8 +148,7 @@ def frechet_distance(
             "features from the same network."
         )
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False, ddof=1), np.cov(b, rowvar=False, ddof=1)
-    cov_a, cov_b = np.atleast_2d(cov_a), np.atleast_2d(cov_b)
+    cov_a, cov_b = (np.atleast_2d(np.cov(f, rowvar=False, ddof=1)) for f in (a, b))
     # Tr((S_a S_b)^(1/2)) = the sum of the singular values of A = S_a^(1/2) S_b^(1/2): real even
     # where a covariance is singular, where scipy's sqrtm can go complex.
     a_half = _sqrt_psd(cov_a) @ _sqrt_psd(cov_b)
@@ -166,9 +165,7 @@ def _sqrt_psd(cov: np.ndarray) -> np.ndarray:
 
 def _as_features(feats: Union[torch.Tensor, np.ndarray], name: str) -> np.ndarray:
     """Features [n, d] (n >= 2) as a float64 numpy array."""
-    if isinstance(feats, torch.Tensor):
-        feats = feats.detach().cpu().numpy()
-    feats = np.asarray(feats, dtype=np.float64)
+    feats = torch.as_tensor(feats).detach().cpu().numpy().astype(np.float64)
     if feats.ndim != 2 or feats.shape[0] < 2:
         raise ValueError(
             f"{name} must be [n, d] with n >= 2 (a covariance needs 2 images), got "
