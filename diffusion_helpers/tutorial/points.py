@@ -15,10 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks.tensors import check_range, one_picture
+from ..checks.tensors import check_points, check_range, one_picture
 from ..checks.values import number, whole_number
 from ..checks.values import seed as check_seed
-from ..figures.points import check_points
 from ..pictures.data import match_channels
 from ..schedule import NoiseSchedule, Timesteps
 from ..unet import timestep_embedding
@@ -208,7 +207,10 @@ class GaussianMixture:
         sigma_t^2 I)) [B, K], in float64."""
         schedule = schedule or self.schedule
         if schedule is None:
-            raise ValueError("no noise schedule: give one, or build the mixture with schedule=...")
+            raise ValueError(
+                "the mixture has no noise schedule: give one, or build it with "
+                "GaussianMixture(..., schedule=schedule)."
+            )
         check_points(x, "x")
         xy = x.double().reshape(-1, 2)
         abar = schedule.gather(schedule.alpha_bars, t, xy).reshape(-1, 1)
@@ -237,14 +239,8 @@ class GaussianMixture:
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The exact eps*(x_t, t) = -sqrt(1 - abar_t) s(x_t, t) (Tweedie), [B, 2, 1, 1]."""
-        schedule = self.schedule
-        if schedule is None:
-            raise ValueError(
-                "the mixture has no noise schedule: build it with "
-                "GaussianMixture(..., schedule=schedule) to call it as a model."
-            )
-        sqrt_1m_abar = schedule.gather(schedule.sqrt_one_minus_alpha_bars, t, x_t)
-        return -sqrt_1m_abar * self.score(x_t, t)
+        score = self.score(x_t, t)
+        return -self.schedule.gather(self.schedule.sqrt_one_minus_alpha_bars, t, x_t) * score
 
 
 def ideal_denoiser(points: torch.Tensor, schedule: NoiseSchedule) -> GaussianMixture:
