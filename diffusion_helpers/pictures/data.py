@@ -114,10 +114,9 @@ class ImageDataset(Dataset):
 def drop_empty_classes(
     labels: torch.Tensor, classes: list[str], source: str
 ) -> tuple[torch.Tensor, list[str]]:
-    """The classes that have pictures, in their order, and the labels renumbered densely over
-    them, the names kept; one printed line names the classes dropped. Labels [0, 2, 5] of
-    classes "0".."5" become [0, 1, 2] of "0", "2", "5". (A class without pictures would give a
-    conditional model a label it never saw, and sampling it would draw noise without a word.)"""
+    """The classes that have pictures and the labels renumbered over them (labels [0, 2, 5] of
+    "0".."5" become [0, 1, 2] of "0", "2", "5"), with one printed line naming those dropped: a
+    class without pictures would give a conditional model a label it never learned."""
     present = torch.bincount(labels, minlength=len(classes)) > 0
     if bool(present.all()):
         return labels, classes
@@ -317,13 +316,10 @@ def find_folder(source: Union[str, os.PathLike]) -> Path:
 
 
 def find_pictures(folder: Path) -> tuple[list[tuple[Path, int]], list[str], list[tuple[Path, str]]]:
-    """(pictures as (path, label), class names, (file, why) of the files not read).
-
-    With subfolders that hold pictures (at any depth) each is a class, sorted by name, its
-    pictures sorted by path; loose files beside them are not read. Without, the pictures in
-    ``folder`` itself, sorted by name, with label -1. Hidden files and folders
-    (".ipynb_checkpoints") and a Mac zip's "__MACOSX" are not looked at.
-    """
+    """(pictures as (path, label), class names, (file, why) of the files not read): each
+    subfolder with pictures (at any depth) is a class, loose files beside them are not read;
+    without such subfolders, the pictures in ``folder`` itself, label -1. Sorted by name;
+    hidden files (".ipynb_checkpoints") and a Mac zip's "__MACOSX" are not looked at."""
 
     def visible(p: Path) -> bool:
         return not any(
@@ -476,15 +472,14 @@ class TrainingData:
     """Training images behind one interface.
 
     Attributes:
-        batch: ``batch(indices LongTensor [B]) -> (x_0 [B, C, H, W] float32 on the device,
-            labels LongTensor [B] on the device, or None)``.
+        batch: indices LongTensor [B] -> (x_0 [B, C, H, W] float32, labels LongTensor [B] or
+            None), both on the device.
         size: N, the number of images to draw from.
         flip: whether left-right mirror images suit this data (an ``ImageDataset`` says so;
-            one picture, a tensor or a torch Dataset: no, a memorised picture is not mirrored).
-        fingerprint: a short hash of the pictures (:func:`fingerprint`): a checkpoint keeps it,
-            so a resume with other pictures is refused instead of mixing the two.
-        picture: the one picture [1, C, H, W] (float32, CPU) when there is only one, which a
-            checkpoint keeps so its samples can be compared with what it learned; else None.
+            one picture, a tensor or a torch Dataset: no).
+        fingerprint: a hash of the pictures, kept by a checkpoint so a resume with other
+            pictures is refused.
+        picture: the one picture [1, C, H, W] (float32, CPU) when there is only one, else None.
     """
 
     batch: Callable[[torch.Tensor], tuple[torch.Tensor, Optional[torch.Tensor]]]

@@ -205,9 +205,10 @@ def open_bytes(
         ) from err
     check_dimensions(img.size, name, max_pixels)
     frames = getattr(img, "n_frames", 1)
-    if frames > 1:
+    if frames > 1 and img.format != "MPO":  # a camera's MPO holds more views of one photo
         warnings.warn(
-            f"{name}: an animation of {frames} frames; only the first is used.", stacklevel=3
+            f"{name}: an animation of {frames} frames (or pages); only the first is used.",
+            stacklevel=3,
         )
     return img
 

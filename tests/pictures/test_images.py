@@ -461,13 +461,22 @@ def test_an_animation_says_only_its_first_frame_is_used(fmt):
     frames = [Image.new("RGB", (16, 16), c) for c in (RED, GREEN, BLUE)]
     data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100)
     with pytest.warns(
-        UserWarning, match=r"the uploaded bytes: an animation of 3 frames; only the first"
+        UserWarning, match=r"the uploaded bytes: an animation of 3 frames.*only the first"
     ):
         x = load_image(data, size=16)
     assert torch.all(x[0, 0] > 0.9) and torch.all(x[0, 1:] < -0.9)  # the first frame: red
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # one frame: not a word
         load_image(encode(frames[0], fmt), size=16)
+
+
+def test_a_cameras_mpo_photo_is_not_called_an_animation():
+    views = [Image.new("RGB", (16, 16), c) for c in (RED, GREEN)]  # a photo and a second view
+    data = encode(views[0], "MPO", save_all=True, append_images=views[1:])
+    assert Image.open(io.BytesIO(data)).n_frames == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.all(load_image(data, size=16)[0, 0] > 0.9)
 
 
 def test_a_fully_transparent_picture_says_it_loads_as_white(tmp_path):
