@@ -16,6 +16,8 @@ from typing import Union
 
 import torch
 
+from .checks.values import number
+
 Timesteps = Union[int, torch.Tensor]
 
 KINDS = ("linear", "cosine", "scaled_linear", "sigmoid", "flow")
@@ -66,7 +68,7 @@ def make_betas(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}.")
     for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):
-        if not (0.0 < float(value) < 1.0):
+        if not 0.0 < number(value, name) < 1.0:
             raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}.")
     if beta_start > beta_end:
         raise ValueError(
@@ -78,7 +80,7 @@ def make_betas(
     if kind == "linear":
         scale = LINEAR_REFERENCE_STEPS / T  # improved-diffusion: the same total noise for any T
         betas = torch.linspace(beta_start * scale, beta_end * scale, T, dtype=f64)
-        if beta_end * scale > MAX_BETA:
+        if bool((betas > MAX_BETA).any()):  # T = 1 takes beta_start alone: nothing to cap
             warnings.warn(
                 f"linear schedule with T = {T}: beta_end {beta_end} scaled by 1000 / T is "
                 f"{beta_end * scale:.3g}, so betas are capped at {MAX_BETA}. With so few steps "

@@ -141,8 +141,8 @@ class UNetConfig:
         """Raise ``ValueError`` naming the first field that cannot build a network, or one so
         large that building it would take more memory than any machine here has (a config
         read from a file is checked the same way, before anything is allocated)."""
-        if self.image_channels not in (1, 3):
-            raise ValueError(f"image_channels must be 1 or 3, got {self.image_channels}.")
+        if type(self.image_channels) is not int or self.image_channels not in (1, 3):
+            raise ValueError(f"image_channels must be 1 or 3, got {self.image_channels!r}.")
         whole_number(self.image_size, "image_size", 1, MAX_SIDE)
         whole_number(self.base_channels, "base_channels", 1, MAX_WIDTH)
         whole_number(self.num_res_blocks, "num_res_blocks", 0, 8)
@@ -176,8 +176,7 @@ class UNetConfig:
             )
         step = self.patch_size * 2 ** (len(self.channel_mults) - 1)
         if self.image_size % step:
-            below, above = self.image_size // step * step, (self.image_size // step + 1) * step
-            near = f"{below} or {above}" if below else f"{above}"
+            near = sides_near(self.image_size, step)
             raise ValueError(
                 f"image_size {self.image_size} is not divisible by {step}: the U-Net halves it "
                 f"{len(self.channel_mults) - 1} times after a patch stem of {self.patch_size}. "
@@ -199,6 +198,13 @@ class UNetConfig:
                 f"more than the {MAX_PARAMETERS / 1e6:,.0f} M this package builds: use fewer "
                 "base_channels or levels."
             )
+
+
+def sides_near(size: int, step: int, smallest: int = 1) -> str:
+    """The multiples of ``step`` on either side of ``size`` (from ``smallest``), for a message:
+    "28 or 32", or "4" when none lies below."""
+    below, above = size // step * step, (size // step + 1) * step
+    return f"{below} or {above}" if below >= max(smallest, step) else f"{above}"
 
 
 def tracing() -> bool:

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -21,9 +21,8 @@
 # We start from pure noise $x_T \sim \mathcal{N}(0, I)$ and, step by step, remove the noise the
 # model predicts.
 #
-# *About 8 minutes on a 2-core CPU (7 min 57 s measured), most of it DDPM's 1000 steps: 8
-# pictures, then the four variants of the sampler. A Colab CPU runtime, without bf16, is
-# slower (not measured); a GPU takes a fraction of that.*
+# *About 4 minutes on a 2-core CPU (README), most of it DDPM's 1000 steps by hand and the whole
+# of DDPM trained on one screen at the end; a GPU takes a fraction of that (not measured).*
 
 # %% Setup: in Colab, fetch and install the tutorial package; locally this only imports it.
 import os
@@ -38,7 +37,7 @@ if "google.colab" in sys.modules and not os.path.isdir("ddpm-on-your-picture"):
 sys.path.insert(0, "ddpm-on-your-picture" if "google.colab" in sys.modules else "..")
 
 import torch
-from IPython.display import HTML
+from IPython.display import HTML, display
 
 import diffusion_helpers as dh
 
@@ -96,10 +95,11 @@ dh.exercises.check_reverse_step(reverse_step)
 # %% [markdown]
 # ### Algorithm 2 by hand
 #
-# Now all $T$ steps, from pure noise, with your `reverse_step`, for `N_HAND` pictures:
+# Now all $T$ steps, from pure noise, with your `reverse_step`, for `N_HAND` pictures. This is
+# the one place the notebook takes DDPM's 1000 steps: the faster samplers come after it.
 
 # %%
-N_HAND = S.hand_samples  # pictures sampled by hand (and by each variant further down)
+N_HAND = S.hand_samples  # pictures sampled by hand
 
 # %%
 # Algorithm 2 by hand
@@ -111,40 +111,42 @@ with torch.no_grad():  # sampling only: no gradients needed
         eps = model(x.to(S.device), torch.full((N_HAND,), t, device=S.device)).float().cpu()
         x = reverse_step(x, t, eps, schedule, z)  # 4. x_{t-1}, by your function
 hand_images = x.clamp(-1, 1)
-dh.show_images(hand_images, titles=[f"by hand {i + 1}" for i in range(N_HAND)])
+hand_scores = dh.psnr(hand_images, x0)
+dh.show_images(torch.cat([x0, hand_images]), titles=["your picture"] + [f"by hand: {s:.1f} dB" for s in hand_scores])
 
 # %% [markdown]
 # ## The same loop, with the extras: `dh.sample`
 #
-# `dh.sample` runs this loop (given the same choices and seed, it draws the same numbers in the
-# same order and gives the same pictures: you will see it below), plus:
+# `dh.sample` runs this loop: given the same choices and seed, it draws the same numbers in the
+# same order and gives the same pictures (your loop uses $\sigma_t^2 = \beta_t$ and no
+# clipping, the two choices explained further down):
+
+# %%
+same = dh.sample(model, schedule, n=N_HAND, seed=0, variance="beta", clip=False, progress=False)
+print(f"largest difference from your loop: {(same.images - hand_images).abs().max():.1e}")
+
+# %% [markdown]
+# Around the loop it adds:
 #
 # - **snapshots** of $x_t$ and of the model's guess of the picture every few steps, for the
 #   animation (`every=`);
-# - **two choices**, explained further down: the variance $\sigma_t^2$ (its default is
-#   $\tilde\beta_t$, yours was $\beta_t$) and **clipping** the guessed picture to $[-1, 1]$ at
-#   every step. Clipping is on by default (`clip=True`, the package's one default for every
-#   sampler, `CLIP_X0` in `diffusion_helpers/reverse.py`); it is written out below so that you
-#   see it;
-# - **DDIM** (`method="ddim"`), a faster sampler, at the end of this notebook;
-# - a progress bar, and the model's device handled for you.
+# - **other samplers**, each a `dh.Sampler`: DDIM and DPM-Solver++ below, which take far fewer
+#   steps; `S.sampler` is the one the rest of the tutorial uses;
+# - the two choices of Algorithm 2 below (by default $\sigma_t^2 = \tilde\beta_t$ and the guessed
+#   picture clipped to $[-1, 1]$);
+# - a progress bar, the model's device, CPU threads and a memory check handled for you.
 #
-# $T$ steps for `S.num_samples` pictures, keeping a snapshot every few steps:
-
-# %%
-run = dh.sample(model, schedule, n=S.num_samples, seed=0, every=max(1, T // 100), clip=True)
-print(f"{T} steps in {run.seconds:.0f} s")
-dh.show_images(run.images, titles=[f"sample {i + 1}" for i in range(len(run.images))])
-
-# %% [markdown]
 # ## Watch it happen
 #
-# Top: $x_t$, the picture being denoised. Bottom: the model's current guess of the final
-# picture, $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon_\theta) / \sqrt{\bar\alpha_t}$
-# (clipped to $[-1, 1]$, as the sampler uses it). The guess settles long before the noise is
-# gone: coarse shapes and colours are decided early (large $t$), fine detail late.
+# `S.sampler` in 20 steps, for `S.num_samples` pictures, keeping a snapshot at every step. Top:
+# $x_t$, the picture being denoised. Bottom: the model's current guess of the final picture,
+# $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon_\theta) / \sqrt{\bar\alpha_t}$ (clipped
+# to $[-1, 1]$, as the sampler uses it). The guess settles long before the noise is gone:
+# coarse shapes and colours are decided early (large $t$), fine detail late.
 
 # %%
+run = dh.sample(model, schedule, n=S.num_samples, sampler=S.sampler, seed=0, every=1)
+print(f"{S.sampler}: {run.seconds:.1f} s for {S.num_samples} pictures")
 HTML(dh.animation_html(run.frames))
 
 # %%
@@ -160,20 +162,12 @@ dh.reverse_explorer(run.frames)
 # %% [markdown]
 # ## How close did it get?
 #
-# PSNR (peak signal-to-noise ratio) compares each sample with your picture:
-# $\mathrm{PSNR} = 10 \log_{10}(1 / \mathrm{MSE})$ on pixel values in $[0, 1]$. Around 20 dB
-# the picture is recognisable, above 25 dB the two look alike, above 30 dB differences are hard
-# to spot.
+# PSNR against your picture (notebook 03: around 20 dB recognisable, above 30 dB differences
+# are hard to spot), and your picture beside the best and the worst sample, large:
 
 # %%
 scores = dh.psnr(run.images, x0)
 print(f"mean PSNR {scores.mean():.1f} dB (per sample: {', '.join(f'{s:.1f}' for s in scores)})")
-dh.show_images(torch.cat([x0, run.images]), titles=["your picture"] + [f"{s:.1f} dB" for s in scores])
-
-# %% [markdown]
-# Your picture beside the best and the worst sample, large:
-
-# %%
 best, worst = scores.argmax().item(), scores.argmin().item()
 titles = ["your picture", f"best sample: {scores[best]:.1f} dB", f"worst sample: {scores[worst]:.1f} dB"]
 dh.show_images(torch.cat([x0, run.images[[best, worst]]]), titles=titles, ncols=3, size=4.5)
@@ -225,54 +219,74 @@ dh.derivations.posterior_mean_is_algorithm_2_mean(x0, schedule)
 #   at pixel values that no picture has. The paper's reference code samples this way, and so
 #   do the package's samplers by default (`clip=True`).
 #
-# Same seed, the four combinations, each a `dh.Sampler` (the one object that describes a run
-# of the reverse process); the one with $\beta_t$ and no clipping is your loop:
+# *Aside (optional): the four combinations side by side*, each 1000 steps for `N_HAND`
+# pictures, the same seed (about two minutes on a CPU: set the flag to run it). The one with
+# $\beta_t$ and no clipping is your loop.
 
 # %%
-variants = {
-    "σ² = β̃, clip (the default)": dh.Sampler(variance="posterior", clip=True),
-    "σ² = β̃, no clip": dh.Sampler(variance="posterior", clip=False),
-    "σ² = β, clip": dh.Sampler(variance="beta", clip=True),
-    "σ² = β, no clip (your loop)": dh.Sampler(variance="beta", clip=False),
-}
-runs = dh.compare_samplers(model, schedule, variants, x0, n=N_HAND, seed=0)  # each timed and scored
-gap = (runs["σ² = β, no clip (your loop)"].images - hand_images).abs().max()
-print(f"largest difference between your loop and dh.sample with the same choices: {gap:.1e}")
-dh.show_runs(runs, x0)
+TRY_VARIANTS = S.experiments  # True: DDPM with each variance, with and without clipping
+
+if TRY_VARIANTS:
+    variants = {
+        "σ² = β̃, clip (the default)": dh.Sampler(variance="posterior", clip=True),
+        "σ² = β̃, no clip": dh.Sampler(variance="posterior", clip=False),
+        "σ² = β, clip": dh.Sampler(variance="beta", clip=True),
+        "σ² = β, no clip (your loop)": dh.Sampler(variance="beta", clip=False),
+    }
+    display(dh.show_runs(dh.compare_samplers(model, schedule, variants, x0, n=N_HAND, seed=0), x0))
+else:
+    print("Off: set TRY_VARIANTS = True above and run this cell again (about two minutes).")
 
 # %% [markdown]
 # ## Faster: DDIM in fewer steps
 #
 # DDIM (Song et al. 2021) uses the same trained model but visits only a few of the $T$ timesteps
-# (`S.ddim_steps`), jumping from each to the next with
+# (`S.ddim_steps`), jumping from each to the next, $t$ to an earlier $t'$, with
 #
 # $$x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}-\sigma^2}\,\varepsilon_\theta
 # + \sigma z, \qquad \sigma = \eta\,\sqrt{\tfrac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}}
 # \sqrt{1-\tfrac{\bar\alpha_t}{\bar\alpha_{t'}}}.$$
 #
-# With $\eta = 0$ no fresh noise is added: the picture is a fixed function of the starting
-# noise. With $\eta = 1$ each jump adds as much fresh noise as the exact posterior of that jump
-# has (for jumps of one step, exactly DDPM's $\tilde\beta_t$). Here is each against the DDPM run
-# above, timed:
+# With $\eta = 0$ no fresh noise is added: guess the picture, then put back exactly the noise
+# the model sees, scaled for the earlier step. In code that is two lines; here they are beside
+# the package's `dh.ddim_step`:
+
+# %%
+def ddim_step_by_hand(x_t, t, t_prev, eps, schedule):
+    """One DDIM step with eta = 0: x_t at step t -> x at the earlier step t_prev (eq. 12)."""
+    abar, abar_prev = schedule.alpha_bars[t], schedule.alpha_bars[t_prev]
+    x0_hat = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()  # the guessed picture (eq. 15)
+    return abar_prev.sqrt() * x0_hat + (1 - abar_prev).sqrt() * eps  # the same noise, at t_prev
+
+
+x_t, eps = torch.randn(2, *x0.shape[1:], dtype=torch.float64), torch.randn(2, *x0.shape[1:], dtype=torch.float64)
+ours = ddim_step_by_hand(x_t, 500, 480, eps, schedule)
+package = dh.ddim_step(x_t, 500, 480, eps, schedule, eta=0.0, clip=False)
+print(f"largest difference from dh.ddim_step: {(ours - package).abs().max():.1e}")
+
+# %% [markdown]
+# With $\eta = 1$ each jump adds as much fresh noise as the exact posterior of that jump has
+# (for jumps of one step, exactly DDPM's $\tilde\beta_t$). Each against your DDPM run by hand,
+# timed:
 
 # %%
 ddim = {
     "DDIM, η = 0": dh.Sampler("ddim", steps=S.ddim_steps, eta=0.0),
     "DDIM, η = 1": dh.Sampler("ddim", steps=S.ddim_steps, eta=1.0),
 }
-runs = {f"DDPM, {T} steps": run} | dh.compare_samplers(model, schedule, ddim, x0, n=S.num_samples, seed=0)
-print(f"DDIM was about {run.seconds / runs['DDIM, η = 0'].seconds:.0f} times faster than DDPM here.")
+runs = dh.compare_samplers(model, schedule, ddim, x0, n=S.num_samples, seed=0)  # prints each
+print(f"DDPM by hand, {T} steps: mean PSNR {hand_scores.mean():.1f} dB")
 dh.show_runs(runs, x0)
 
 # %% [markdown]
-# The speed-up printed above is measured: it is about $T$ / `S.ddim_steps`, less a little
-# overhead. Compare the PSNRs too. On the shipped model (one picture, 8 samples) DDPM gives
-# 31 dB, DDIM with $\eta = 1$ 29 dB, and DDIM with $\eta = 0$ only 21 dB: a blurred, shifted
-# copy. With $\eta = 0$ small errors of the network early on are never corrected, because no
-# step adds the noise that lets later steps pull the picture back; with $\eta = 1$ the fresh
-# noise gives the model that chance. On models trained on many pictures, $\eta = 0$ is the
-# usual choice: it is deterministic and its samples are sharp.
-#
+# DDIM takes $T$ / `S.ddim_steps` times fewer model calls. Compare the PSNRs too. With a model
+# as sure of your picture as this one, every sampler lands on it. On a model that is less sure
+# (trained for less time, or on many pictures), the two differ: with $\eta = 0$ the network's
+# small errors early on are never corrected, because no step adds the noise that lets later
+# steps pull the picture back; with $\eta = 1$ the fresh noise gives the model that chance (on
+# the 4-minute noise-predicting models of earlier versions of this tutorial: DDPM 25 dB, DDIM
+# with $\eta = 1$ about 24, with $\eta = 0$ about 17; README). On models trained on many
+# pictures $\eta = 0$ is the usual choice: it is deterministic and its samples are sharp.
 # Why the fresh noise helps is notebook 07's story: there these samplers become two equations,
 # a reverse SDE (DDPM, DDIM with $\eta = 1$) and a noise-free ODE (DDIM with $\eta = 0$).
 #
@@ -285,7 +299,7 @@ dh.show_runs(runs, x0)
 # $\eta = 0$, with `eta=1` (SDE-DPM-Solver++) DDIM with $\eta = 1$. *Aside, optional: its
 # formulas are in notebook 07, section 2.*
 #
-# Each at 10, 20 and 50 steps, against DDPM and DDIM from above (same pictures, same seed):
+# Each at 10, 20 and 50 steps, against DDIM from above (same pictures, same seed):
 
 # %%
 solvers = {
@@ -296,17 +310,52 @@ curves = dh.quality_by_steps(model, schedule, solvers, x0, steps=(10, 20, 50), n
 dh.plot_sampler_quality(curves)
 
 # %% [markdown]
-# On the shipped model we measured (8 samples): DDPM in 1000 steps 31 dB; the ODE samplers (DDIM
-# with $\eta = 0$, DPM-Solver++ with `eta=0`) about 21 dB however many steps they take, because
-# what they solve finely is the model's ODE, errors included; SDE-DPM-Solver++ 27 dB in 10 steps
-# and 31 dB in 20, as good as DDPM at a fiftieth of the model calls. Its first-order step is
-# DDIM with $\eta = 1$ (27 dB in 20 steps); the log-SNR spacing and the second-order correction
-# together add the other 4 dB, each alone less than half of that (notebook 07 separates
-# them). Noise that later steps can correct, and steps placed and corrected so that few are
-# needed: that is why
-# `dh.Sampler("dpm_solver", eta=1)` (`S.sampler`, the package's fast sampler) is how the
-# following notebooks sample a model of one picture. On a model of many pictures (notebook 05)
-# the ODE version is the usual choice.
+# Read your own curves: how many steps each sampler needs before more steps stop helping.
+# SDE-DPM-Solver++ in 20 steps, `dh.Sampler("dpm_solver", eta=1)`, is `S.sampler`, how the
+# following notebooks sample a model of one picture: on the shipped models of earlier versions
+# (noise predictors) it matched DDPM's 1000 steps at a fiftieth of the model calls, where the
+# ODE samplers fell 10 dB short (README). Its first-order step is DDIM with $\eta = 1$; the
+# log-SNR spacing and the second-order correction each add part of the rest (notebook 07
+# separates them). On a model of many pictures (notebook 05) the ODE version is the usual
+# choice.
+#
+# ## DDPM on one screen
+#
+# The whole method in plain PyTorch: eq. 4 (`q_sample`), the loss, Algorithm 1 and
+# Algorithm 2, training a fresh small U-Net on your picture at 16 px for `S.one_screen_steps`
+# steps and sampling it with all $T$ steps. Nothing else from the package but the network and
+# the schedule's numbers. About a minute on a CPU.
+
+# %%
+abar, alphas, betas = (a.float() for a in (schedule.alpha_bars, schedule.alphas, schedule.betas))
+picture = dh.my_image(size=16, channels=x0.shape[1], verbose=False)
+net = dh.UNet.preset("tiny", image_channels=x0.shape[1], image_size=16, seed=0)
+opt = torch.optim.AdamW(net.parameters(), lr=2e-3)
+
+def q_sample(x0, t, eps):  # eq. 4
+    a = abar[t].reshape(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+for _ in range(S.one_screen_steps):  # Algorithm 1
+    x_start = picture.expand(16, -1, -1, -1)
+    t, eps = torch.randint(0, T, (16,)), torch.randn(x_start.shape)
+    loss = ((net(q_sample(x_start, t, eps), t) - eps) ** 2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+with torch.no_grad():  # Algorithm 2, with sigma_t^2 = beta_t
+    x = torch.randn(4, *picture.shape[1:])
+    for t in reversed(range(T)):
+        eps = net(x, torch.full((4,), t))
+        x = (x - betas[t] / (1 - abar[t]).sqrt() * eps) / alphas[t].sqrt()
+        x = x + (betas[t].sqrt() * torch.randn(x.shape) if t > 0 else 0)
+dh.show_images(torch.cat([picture, x.clamp(-1, 1)]), titles=["your picture, 16 px"] + ["sample"] * 4)
+
+# %% [markdown]
+# Everything else in the package is what makes this fast, safe and comfortable: the extras of
+# `dh.train` and `dh.sample`, the faster samplers, checkpoints, and the checks that turn
+# mistakes into clear messages.
 #
 # ## What you have built
 #

@@ -194,3 +194,13 @@ def test_a_resolution_shift_lowers_every_log_snr_by_2_log_shift():
     for bad in (0, -1.0, True, "2"):
         with pytest.raises(ValueError, match="shift"):
             NoiseSchedule(1000, shift=bad)
+
+
+def test_one_step_warns_once_and_a_text_beta_is_named(recwarn):
+    """T = 1 takes beta_start alone (nothing is capped): one warning, about x_T, not a second
+    one contradicting it; a beta given as text is one line naming it, not a TypeError."""
+    NoiseSchedule(1)
+    messages = [str(w.message) for w in recwarn.list]
+    assert len(messages) == 1 and "x_T still holds" in messages[0], messages
+    with pytest.raises(ValueError, match="beta_start must be a number, got the text '1e-4'"):
+        NoiseSchedule(1000, beta_start="1e-4")

@@ -163,3 +163,23 @@ def test_configs_written_before_the_stem_load_with_none():
     assert UNetConfig.from_dict(old).patch_size == 1
     with pytest.raises(ValueError, match="patch_size"):
         tiny_config(patch_size=0).check()
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        (dict(image_size=0), "image_size must be a whole number from 1 to 4096, got 0"),
+        (dict(image_size=100000), "image_size must be a whole number from 1 to 4096"),
+        (dict(image_size=16.0), "image_size must be a whole number"),
+        (dict(image_size=3), "Try 4\\."),  # one size, not "4 or 4"
+        (dict(image_size=30), "Try 28 or 32\\."),
+        (dict(image_channels=3.0), "image_channels must be 1 or 3, got 3.0"),
+        (dict(image_channels="3"), "image_channels must be 1 or 3, got '3'"),
+        (dict(base_channels=160000), "base_channels must be a whole number"),
+    ],
+)
+def test_sizes_are_bounded_where_they_enter(fields, words):
+    """A size that is zero, negative, fractional, huge or of the wrong type is one clear line,
+    before anything is built (issue 32: UNet.preset built all of these, or crashed in torch)."""
+    with pytest.raises(ValueError, match=words):
+        UNet.preset("tiny", **fields)

@@ -188,7 +188,8 @@ def run_train(
         data = load_image_info(source, size=size)[0]
         channels, classes = data.shape[1], None
     model = UNet.preset(preset or cfg.preset, image_channels=channels, image_size=size,
-                        patch_size=cfg.patch_size, num_classes=classes, seed=seed)  # fmt: skip
+                        patch_size=cfg.patch_size, num_classes=classes, seed=seed,
+                        position_octaves=cfg.position_octaves)  # fmt: skip
     result = _train(
         model, data, cfg.schedule(), cfg, minutes, steps, seed, out, precision, cuda_graphs
     )

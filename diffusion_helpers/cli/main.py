@@ -14,6 +14,7 @@ and read back as one :class:`.sampling.Sampler` by :func:`sampler_from`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable, NoReturn, Optional, get_args
@@ -258,6 +259,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Run the command line; return the exit status."""
     printable_output()
     args = build_parser().parse_args(argv)
+    out = getattr(args, "out", None)
+    existed = out is not None and os.path.lexists(out)
     try:
         with stop_signals():  # SIGTERM, like Ctrl-C, ends in a message and an exit status
             args.run(args)
@@ -272,6 +275,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if is_main_process():  # under torchrun, one message for all the processes
             print(f"\nstopped by {name}: {after_stop(args)}", file=sys.stderr)
         return EXIT_STATUS[name]
+    finally:
+        if out is not None and not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # made for this run, and nothing came of it
     return 0
 
 

@@ -21,13 +21,12 @@ from ..runtime.device import pick_device
 from ..runtime.environment import quick_mode
 from ..schedule import NoiseSchedule
 from ..training import DEFAULT_MINUTES
-from ..unet import MAX_SIDE, PRESETS, UNet
+from ..unet import MAX_SIDE, PRESETS, UNet, sides_near
 
-# The side a picture is trained at by default, and the U-Net for it. On the CPU (2 cores, 4
-# minutes) the tiny net at 64 px reached 22-23 dB on a real photo where a patch stem of 2 (the
-# net at 32 px inside, 4x cheaper a step) reached 19-21 dB, with or without the resolution
-# shift (bench/picture_size.py): the stem is kept for the sides where the plain net is too
-# slow to learn in the budget. On a GPU the small net at 128 px (not measured: no GPU session).
+# The side a picture is trained at by default, and the U-Net for it: the tiny net at 64 px on a
+# CPU, the small net at 128 px on a GPU (an estimate: not measured on a GPU). The net sees where
+# each pixel is (position_octaves, :func:`position_octaves`), which measured decisive for one
+# picture (README, bench/picture_recipe.py); a patch stem or a shifted schedule did not pay.
 PICTURE_SIDE = {"cpu": 64, "cuda": 128}
 PRESET = {"cpu": "tiny", "cuda": "small"}
 DATASET_SIDE = {"cpu": 16, "cuda": 32}
@@ -44,6 +43,7 @@ class TutorialSettings:
         quick: tiny sizes and few steps (``DIFFUSION_QUICK=1``: tests and CI).
         image_size: side of the training pictures in pixels.
         preset, patch_size: the U-Net (:meth:`.unet.UNet.preset`) and its patch stem (1: none).
+        position_octaves: how much the U-Net is told of where each pixel is (0: nothing).
         num_steps: T, the number of diffusion steps; shift: the schedule's resolution shift.
         train_minutes: wall-clock training budget (None: stop by ``train_steps``).
         train_steps: number of training steps (None: stop by ``train_minutes``).
@@ -52,7 +52,7 @@ class TutorialSettings:
         sampler: the sampler wherever DDPM's 1000 steps are not the lesson
             (:data:`.sampling.FAST_SAMPLER`; 10 steps in quick mode).
         hand_steps, hand_samples: the hand-written loops of notebooks 03 (training steps) and
-            04 (pictures sampled by Algorithm 2).
+            04 (pictures sampled by Algorithm 2); one_screen_steps: 04's whole DDPM on one screen.
         experiments, experiment_steps, experiment_samples, experiment_sampler: notebook 03's
             what-if runs: whether they run without being asked (in quick mode, so the tests
             run them), their training steps, samples and sampler.
@@ -77,9 +77,11 @@ class TutorialSettings:
     ddim_steps: int
     patch_size: int = 1
     shift: float = 1.0
+    position_octaves: int = 0
     sampler: Sampler = FAST_SAMPLER
     hand_steps: int = 300  # about a minute on a 2-core CPU at 64 px
     hand_samples: int = 2
+    one_screen_steps: int = 600  # 04's DDPM on one screen, 16 px: under a minute on a CPU
     experiments: bool = False
     experiment_steps: int = 300  # 16 px pictures: about half a minute a model on a 2-core CPU
     experiment_samples: int = 4
@@ -99,7 +101,8 @@ class TutorialSettings:
     def model(self, channels: int = 3, num_classes: Optional[int] = None, seed: int = 0) -> UNet:
         """A fresh U-Net for these sizes (seeded), for ``channels``-channel pictures."""
         return UNet.preset(self.preset, image_channels=channels, image_size=self.image_size,
-                           patch_size=self.patch_size, num_classes=num_classes, seed=seed)  # fmt: skip
+                           patch_size=self.patch_size, num_classes=num_classes, seed=seed,
+                           position_octaves=self.position_octaves)  # fmt: skip
 
     def schedule(self, kind: str = "linear") -> NoiseSchedule:
         """The noise schedule for these sizes: T steps of ``kind``, with the shift."""
@@ -124,7 +127,9 @@ def settings(
     if size is not None:
         check_side(size, PRESET[kind])
     if quick_mode():
-        return quick_settings(dev, size or 16, train_steps=40, num_samples=2)
+        side = size or 16
+        return quick_settings(dev, side, train_steps=40, num_samples=2,
+                              position_octaves=position_octaves(side))  # fmt: skip
     side = PICTURE_SIDE[kind]
     minutes = DEFAULT_MINUTES
     if size is not None and size != side:
@@ -140,7 +145,14 @@ def settings(
             print(f"{size} px on this {kind.upper()}: a {minutes:g}-minute training run, to take "
                   f"the steps {side} px takes in {DEFAULT_MINUTES:g} (the work grows with the "
                   "pixels).")  # fmt: skip
-    return TutorialSettings(dev, False, size or side, PRESET[kind], 1000, minutes, None, 8, 50)
+    return TutorialSettings(dev, False, size or side, PRESET[kind], 1000, minutes, None, 8, 50,
+                            position_octaves=position_octaves(size or side))  # fmt: skip
+
+
+def position_octaves(side: int) -> int:
+    """Octaves of the position features for a picture of ``side`` px: log2(side) - 1, so the
+    finest (pi 2^j x) repeats every 4 pixels: 5 at 64 px (measured, bench/picture_recipe.py)."""
+    return max(1, side.bit_length() - 2)
 
 
 MAX_MINUTES = 24 * 60  # a training run longer than a day is not a tutorial's
@@ -152,8 +164,7 @@ def check_side(size: object, preset: str) -> int:
     size = whole_number(size, "size", 8, MAX_SIDE, " Try 32, 64 or 128.")
     step = 2 ** (len(PRESETS[preset]["channel_mults"]) - 1)
     if size % step:
-        below, above = size // step * step, (size // step + 1) * step
-        near = f"{below} or {above}" if below >= 8 else f"{above}"
+        near = sides_near(size, step, smallest=8)
         raise ValueError(
             f"size {size} is not divisible by {step}: the {preset} U-Net halves the picture "
             f"{step.bit_length() - 1} times. Try {near}."
@@ -179,14 +190,14 @@ def dataset_settings(device: Optional[Union[str, torch.device]] = None) -> Tutor
 
 def quick_settings(
     device: torch.device, size: int, train_steps: int, num_samples: int,
-    sampler: Sampler = QUICK_SAMPLER,
+    sampler: Sampler = QUICK_SAMPLER, position_octaves: int = 0,
 ) -> TutorialSettings:  # fmt: skip
     """Quick mode (the tests): tiny sizes, a few steps of everything, every line run."""
     return TutorialSettings(
         device, True, size, "tiny", 1000, None, train_steps, num_samples, 10, sampler=sampler,
-        hand_steps=3, hand_samples=1, experiments=True, experiment_steps=2,
+        hand_steps=3, hand_samples=1, one_screen_steps=3, experiments=True, experiment_steps=2,
         experiment_samples=1, experiment_sampler=Sampler("ddim", 10), per_class=1,
         sweep_per_class=2, classifier_steps=50, vary_size=16, vary_minutes=None, vary_steps=10,
         vary_sampler=Sampler("ddim", 10, eta=1.0), point_steps=30, flow_minutes=None,
-        flow_steps=20, posterior_samples=100_000,
+        flow_steps=20, posterior_samples=100_000, position_octaves=position_octaves,
     )  # fmt: skip

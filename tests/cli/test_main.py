@@ -358,3 +358,19 @@ def test_names_that_are_not_utf8_print(tmp_path, capsys):
     assert main(["sample", *FEW_STEPS, "--out", str(out)]) == 0
     assert "pictures/samples.png" in capsys.readouterr().out
     assert (out / "samples.png").is_file()
+
+
+def test_an_interrupted_sample_leaves_no_empty_folder(tmp_path, monkeypatch, capsys):
+    """Ctrl-C during sampling: the folder made for the pictures goes again; a folder that was
+    there before stays."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("diffusion_helpers.cli.demo.sample", interrupted)
+    out = tmp_path / "samples"
+    assert main(["sample", "--out", str(out), "--device", "cpu"]) == 130
+    assert not out.exists() and "no new pictures were written" in capsys.readouterr().err
+    out.mkdir()
+    assert main(["sample", "--out", str(out), "--device", "cpu"]) == 130
+    assert out.is_dir()
