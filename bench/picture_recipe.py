@@ -90,7 +90,7 @@ def theirs(choice: str, picture: torch.Tensor, steps: int, precision: str) -> to
     )  # fmt: skip
     ema = copy.deepcopy(net).requires_grad_(False)
     scheduler = DDPMScheduler(num_train_timesteps=1000, prediction_type=target)
-    lr = dh.default_lr(dh.UNet.preset("tiny", image_size=SIZE), BATCH)  # the rate ours gets
+    lr = dh.default_lr(dh.UNet.preset("tiny", image_size=SIZE), BATCH)  # ours for the noise
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(0)
     dtype = torch.bfloat16 if precision == "bf16" else None

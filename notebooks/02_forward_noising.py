@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -198,9 +198,24 @@ dh.plot_schedules({"linear (DDPM)": schedule, "cosine": cosine})
 # %% [markdown]
 # ## Do the two routes really agree?
 #
-# Let's check the algebra with random numbers: run the one-step chain
-# $q(x_t \mid x_{t-1})$ hundreds of times from your picture, and compare the mean and spread of
-# each pixel with what the closed form $q(x_t \mid x_0)$ predicts.
+# Let's check the algebra with random numbers. First one pixel: start 4,096 copies of the
+# value 0.5 and apply eq. 2, $x_t = \sqrt{1-\beta_t}\,x_{t-1} + \sqrt{\beta_t}\,\varepsilon$, 300
+# times; the closed form says the result has mean $\sqrt{\bar\alpha_t} \cdot 0.5$ and spread
+# $\sqrt{1-\bar\alpha_t}$:
+
+# %%
+g = torch.Generator().manual_seed(0)
+x = torch.full((4096,), 0.5, dtype=torch.float64)  # one pixel, 4,096 times
+for t in range(300):  # the chain: eq. 2, one step at a time
+    beta = schedule.betas[t]
+    x = (1 - beta).sqrt() * x + beta.sqrt() * torch.randn(4096, generator=g, dtype=torch.float64)
+abar = schedule.alpha_bars[299]
+print(f"after 300 steps: mean {x.mean():.3f}, spread {x.std():.3f}")
+print(f"eq. 4 says:      mean {abar.sqrt() * 0.5:.3f}, spread {(1 - abar).sqrt():.3f}")
+
+# %% [markdown]
+# The same for every pixel of your picture and many steps (`dh.plot_chain_vs_closed_form` runs
+# this chain hundreds of times from the picture and fits the mean and spread of each pixel):
 
 # %%
 dh.plot_chain_vs_closed_form(x0, schedule, seed=0)

@@ -197,7 +197,7 @@ dh.exercises.check_loss(loss_fn)
 
 # %%
 BATCH = dh.default_batch_size(S.image_size, S.device)  # pictures per step: dh.train's choice
-LR = dh.default_lr(S.model(x0.shape[1]), BATCH)  # AdamW's learning rate: dh.train's, for this net
+LR = dh.default_lr(S.model(x0.shape[1]), BATCH)  # AdamW's learning rate: dh.train's for the noise
 HAND_STEPS = S.hand_steps  # 300: about two minutes on a 2-core CPU at 64 px
 print(f"batch {BATCH}, learning rate {LR:.2g}, {HAND_STEPS} steps")
 

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -161,10 +161,22 @@ dh.plot_losses(result.losses)
 # model; $w > 1$ pushes further along it; $w = 0$ drops it. (Ho & Salimans write the same
 # formula with their $w$ one less than ours, $(1 + w)\,\varepsilon_\theta(x_t, t, y) -
 # w\,\varepsilon_\theta(x_t, t, \varnothing)$: their best FID, at $w$ = 0.1 to 0.3, is our 1.1
-# to 1.3.) `dh.sample(..., labels=y,
-# guidance_scale=w)` does this with one call of the network on both halves of a batch. One row
-# per digit, at the package's default $w$ (`DEFAULT_GUIDANCE`; how it was chosen
-# comes below):
+# to 1.3.) In code, for one step, beside the package's `dh.guidance.guided_noise`:
+
+# %%
+x_t, t = torch.randn(2, 1, S.image_size, S.image_size), torch.tensor([500, 500])
+seven, nothing = torch.tensor([7, 7]), torch.full((2,), len(data.classes))  # "no class"
+w = 1.5
+with torch.no_grad():
+    eps_y, eps_none = model(x_t, t, seven), model(x_t, t, nothing)
+    guided = eps_none + w * (eps_y - eps_none)  # the formula above
+    package = dh.guidance.guided_noise(model, x_t, t, seven, nothing, w)
+print(f"largest difference from the package: {(guided - package).abs().max():.1e}")
+
+# %% [markdown]
+# The package asks the network once, for a batch holding both halves. `dh.sample(...,
+# labels=y, guidance_scale=w)` does this at every step. One row per digit, at the package's
+# default $w$ (`DEFAULT_GUIDANCE`; how it was chosen comes below):
 
 # %%
 PER_CLASS = S.per_class  # samples of each digit

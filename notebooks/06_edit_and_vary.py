@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -80,6 +80,20 @@ pen.rectangle([10, 30, 24, 44], fill=(200, 40, 40))  # a red box: a house?
 rough = dh.load_image(drawing, size=SIZE, channels=x0.shape[1])
 dh.show_images(torch.cat([x0, rough]), titles=["what the model learned", "a rough drawing"],
                size=2.5)
+
+# %% [markdown]
+# SDEdit in code: noise the drawing to $t_0$ with eq. 4, then run the sampler's steps from
+# $t_0$ (the package's own loop, `dh.reverse_process`). `dh.edit` is these three lines, plus
+# checks; same seed, same picture:
+
+# %%
+g = torch.Generator().manual_seed(0)
+t0 = round(0.3 * schedule.num_steps) - 1  # strength 0.3
+x_t0, _ = dh.add_noise(rough.to(S.device), t0, schedule, generator=g)  # eq. 4, one jump
+steps = SAMPLER.timesteps(schedule, start=t0)  # from t0 down to the clean picture
+by_hand = dh.reverse_process(model, schedule, x_t0, steps, SAMPLER, generator=g, progress=False)
+package = dh.edit(model, schedule, rough, 0.3, SAMPLER, seed=0, progress=False)
+print(f"largest difference from dh.edit: {(by_hand.images - package.images).abs().max():.1e}")
 
 # %%
 STRENGTHS = [0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]

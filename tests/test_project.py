@@ -148,3 +148,25 @@ def test_every_bench_script_imports_and_answers_help(script):
     done = subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT / "bench",
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_paper_is_two_files_and_a_few_functions_from_the_front_doors():
+    """dh.train -> training.train -> train.algorithm_1 -> train.training_loss, whose last lines
+    are the MSE; dh.sample -> sampling.sample -> reverse.reverse_process -> the sampler's step ->
+    reverse.reverse_step, whose last lines compute x_{t-1} (the README's package section)."""
+    import importlib
+    import inspect
+
+    import diffusion_helpers as dh
+    from diffusion_helpers import reverse, sampling, training
+
+    train = importlib.import_module("diffusion_helpers.train")  # dh.train is the function
+
+    assert dh.train is training.train and dh.sample is sampling.sample
+    assert "algorithm_1(" in inspect.getsource(training.train)
+    assert "training_loss(" in inspect.getsource(train.algorithm_1)
+    assert ".pow(2).mean(" in inspect.getsource(train.training_loss)
+    assert "reverse_process(" in inspect.getsource(sampling.sample)
+    assert "sampler.step(" in inspect.getsource(reverse.reverse_process)
+    assert "reverse_step(" in inspect.getsource(reverse.Sampler.step)
+    assert "mean + not_last * sigma * z" in inspect.getsource(reverse.reverse_step)

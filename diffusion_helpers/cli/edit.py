@@ -100,6 +100,11 @@ def run_vary(
     then draw ``n`` variations at the picture's size and at twice its size."""
     cfg = settings(device, size, say=minutes is None and steps is None)
     size = cfg.image_size
+    if crop is not None and (crop % 2 or not 2 <= crop <= size):
+        raise ValueError(
+            f"--crop {crop}: the patch model halves its crops once, so give an even side from 2 "
+            f"to the picture's {size} px (default: half of it, {size // 2})."
+        )
     check_output_folder(out, "variations")
     checkpoint = check_checkpoint_target(out / "vary.pt")
     picture = load_image(image if image is not None else sample_image_path(), size=size)

@@ -1,37 +1,15 @@
-"""Training on several processes at once (``torchrun``): the same :func:`.train.train`, one copy
-per GPU (or CPU process), kept in step by DistributedDataParallel (DDP).
+"""Training on several processes at once (``torchrun``): the same :func:`..training.train`, one
+copy per GPU (or CPU process), kept in step by DistributedDataParallel (DDP).
 
     torchrun --nproc_per_node=2 -m diffusion_helpers train --data photos/ --out unet.pt
 
-``torchrun`` starts N copies of the program and tells each who it is through environment
-variables (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``);
-:func:`join` reads them, starts the process group (NCCL on CUDA, gloo on the CPU; process r
-uses ``cuda:LOCAL_RANK``) and ends it when training ends, also on errors and Ctrl-C, unless
-the caller had started it. Without those variables it is one process and nothing changes.
-
-The rules, so that N processes train exactly like one:
-- ``batch_size`` is the GLOBAL batch. Every process draws the whole batch's random numbers
-  from the same generator (seeded with ``seed``: image indices, flips, t, eps, dropped labels)
-  and keeps rows ``rank::world_size`` of it, so each process sees its own images and noise
-  and together they see exactly the draws one process would. ``batch_size`` must divide by
-  the number of processes (``ValueError`` otherwise); the default is rounded up so it does.
-- The learning rate keeps its meaning: DDP averages the gradients of the processes, and the
-  mean of N half-batch means is the full-batch mean, so a step is the single-process step
-  on the global batch (up to float rounding).
-- The generator is the same on every process, so a checkpoint stores it once and resumes on
-  any number of processes. Dropout (torch's global generator) must differ between processes:
-  on process r it is reseeded at step k from (seed, r, k) (:func:`step_seed`), so resume is
-  exact without storing one state per process.
-- Only process 0 writes checkpoints, takes the checkpoint lock, shows the progress bar and
-  prints; every process reads the checkpoint it resumes from. The EMA is kept on every
-  process: the weights are identical everywhere, so are the EMAs, and every process returns
-  the same result.
-- Whether to stop is decided together: each step starts with one all-reduce that carries
-  process 0's clock (the time budget and the cosine schedule follow it) and any Ctrl-C or
-  SIGTERM a process received (noted by :class:`.interrupts.StopRequests`, never raised, so no
-  process leaves a collective halfway).
-  The losses of the whole batch are gathered every step, so a non-finite loss on any process
-  stops every process at the same step.
+:func:`join` reads torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ...),
+starts the process group (NCCL on CUDA, gloo on the CPU) and ends it with the run. So that N
+processes train exactly like one: ``batch_size`` is the global batch; every process draws the
+whole batch's random numbers from the same generator and keeps rows ``rank::world_size``; DDP
+averages the gradients (the mean of N half-batch means is the full-batch mean); dropout is
+reseeded per process and step (:func:`step_seed`). Only process 0 writes checkpoints and
+prints; whether to stop (the clock, Ctrl-C, SIGTERM, a non-finite loss) is decided together.
 """
 
 from __future__ import annotations

@@ -374,3 +374,40 @@ def test_an_interrupted_sample_leaves_no_empty_folder(tmp_path, monkeypatch, cap
     out.mkdir()
     assert main(["sample", "--out", str(out), "--device", "cpu"]) == 130
     assert out.is_dir()
+
+
+@pytest.mark.parametrize("crop", ["1", "7", "4096"])
+def test_a_crop_the_patch_model_cannot_take_names_the_flag(tmp_path, capsys, crop):
+    assert main(["vary", "--crop", crop, "--steps", "1", "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert f"--crop {crop}" in err and "even side" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_step_budget_prints_no_minutes_and_no_notebook_advice(tmp_path, capsys):
+    """Issue 32: train --steps 5 printed a minutes budget and "Change S.train_minutes"."""
+    out = tmp_path / "unet.pt"
+    assert (
+        main(["train", "--size", "32", "--steps", "1", "--device", "cpu", "--out", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "minute" not in printed and "S." not in printed and "Trained 1 steps" in printed
+
+
+def test_a_run_that_cannot_fit_under_ulimit_is_one_line_before_any_file(tmp_path):
+    """Issue 32: under ulimit -v 4 GB, train --size 512 died inside the memory check's own
+    forward pass; the estimate now comes from the shapes, and the limit is honoured."""
+    import resource
+
+    def four_gigabytes():
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 10**9, 4 * 10**9))
+
+    out = tmp_path / "o.pt"
+    done = subprocess.run(
+        [sys.executable, "-m", "diffusion_helpers", "train", "--size", "512", "--steps", "1",
+         "--out", str(out), "--device", "cpu"],
+        capture_output=True, text=True, preexec_fn=four_gigabytes, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "needs about" in errors[0] and "free on the CPU" in errors[0]
+    assert "Traceback" not in done.stderr and list(tmp_path.iterdir()) == []
