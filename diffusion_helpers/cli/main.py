@@ -272,12 +272,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     except KeyboardInterrupt as err:
         name = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
+        if out is not None and not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # made for this run, and nothing came of it
         if is_main_process():  # under torchrun, one message for all the processes
             print(f"\nstopped by {name}: {after_stop(args)}", file=sys.stderr)
         return EXIT_STATUS[name]
-    finally:
-        if out is not None and not existed and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # made for this run, and nothing came of it
     return 0
 
 
