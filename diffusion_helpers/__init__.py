@@ -1,25 +1,18 @@
 """diffusion_helpers: the tested code behind a hands-on DDPM tutorial (Ho et al. 2020).
 
-The paper sits at the top of the package, one module per idea, in the order the notebooks
-meet them: ``schedule`` (beta_t, alpha-bar), ``forward`` (q, eq. 2 and 4), ``unet``
-(eps_theta), ``train`` (Algorithm 1), ``reverse`` (one step back: Algorithm 2, DDIM,
-DPM-Solver++), ``timesteps`` (which steps a sampler visits), ``guidance`` (classifier-free),
-``sampling`` (the loop), ``editing`` (SDEdit, RePaint), ``variations`` (a patch model), and
-notebook 07's ``score`` (Tweedie, the SDE and the ODE, Langevin) and ``flow`` (flow matching).
+The paper is the ground floor, one module per idea, in the order the notebooks meet them:
+``schedule`` (beta_t, alpha-bar), ``forward`` (q, eq. 2 and 4), ``prediction`` (what the net
+predicts), ``unet`` (eps_theta), ``train`` (Algorithm 1), ``reverse`` (one step back and the
+loop: Algorithm 2, DDIM, DPM-Solver++), ``timesteps``, ``guidance`` (classifier-free),
+``editing`` (SDEdit, RePaint), and notebook 07's ``score`` and ``flow``. It imports nothing
+of the machinery: the front doors ``training`` (``dh.train``) and ``sampling`` (``dh.sample``)
+wrap it from above. The rest lives in folders named for their job: ``checks``, ``runtime``,
+``pictures``, ``metrics``, ``storage``, ``figures``, ``tutorial`` and ``cli``.
 
-Everything else lives in a folder named for its job, and imports point one way:
-
-- below the paper: ``checks`` (one check per concept), ``runtime`` (device, precision,
-  threads, CUDA graphs, torchrun, interrupts), ``storage`` (checkpoints, outputs),
-  ``pictures`` (picture files, uploads, datasets, masks), ``metrics`` (PSNR, copying, a digit
-  classifier and the Frechet distance);
-- above it: ``figures`` (plots, animations, widgets), ``tutorial`` (sizes for this machine,
-  the work folder, derivations, exercises) and ``cli`` (the command line).
-
-``dh.*`` below is what the notebooks call.
+``dh.*`` below is what the notebooks and the README use.
 """
 
-from . import checks, runtime  # noqa: F401  (the layers, for readers of dh.__dict__)
+from . import guidance  # noqa: F401  (dh.guidance.guided_noise, notebook 05)
 from .editing import edit, inpaint
 from .figures.animation import animate, animation_html, save_gif
 from .figures.gallery import class_sampler, plot_class_rows, plot_nearest_neighbours
@@ -45,9 +38,7 @@ from .figures.points import (
 from .figures.widgets import MaskPicker, forward_slider, reverse_explorer
 from .flow import euler_step, flow_time, to_flow, velocity
 from .forward import add_noise, add_noise_chain, add_noise_step
-from .guidance import DEFAULT_GUIDANCE
 from .metrics.classifier import (
-    DigitClassifier,
     class_accuracy,
     features,
     frechet_distance,
@@ -56,7 +47,6 @@ from .metrics.classifier import (
 )
 from .metrics.copying import (
     copy_psnr,
-    diversity,
     held_out_patch_distance,
     memorisation_ratio,
     nearest_neighbours,
@@ -66,10 +56,9 @@ from .metrics.copying import (
 )
 from .metrics.distributions import energy_distance
 from .metrics.psnr import psnr
-from .pictures.data import DATASET_NAMES, ImageDataset, load_dataset
+from .pictures.data import ImageDataset, load_dataset
 from .pictures.images import (
     DEFAULT_IMAGE,
-    IMAGE_SUFFIXES,
     ImageInfo,
     ImageLoadError,
     load_image,
@@ -80,42 +69,31 @@ from .pictures.images import (
 )
 from .pictures.masks import mask_preset, masked
 from .pictures.upload import pick_image, upload_image, upload_widget, uploaded_files
-from .prediction import NoisePredictor, Prediction, noise_predictor, prediction
+from .prediction import NoisePredictor, prediction
 from .reverse import (
-    CLIP_X0,
     FAST_SAMPLER,
     Frame,
     Sampler,
     SampleResult,
     ddim_step,
-    dpm_solver_2m_step,
     predict_x0,
     q_posterior,
     reverse_process,
     reverse_step,
 )
 from .runtime.device import describe_device, pick_device
-from .runtime.distributed import is_main_process
 from .runtime.environment import in_colab, quick_mode
-from .runtime.interrupts import Interrupted
 from .sampling import load_for_sampling, sample
 from .schedule import NoiseSchedule, make_betas
 from .score import langevin_step, sample_with_corrector, score_from_noise
 from .storage.checkpoint import CheckpointError, export_weights, load_checkpoint
 from .timesteps import ddim_timesteps
 from .train import algorithm_1, training_loss
-from .training import (
-    TrainConfig,
-    TrainingError,
-    TrainResult,
-    default_batch_size,
-    default_lr,
-    train,
-)
-from .tutorial import derivations, exercises
+from .training import TrainConfig, TrainingError, TrainResult, default_batch_size, default_lr, train
+from .tutorial import derivations, exercises  # noqa: F401  (dh.derivations.*, dh.exercises.*)
 from .tutorial.comparisons import compare_samplers, describe_run, quality_by_steps, show_runs
 from .tutorial.derivations import noise_prediction_examples
-from .tutorial.points import GaussianMixture, PointNet, ideal_denoiser, points_from_picture
+from .tutorial.points import PointNet, ideal_denoiser, points_from_picture
 from .tutorial.settings import TutorialSettings, dataset_settings, settings
 from .tutorial.sweeps import (
     class_labels,
@@ -152,31 +130,26 @@ __all__ = [
     "add_noise",
     "add_noise_chain",
     "add_noise_step",
+    "algorithm_1",
     "animate",
     "animation_html",
     "checkpoint_path",
-    "choose_my_image",
     "CheckpointError",
+    "choose_my_image",
     "class_accuracy",
     "class_labels",
     "class_sampler",
-    "CLIP_X0",
     "compare_samplers",
     "copy_psnr",
-    "DATASET_NAMES",
     "dataset_settings",
     "ddim_step",
     "ddim_timesteps",
     "default_batch_size",
-    "DEFAULT_GUIDANCE",
     "DEFAULT_IMAGE",
     "default_lr",
     "derivations",
     "describe_device",
     "describe_run",
-    "DigitClassifier",
-    "diversity",
-    "dpm_solver_2m_step",
     "edit",
     "energy_distance",
     "euler_step",
@@ -189,19 +162,15 @@ __all__ = [
     "Frame",
     "frechet_distance",
     "fresh_checkpoint_path",
-    "GaussianMixture",
     "guidance_sweep",
     "guidance_table",
     "held_out_patch_distance",
     "ideal_denoiser",
-    "IMAGE_SUFFIXES",
     "ImageDataset",
     "ImageInfo",
     "ImageLoadError",
     "in_colab",
     "inpaint",
-    "Interrupted",
-    "is_main_process",
     "langevin_step",
     "load_checkpoint",
     "load_dataset",
@@ -219,11 +188,6 @@ __all__ = [
     "nearest_neighbours",
     "noise_prediction_examples",
     "NoisePredictor",
-    "noise_predictor",
-    "Prediction",
-    "prediction",
-    "algorithm_1",
-    "training_loss",
     "NoiseSchedule",
     "patch_distance",
     "patch_model",
@@ -252,6 +216,7 @@ __all__ = [
     "PointNet",
     "points_from_picture",
     "predict_x0",
+    "prediction",
     "psnr",
     "q_posterior",
     "quality_by_steps",
@@ -283,6 +248,7 @@ __all__ = [
     "train_classifier",
     "train_variations",
     "TrainConfig",
+    "training_loss",
     "TrainingError",
     "TrainResult",
     "TutorialSettings",
