@@ -28,13 +28,10 @@ from .timesteps import DEFAULT_STEPS, METHODS, Method, method_timesteps
 
 VARIANCES = ("posterior", "beta")
 
-# The default of every step here and of `sampling.sample`: clip the predicted x0_hat to the data
-# range [-1, 1] before stepping. The reference implementation (Ho et al. 2020, diffusion_utils.py,
-# p_sample with clip_denoised=True) samples this way, and stray pixels cannot leave [-1, 1].
-# Without clipping, Algorithm 2's formula and the route through mu_tilde(x_t, x0_hat) (eq. 7) are
-# algebraically equal; clip=False gives the plain formulas of the papers. It matters most for
-# few-step samplers: on the shipped model DPM-Solver++ (10 steps) scored 25 dB PSNR with it and
-# 12 dB without (bench/sample_speed.py, 8 images).
+# The default of every step here: clip the predicted x0_hat to the data range [-1, 1] before
+# stepping, as the reference implementation does (Ho et al. 2020, p_sample with
+# clip_denoised=True). Without clipping, Algorithm 2's formula and the route through
+# mu_tilde(x_t, x0_hat) (eq. 7) are equal; clip=False gives the plain formulas of the papers.
 CLIP_X0 = True
 
 
@@ -311,8 +308,7 @@ class Sampler:
             for an edit that starts part of the way (:meth:`timesteps`). DDPM takes every step.
         eta: fresh noise at each step: for DDIM 0 (deterministic) or more (1 is DDPM's
             posterior variance), for DPM-Solver in [0, 1] (0 solves the ODE, 1 the SDE). The
-            noise lets later steps correct earlier errors: for the tiny net trained 450 steps on
-            one 32 px picture, DDIM-50 gave 19 dB PSNR with eta = 0 and 35 dB with eta = 1.
+            noise lets later steps correct earlier errors (README).
         variance: sigma_t^2 of Algorithm 2 (DDPM only): ``"posterior"`` (beta_tilde_t, the
             lower bound of sec. 3.2) or ``"beta"`` (beta_t, the upper bound).
         clip: clip the predicted x_0 to [-1, 1] at every step (:data:`.reverse.CLIP_X0`, why:
@@ -413,10 +409,9 @@ class Sampler:
         return dpm_step
 
 
-# The sampler of the command line and the demo, wherever DDPM's 1000 steps are not the lesson:
-# SDE-DPM-Solver++(2M) in 20 steps. On the shipped memorised model it gave 39.0 dB against
-# DDPM-1000's 38.1 (8 pictures, seed 0; README), at 50 times fewer model calls; on the digits
-# model a Frechet distance of 29.3 against DPM-Solver++'s 32.0 and DDIM-50's 36.0.
+# The sampler of the command line, the demo and the notebooks wherever DDPM's 1000 steps are
+# not the lesson: SDE-DPM-Solver++(2M) in 20 steps, as good as DDPM at a fiftieth of the calls
+# (README).
 FAST_SAMPLER = Sampler("dpm_solver", eta=1.0)
 
 

@@ -291,11 +291,17 @@ dh.derivations.noise_error_vs_x0_error(x0, schedule)
 #
 # ## The same loop, with the extras: `dh.train`
 #
-# `dh.train` runs exactly this loop (with the extras switched off and `prediction="eps"` it
-# gives the same losses, step for step), plus what a real run needs:
+# `dh.train` runs exactly this loop (with the extras switched off, `prediction="eps"` and
+# `adam_beta2=0.999` it gives the same losses, step for step), plus what a real run needs:
 #
 # - **What the net learns** (`prediction`): the picture for one picture, as above; the noise
 #   for a dataset.
+# - **A learning rate for the target and a short memory for AdamW**: 4 times the rate above for
+#   the picture, whose target is the same at every step; and AdamW's running average of the
+#   squared gradients over about the last 20 steps rather than 1,000 (`adam_beta2=0.95`): with
+#   one picture the loss falls a thousandfold within the run, and a long memory of the early,
+#   large gradients would keep the steps small. Measured on a real photo at the same number of
+#   steps (README): the higher rate 37.6 dB against 34.4, the short memory then 46.7.
 # - **EMA of the weights**: an exponential moving average of the weights, updated after every
 #   step (it averages over roughly the last ninth of the steps so far). The average is smoother
 #   than the last step's weights, which jitter with each batch. Samples come from the EMA copy

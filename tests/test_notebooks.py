@@ -201,7 +201,7 @@ def test_algorithm_1_by_hand_is_dh_train_without_the_extras():
     result = dh.train(
         model, x0, schedule, steps=steps, batch_size=batch, lr=lr, seed=0, device="cpu",
         precision="fp32", lr_schedule="constant", warmup_steps=1, grad_clip=None, ema_decay=0,
-        prediction="eps",
+        prediction="eps", adam_beta2=0.999,
         progress=False, threads=torch.get_num_threads(),
     )  # fmt: skip
     # The loop takes the mean of all squared differences, train() the mean of per-image means:
