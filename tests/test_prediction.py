@@ -89,8 +89,12 @@ def test_a_resume_that_changes_the_prediction_is_refused(runs):
 
 
 def test_one_picture_learns_the_picture_and_a_dataset_the_noise():
-    """The defaults (README, bench/picture_recipe.py): x0 for one picture, eps for a dataset."""
+    """The defaults (README, bench/picture_recipe.py): for one picture the picture as the target,
+    its rate and a short memory for AdamW; for a dataset DDPM's noise and Adam's beta2."""
     one = train(tiny_model(), images(1), SCHEDULES["eps"], steps=1, batch_size=2, **FAST)
     many = train(tiny_model(), images(3), SCHEDULES["eps"], steps=1, batch_size=2, **FAST)
     assert one.config.prediction == "x0" and isinstance(one.model, NoisePredictor)
     assert many.config.prediction == "eps" and many.model is many.net
+    assert (one.config.adam_beta2, many.config.adam_beta2) == (0.95, 0.999)
+    assert one.config.lr == 2e-3  # the noise's rate is scaled down at a small batch:
+    assert many.config.lr == pytest.approx(2e-3 * (2 / 64) ** 0.5)
