@@ -26,6 +26,7 @@ and, where the CPU has native bf16, again in bf16 at that precision's own count.
 
     python bench/picture_recipe.py                      # everything (about an hour idle)
     python bench/picture_recipe.py --steps 566 --choices eps recipe --photos flower.jpg
+    python bench/picture_recipe.py --steps 566 --choices recipe --lr 5e-4 --adam-beta2 0.999
 """
 
 from __future__ import annotations
@@ -65,13 +66,14 @@ def photo(name: str) -> torch.Tensor:
     return dh.load_image(path, size=SIZE)
 
 
-def ours(choice: str, picture: torch.Tensor, steps: int, precision: str) -> torch.Tensor:
-    """Train one of :data:`CHOICES` for ``steps``; return 8 samples."""
+def ours(choice: str, picture: torch.Tensor, steps: int, precision: str, **options) -> torch.Tensor:
+    """Train one of :data:`CHOICES` for ``steps`` (``options``: ``lr``, ``adam_beta2`` in place
+    of the defaults); return 8 samples."""
     prediction, kind, octaves = CHOICES[choice]
     schedule = dh.NoiseSchedule(1000, kind)
     net = dh.UNet.preset("tiny", image_size=SIZE, position_octaves=octaves, seed=0)
     run = dh.train(net, picture, schedule, steps=steps, batch_size=BATCH, seed=0, device="cpu",
-                   precision=precision, prediction=prediction, progress=False)  # fmt: skip
+                   precision=precision, prediction=prediction, progress=False, **options)  # fmt: skip
     return dh.sample(run.model, schedule, SAMPLES, dh.FAST_SAMPLER, seed=1, progress=False).images
 
 
@@ -141,6 +143,8 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"],
                         default=["fp32", "bf16"] if cpu_supports_bf16() else ["fp32"])  # fmt: skip
     parser.add_argument("--save", type=Path, help="a folder for each run's samples (PNG)")
+    parser.add_argument("--lr", type=float, help="our nets' learning rate (default: dh.default_lr)")
+    parser.add_argument("--adam-beta2", type=float, help="our AdamW beta2 (default: the data's)")
     args = parser.parse_args()
     print(f"{describe_cpu()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
@@ -152,8 +156,12 @@ def main() -> None:
             scores = []
             for name in args.photos:
                 picture = photo(name)
-                run = theirs if choice in DIFFUSERS else ours
-                images = run(choice, picture, steps, precision)
+                if choice in DIFFUSERS:
+                    images = theirs(choice, picture, steps, precision)
+                else:
+                    options = {"lr": args.lr, "adam_beta2": args.adam_beta2}
+                    images = ours(choice, picture, steps, precision,
+                                  **{k: v for k, v in options.items() if v is not None})  # fmt: skip
                 scores.append(dh.psnr(images, picture))
                 print(f"  {choice:<14} {name:<11} {scores[-1].mean():5.1f} dB "
                       f"(worst {scores[-1].min():.1f})", flush=True)  # fmt: skip
