@@ -25,7 +25,7 @@ MODES = ("off", "on")
 
 
 def check_mode(mode: str) -> None:
-    """Raise ``ValueError`` unless ``mode`` is ``"auto"``, ``"on"`` or ``"off"``."""
+    """Raise ``ValueError`` unless ``mode`` is ``"on"`` or ``"off"``."""
     if mode not in MODES:
         raise ValueError(f"cuda_graphs must be 'off' or 'on', got {mode!r}.")
 
