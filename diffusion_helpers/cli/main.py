@@ -261,6 +261,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     out = getattr(args, "out", None)
     existed = out is not None and os.path.lexists(out)
+
+    def remove_if_unused() -> None:
+        if out is not None and not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # made for this run, and nothing came of it
+
     try:
         with stop_signals():  # SIGTERM, like Ctrl-C, ends in a message and an exit status
             args.run(args)
@@ -268,12 +273,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         # ImageLoadError, CheckpointError, TrainingError, WriteError (a full disk) and argument
         # checks carry a full message. It starts a line of its own: a progress bar ends its line
         # as the error leaves its loop (tqdm's iterator, or the training run's exit, closes it).
+        if not isinstance(err, WriteError):  # bad input: no empty folder left behind
+            remove_if_unused()
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         name = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
-        if out is not None and not existed and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # made for this run, and nothing came of it
+        remove_if_unused()
         if is_main_process():  # under torchrun, one message for all the processes
             print(f"\nstopped by {name}: {after_stop(args)}", file=sys.stderr)
         return EXIT_STATUS[name]

@@ -59,6 +59,10 @@ def test_bad_image_gives_one_line_and_exit_2(tmp_path, capsys):
     assert main(["demo", "--image", str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "notes.txt" in err and "not an image" in err
+    assert not (tmp_path / "o").exists()  # bad input leaves no empty folder behind
+    (tmp_path / "o").mkdir()  # a folder that was there before stays
+    assert main(["demo", "--image", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert (tmp_path / "o").is_dir()
 
 
 def test_cuda_graphs_on_a_cpu_is_one_line_before_training(tmp_path, capsys):
