@@ -180,7 +180,8 @@ class NoiseSchedule:
         final = float(self.alpha_bars[-1])
         if final > MAX_FINAL_ALPHA_BAR:
             warnings.warn(
-                f"{self!r}: alpha-bar at the last step is {final:.3g}, so x_T still holds "
+                f"{self!r} (betas used: {float(betas[0]):.3g} to {float(betas[-1]):.3g}): "
+                f"alpha-bar at the last step is {final:.3g}, so x_T still holds "
                 f"sqrt({final:.3g}) = {math.sqrt(final):.0%} of the picture and is not close to "
                 "N(0, I), where sampling starts: samples will come out wrong. Use more steps, "
                 "larger betas, or the cosine schedule.",

@@ -70,9 +70,11 @@ def test_linear_with_very_few_steps_is_capped_and_warns():
 
 
 def test_a_schedule_that_leaves_picture_at_T_warns():
-    # Unscaled DDPM betas over 100 steps: abar_T = 0.36, x_T keeps 60% of the picture.
+    # Unscaled DDPM betas over 100 steps: abar_T = 0.36, x_T keeps 60% of the picture. The
+    # warning names the betas used (scaled by 1000 / T), not only the ones passed.
     with pytest.warns(
-        UserWarning, match=r"alpha-bar at the last step is 0.3.*not close to N\(0, I\)"
+        UserWarning,
+        match=r"betas used: 0.0001 to 0.02\): alpha-bar at the last step is 0.3.*not close to N",
     ):
         NoiseSchedule(100, "linear", beta_start=1e-5, beta_end=0.002)
 
