@@ -238,18 +238,19 @@ dh.plot_noising_grid(x0, schedule, [0, 50, 100, 200, 300, 500, 700, 999], genera
 dh.plot_noising_grid(x0, cosine, [0, 50, 100, 200, 300, 500, 700, 999], generator=torch.Generator().manual_seed(0))
 
 # %% [markdown]
-# ## A bigger picture needs more noise
+# ## Aside (optional): a bigger picture needs more noise
 #
 # The same $t$ does not destroy every picture equally. Below, your picture at 32, 64 and 128
 # px, noised to the same step (top row: the same noise per pixel). Shrink each noisy picture
 # to 32 px by averaging blocks of pixels (middle row): averaging $k \times k$ pixels divides
 # the noise's variance by $k^2$ but keeps the picture's coarse shapes, so the 128 px picture
 # still shows them, its signal-to-noise ratio 16 times higher. Its layout survives longer, and
-# the steps that decide the layout get less training. The fix (Hoogeboom et al. 2023, "simple
-# diffusion"): **shift the schedule** for the picture's size, lowering every
+# the steps that decide the layout get less training. One remedy (Hoogeboom et al. 2023,
+# "simple diffusion") **shifts the schedule** for the picture's size, lowering every
 # $\log \mathrm{SNR}(t)$ by $2 \log k$; with it (bottom row) the three look alike again.
-# `dh.NoiseSchedule(..., shift=k)` does it; the tutorial trains 64 px pictures on a CPU and 128
-# px on a GPU (notebook 03 measures what helps at those sizes).
+# `dh.NoiseSchedule(..., shift=k)` does it. The tutorial's defaults do not shift
+# (`shift=1`): at 64 px on one picture the plain net without a shift measured best of the
+# designs tried (README, "Picture size").
 
 # %%
 dh.plot_noise_at_sizes(dh.my_image(size=128, verbose=False), schedule, t=400)
