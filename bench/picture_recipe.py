@@ -12,7 +12,8 @@ The choices:
 - ``flow``: flow matching, the velocity on the straight path (``prediction="velocity"`` on the
   ``"flow"`` schedule, notebook 07);
 - ``eps+pos``, ``flow+pos`` and ``recipe`` (x0+pos, the default for one picture): the same with
-  the first layer seeing each pixel's place (``UNet(position_octaves=5)``);
+  the first layer seeing each pixel's place (``UNet(position_octaves=5)`` at 64 px, the
+  tutorial's ``log2(side) - 1`` octaves at other sizes);
 - ``diffusers eps``, ``diffusers v``: diffusers' ``UNet2DModel`` with the tiny net's widths,
   blocks and attention, trained with its ``DDPMScheduler`` (``add_noise``; the target the noise,
   or ``get_velocity``'s v) by the same optimiser, learning rate, warm-up, decay and EMA, and
@@ -27,6 +28,7 @@ and, where the CPU has native bf16, again in bf16 at that precision's own count.
     python bench/picture_recipe.py                      # everything (about an hour idle)
     python bench/picture_recipe.py --steps 566 --choices eps recipe --photos flower.jpg
     python bench/picture_recipe.py --steps 566 --choices recipe --lr 5e-4 --adam-beta2 0.999
+    python bench/picture_recipe.py --steps 566 --choices recipe --photos flower.jpg --size 128
 """
 
 from __future__ import annotations
@@ -45,14 +47,15 @@ from sklearn.datasets import load_sample_image
 import diffusion_helpers as dh
 from diffusion_helpers.runtime.device import cpu_supports_bf16
 from diffusion_helpers.train import ema_decay, ema_update, lr_factor
+from diffusion_helpers.tutorial.settings import position_octaves
 
-CHOICES = {  # name: (prediction, schedule kind, position octaves)
-    "eps": ("eps", "linear", 0),
-    "x0": ("x0", "linear", 0),
-    "flow": ("velocity", "flow", 0),
-    "eps+pos": ("eps", "linear", 5),
-    "flow+pos": ("velocity", "flow", 5),
-    "recipe": ("x0", "linear", 5),
+CHOICES = {  # name: (prediction, schedule kind, whether the net sees where each pixel is)
+    "eps": ("eps", "linear", False),
+    "x0": ("x0", "linear", False),
+    "flow": ("velocity", "flow", False),
+    "eps+pos": ("eps", "linear", True),
+    "flow+pos": ("velocity", "flow", True),
+    "recipe": ("x0", "linear", True),
 }
 DIFFUSERS = ("diffusers eps", "diffusers v")
 SIZE, BATCH, SAMPLES = 64, 4, 8
@@ -69,8 +72,9 @@ def photo(name: str) -> torch.Tensor:
 def ours(choice: str, picture: torch.Tensor, steps: int, precision: str, **options) -> torch.Tensor:
     """Train one of :data:`CHOICES` for ``steps`` (``options``: ``lr``, ``adam_beta2`` in place
     of the defaults); return 8 samples."""
-    prediction, kind, octaves = CHOICES[choice]
+    prediction, kind, positions = CHOICES[choice]
     schedule = dh.NoiseSchedule(1000, kind)
+    octaves = position_octaves(SIZE) if positions else 0  # the tutorial's: 5 at 64 px
     net = dh.UNet.preset("tiny", image_size=SIZE, position_octaves=octaves, seed=0)
     run = dh.train(net, picture, schedule, steps=steps, batch_size=BATCH, seed=0, device="cpu",
                    precision=precision, prediction=prediction, progress=False, **options)  # fmt: skip
@@ -125,7 +129,7 @@ def theirs(choice: str, picture: torch.Tensor, steps: int, precision: str) -> to
 
 def steps_in_4_minutes(precision: str) -> int:
     """The steps the recipe takes in the demo's 4 minutes here: 40 timed after 10 to warm up."""
-    net = dh.UNet.preset("tiny", image_size=SIZE, position_octaves=5, seed=0)
+    net = dh.UNet.preset("tiny", image_size=SIZE, position_octaves=position_octaves(SIZE), seed=0)
     picture, schedule = photo("china.jpg"), dh.NoiseSchedule(1000)
     kwargs = dict(batch_size=BATCH, seed=0, device="cpu", precision=precision, progress=False)
     dh.train(net, picture, schedule, steps=10, **kwargs)
@@ -135,6 +139,7 @@ def steps_in_4_minutes(precision: str) -> int:
 
 
 def main() -> None:
+    global SIZE
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, help="steps per run (default: 4 minutes' here)")
     parser.add_argument("--choices", nargs="+", default=[*CHOICES, *DIFFUSERS],
@@ -145,7 +150,9 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="a folder for each run's samples (PNG)")
     parser.add_argument("--lr", type=float, help="our nets' learning rate (default: dh.default_lr)")
     parser.add_argument("--adam-beta2", type=float, help="our AdamW beta2 (default: the data's)")
+    parser.add_argument("--size", type=int, default=64, help="picture side in px (default 64)")
     args = parser.parse_args()
+    SIZE = args.size
     print(f"{describe_cpu()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
     rows = []
