@@ -34,9 +34,10 @@
 # there: choose a photo, or press *Cancel upload* to go on with the sample. Then come back and
 # try your own photo.
 #
-# *This notebook takes seconds. All seven took 31 minutes on a 2-core CPU, run in order (each
-# notebook says its own time at its top; the README has the table): most of it is training for
-# fixed minutes (4 in notebook 03) and sampling. On a GPU runtime the series has not been
+# *This notebook takes seconds. All seven took 27.5 minutes on a 2-core CPU without bf16, run
+# in order (each notebook says its own time at its top; the README has the table): most of it
+# is training for fixed minutes (4 in notebook 03) and sampling. Your first generated picture
+# comes about 2.5 minutes in, early in notebook 03. On a GPU runtime the series has not been
 # timed; its training cells run for the same minutes by the clock there, about 14 in all, so
 # expect at least a quarter of an hour (an estimate).*
 

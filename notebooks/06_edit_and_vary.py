@@ -23,7 +23,7 @@
 # picture and draw only the rest (**inpainting**, RePaint); and a model that only ever sees small
 # pieces of one picture draws new pictures made of those pieces (**variations**).
 #
-# *About 5 minutes on a 2-core CPU (5 min 3 s measured), 4 of them training the model of your
+# *About 5 minutes on a 2-core CPU (4 min 56 s measured), 4 of them training the model of your
 # picture's pieces; it uses the models of notebooks 03 and 05, or the shipped ones.*
 
 # %% Setup: in Colab, fetch and install the tutorial package; locally this only imports it.
@@ -50,9 +50,10 @@ model, schedule, x0 = dh.load_tutorial_model(S.device)  # notebook 03's model, o
 T, SIZE = schedule.num_steps, model.config.image_size
 # Edits and fills use S.sampler, SDE-DPM-Solver++ (notebook 04's choice for a model of one
 # picture: it steps the reverse SDE, fresh noise at every step, where DDIM with eta = 0 follows
-# the noise-free ODE): 20 steps for a whole run, so an edit at strength 0.5 takes 10. On the
-# shipped model it filled the centre box at 44 dB, where the ODE reached 39 dB in 50 steps. The
-# one edit we watch uses DDPM's small steps instead (the smoothest animation).
+# the noise-free ODE): 20 steps for a whole run, so an edit at strength 0.5 takes 10. On a
+# noise-predicting model of the scene (the shipped model before the picture recipe) it filled
+# the centre box at 44 dB, where the ODE reached 39 dB in 50 steps (README). The one edit we
+# watch uses DDPM's small steps instead (the smoothest animation).
 SAMPLER = S.sampler
 
 # %% [markdown]
@@ -110,11 +111,14 @@ dh.show_images(torch.cat([rough, edits]), titles=titles, ncols=6)
 dh.plot_edit_trade(STRENGTHS, edits, rough, x0)
 
 # %% [markdown]
-# Below the crossing the edit is more the drawing than the picture; above it, the other way
-# round. With notebook 03's model of the sample scene they crossed near 0.35 in our run: a model
-# that knows one picture by heart pulls every edit towards it, so only a little noise (0.02 to
-# 0.1) keeps your drawing, its house is back from 0.3 and its sun from about 0.5. A model of
-# many pictures leaves more room (the digits below).
+# Where the two lines cross, the edit stops being more the drawing than the picture. With a
+# model of one picture that predicts the picture (notebook 03's, or the shipped one) they may
+# not cross at all: in our full run every strength, even 0.02, gave the learned picture at
+# 58 dB. Such a model has learned that the answer is its picture whatever it is shown, the
+# ideal denoiser of a one-picture world (notebook 05: $\mathbb{E}[x_0 \mid x_t] = x_0$), so
+# it redraws any drawing as that picture. A model that is less sure leaves room: the
+# noise-predicting 4-minute model of earlier versions kept the drawing up to about 0.1 and
+# crossed near 0.35. A model of many pictures has more to offer (the digits below).
 #
 # ### Watch one edit
 #
@@ -160,9 +164,10 @@ titles += [f"asked: {k}" if CONDITIONAL else "no class" for k in range(10)]
 dh.show_images(torch.cat([scribble, free.images, asked.images]), titles=titles, ncols=5, size=1.6)
 
 # %% [markdown]
-# With no class, the model keeps the stroke's place and thickness and draws whichever digit
-# fits it best (a 7, or a 9 or 3 that shares its top bar). Told a class, it bends the same
-# stroke into the digit you asked for: at 0.6 enough noise is added for a 7 to become a 0.
+# With no class, the model keeps roughly the stroke's place and thickness and draws a digit of
+# its own choosing around it (a 7 or a 9 that shares its top bar, or another). Told a class, it
+# bends the same stroke into the digit you asked for: at 0.6 enough noise is added for a 7 to
+# become a 0.
 
 # %% [markdown]
 # ## 2 · Inpainting: keep part of the picture, fill the rest (RePaint)
@@ -176,10 +181,11 @@ dh.show_images(torch.cat([scribble, free.images, asked.images]), titles=titles, 
 # So the model only ever draws the missing part, always beside the right amount of noise on the
 # rest. RePaint also goes back a few steps now and then (adds noise again) and redoes them, so
 # that the filled part has time to agree with what is kept (**resampling**). Here it is off
-# (`resample=1`, the default): with DDPM's 1000 steps it gained nothing on the shipped model,
-# and SDE-DPM-Solver++ already adds fresh noise at every step (notebook 07 explains why that
-# corrects errors). For an ODE sampler such as DDIM it helps: `dh.inpaint(..., resample=4)`,
-# at 4 times the cost (the figures are in `diffusion_helpers/editing.py`).
+# (`resample=1`, the default): with DDPM's 1000 steps it gained nothing on the earlier,
+# noise-predicting shipped model, and SDE-DPM-Solver++ already adds fresh noise at every step
+# (notebook 07 explains why that corrects errors). For an ODE sampler such as DDIM it helps:
+# `dh.inpaint(..., resample=4)`, at 4 times the cost (the figures are in
+# `diffusion_helpers/editing.py`).
 #
 # Choose what to rub out: a preset from the menu, or `rectangle` and the sliders. Then run the
 # next cell (running all cells unattended uses the centre box).
@@ -203,8 +209,8 @@ dh.show_images(torch.cat([given, filled.images]), titles=titles, ncols=n, size=2
 # %% [markdown]
 # The model has learned this picture, so it restores the missing part from memory (the titles
 # give the PSNR of the filled pixels only; above 30 dB they are hard to tell from the
-# original). The shipped model, trained 3,000 steps, fills the centre box at about 44 dB
-# (README).
+# original). The shipped model fills the centre box at about 64 dB: it has the picture by
+# heart.
 #
 # The digits model learned many digits, not these ones by heart. Give it the top half of ten
 # real digits and let it draw the bottom half, first freely, then told the right class:
@@ -261,8 +267,8 @@ dh.plot_losses(variations.losses)
 # %% [markdown]
 # Samples on a canvas the size of your picture, and on one twice as wide and tall. The sampler
 # (`S.vary_sampler`) is DDIM with $\eta = 1$ in 100 steps, a tenth of DDPM's: like DDPM it adds
-# fresh noise at every step (notebook 04; on the shipped model there, DDIM with $\eta = 1$ in
-# 50 steps gave 29 dB against DDPM's 31 dB in 1000, README):
+# fresh noise at every step (notebook 04; on a noise-predicting model of one picture, DDIM with
+# $\eta = 1$ in 50 steps gave 29 dB against DDPM's 31 dB in 1000, README):
 
 # %%
 same = dh.sample_variations(variations.model, schedule, 4, VARY_SIZE, S.vary_sampler, seed=1,
@@ -281,9 +287,9 @@ dh.show_images(wide.images, titles=[f"{2 * VARY_SIZE} x {2 * VARY_SIZE} px"] * 2
 # Three numbers (`diffusion_helpers/metrics/copying.py`):
 #
 # - **copy PSNR**: the best PSNR of the picture (and its mirror image, shifted by up to 4 px)
-#   against each sample. How high a copy scores depends on how sharp it is: the shipped
-#   memorised model's samples score 30-38 dB, the soft copies of a 4-minute model from
-#   notebook 03 in the low 20s (about 22 dB in our full run); the variations of the five
+#   against each sample. How high a copy scores depends on how sharp it is: the samples of
+#   notebook 03's 4-minute model scored about 58 dB in our full run, the shipped model's about
+#   65 dB, the noise-predicting models of earlier versions 22-38 dB; the variations of the five
 #   pictures of `bench/vary_quality.py` scored about 10-19 dB (README). So read it against the
 #   memorised model's line printed below: well under it, not a copy.
 # - **patch distance**: for every 7 × 7 piece of a sample, how far the nearest piece of your

@@ -23,7 +23,7 @@
 # of it is already inside what you built. This notebook finds it there, with your model and a
 # 2D world made from your picture, then trains a flow-matching model with the same `dh.train`.
 #
-# *About 6 minutes on a 2-core CPU (6 min 27 s measured), 4 of them the two 2-minute training
+# *About 6 minutes on a 2-core CPU (6 min 21 s measured), 4 of them the two 2-minute training
 # runs of part 4 (Colab's CPU and GPU runtimes are not measured).*
 
 # %% Setup: in Colab, fetch and install the tutorial package; locally this only imports it.
@@ -189,10 +189,11 @@ dh.show_images(torch.cat([x0, noisy, s_theta / s_theta.abs().max(), denoised.cla
 #   its steps are dense near the end, where the fine detail is decided;
 # - **the second-order correction** in $D$.
 #
-# Both count. On the shipped model (8 samples, seed 0, 20 steps; `bench/sample_speed.py`
-# separates the two the same way) we measured DDIM with $\eta = 1$ at 27.3 dB on steps even in
-# $t$ and 27.6 dB on DPM-Solver's; SDE-DPM-Solver++ at 29.1 dB on steps even in $t$ and
-# 31.4 dB on its own. Each change alone gains less than half of what the two give together.
+# Both count. On a noise-predicting model of the scene (the shipped model before the picture
+# recipe; 8 samples, seed 0, 20 steps; `bench/sample_speed.py` separates the two the same
+# way) we measured DDIM with $\eta = 1$ at 27.3 dB on steps even in $t$ and 27.6 dB on
+# DPM-Solver's; SDE-DPM-Solver++ at 29.1 dB on steps even in $t$ and 31.4 dB on its own. Each
+# change alone gains less than half of what the two give together.
 #
 # ### A corrector: Langevin steps between ODE steps
 #
@@ -245,13 +246,15 @@ shown = ["DDIM, η = 0 (ODE, Euler)", "DDIM + Langevin corrector", "DDIM, η = 1
 dh.show_runs({k: runs[k] for k in shown}, x0)
 
 # %% [markdown]
-# Your numbers are printed above. On the shipped model (8 samples, `python bench/corrector.py`)
-# we measured: DDIM with $\eta=0$ 20.7 dB, with the corrector 24.5 dB in 39 calls, DDIM with
-# $\eta = 1$ 27.3 dB in 20, SDE-DPM-Solver++ 31 dB in 20. The corrector closes a bit more than
-# half of the gap between Euler on the ODE and Euler on the SDE, for twice the calls (in our
-# full run, on notebook 03's 4-minute model of the sample scene, a bit more than a third:
-# 16.7, 19.0 and 23.0 dB); SDE-DPM-Solver++ beats both. Adding the noise *inside* the step,
-# as the SDE does, is the better buy here. Larger $r$ overshoots (20 dB at $r = 1$).
+# Your numbers are printed above. On notebook 03's model, which predicts your picture, they are
+# all alike (every one 58.1 dB in our full run, the corrector too): its guess of $x_0$ is
+# right from the first step, so there is no early error to correct. On a noise predictor,
+# whose early errors are larger (the shipped model before the picture recipe; 8 samples,
+# `python bench/corrector.py`), we measured: DDIM with $\eta=0$ 20.7 dB, with the corrector
+# 24.5 dB in 39 calls, DDIM with $\eta = 1$ 27.3 dB in 20, SDE-DPM-Solver++ 31 dB in 20. The
+# corrector closes a bit more than half of the gap between Euler on the ODE and Euler on the
+# SDE, for twice the calls; SDE-DPM-Solver++ beats both. Adding the noise *inside* the step,
+# as the SDE does, is the better buy there. Larger $r$ overshoots (20 dB at $r = 1$).
 #
 # ## 3 · A 2D world made from your picture
 #
@@ -477,21 +480,23 @@ for name, run in on_picture.items():
 dh.show_runs(on_picture, x0)
 
 # %% [markdown]
-# Your numbers are printed above. On the sample scene at 64 px (2 minutes each on an idle
-# 2-core CPU, about 640 steps each) we measured: the flow with Euler in 10 steps 28.5 dB, the
-# scene clean and whole; the DDPM model 14.8 dB with SDE-DPM-Solver++ and 11.4 dB with DDIM,
-# blotches in noise. Early in training the straight path pays most. One reason is what each
-# target asks at high noise: there $x_t$ is almost $\varepsilon$, so DDPM's net can score well
-# by copying its input, while the velocity $\varepsilon - x_0$ makes the net say where the
-# picture is from the first steps on.
+# Your numbers are printed above. On the sample scene at 64 px (2 minutes each on a 2-core CPU
+# without bf16, about 425 steps each; both nets see where each pixel is, as notebook 03's does)
+# we measured: the flow with Euler in 10 steps 34.2 dB, the scene clean and whole; the DDPM
+# model 21.7 dB with SDE-DPM-Solver++ and 12.5 dB with DDIM, blotches in noise. Early in
+# training the straight path pays most. One reason is what each target asks at high noise:
+# there $x_t$ is almost $\varepsilon$, so DDPM's net can score well by copying its input, while
+# the velocity $\varepsilon - x_0$ makes the net say where the picture is from the first steps
+# on. Notebook 03's default, the picture $x_0$ as the target, asks the same of the net and gets
+# there too (about 48 dB in 566 steps on two photos, README).
 #
-# The DDPM model is slower to start, not stuck: trained longer, it catches up. Four minutes,
-# as in notebook 03, gave 22 dB in the demo (README; SDE-DPM-Solver++ in 20 steps), and the
-# shipped model's 3,000 steps give 31 dB (notebook 04). We have not trained the flow for
-# longer. On many pictures the order changes: `python bench/flow_vs_ddpm.py` trains both
-# on the digits, for equal minutes or equal steps, and scores them by the Frechet distance and
-# a digit classifier at 1 to 50 steps; in the README's run (1,500 steps each) the flow was
-# ahead only at 1 and 2 steps, and DDPM's model with DPM-Solver++ from 5 steps on.
+# The DDPM model is slower to start, not stuck: trained longer, it catches up (the
+# noise-predicting shipped model of earlier versions reached 31 dB after 3,000 steps). We have
+# not trained the flow for longer. On many pictures the order changes: `python
+# bench/flow_vs_ddpm.py` trains both on the digits, for equal minutes or equal steps, and
+# scores them by the Frechet distance and a digit classifier at 1 to 50 steps; in the README's
+# run (1,500 steps each) the flow was ahead only at 1 and 2 steps, and DDPM's model with
+# DPM-Solver++ from 5 steps on.
 #
 # ## 5 · Where this leads
 #
