@@ -216,7 +216,8 @@ def run_sample(
     ``sampler``. A class-conditional model draws the class ``label``, or one of each class in
     turn."""
     check_output_folder(out, "samples")
-    model, schedule = trained_model(checkpoint, device)
+    path = checkpoint if checkpoint is not None else PRETRAINED
+    model, schedule, state = load_for_sampling(path, settings(device).device)
     classes = model.config.num_classes
     labels = label if label is not None or classes is None else torch.arange(n) % classes
     every = frame_every(schedule, sampler)
@@ -231,6 +232,12 @@ def run_sample(
     }
     for name, p in written.items():
         print(f"  {name:<13} {p}")
+    said = f"Sampled {n} pictures from {path} with {sampler} in {run.seconds:.1f} s"
+    picture = state.get("picture")  # the picture a model of one picture learned
+    if picture is not None and picture.shape[1:] == run.images.shape[1:]:
+        scores = psnr(run.images, picture.float().to(run.images.device))
+        said += f"; mean PSNR {scores.mean():.1f} dB against the picture it learned (worst {scores.min():.1f})"
+    print(said + ".")
     return written
 
 

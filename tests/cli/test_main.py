@@ -279,6 +279,7 @@ def test_sample_keeps_the_user_s_files_and_names_what_it_wrote(tmp_path, capsys)
     (out / "reverse.gif").symlink_to(outside)
     assert main(["sample", *FEW_STEPS, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
+    assert "against the picture it learned" in printed  # the shipped model keeps its picture
     assert f"samples       {out / 'samples-2.png'}" in printed
     assert f"reverse_gif   {out / 'reverse-2.gif'}" in printed
     assert (out / "samples.png").read_bytes() == b"my own picture"
