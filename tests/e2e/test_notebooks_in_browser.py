@@ -33,7 +33,7 @@ def slider_range(handle) -> tuple[int, int, int]:  # noqa: ANN001 - Playwright L
 def test_01_upload_your_own_picture(open_notebook, tmp_path):
     nb = open_notebook("notebooks/01_your_image.ipynb")
     nb.run_all()
-    pick = nb.cell_index("pick_image(")
+    pick = nb.cell_index("choose_my_image(")
     output = nb.cell(pick).locator(".jp-OutputArea")
     figure = output_picture(output)
     # Before any upload the bundled picture is used; the sample pictures have no magenta
