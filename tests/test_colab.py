@@ -153,7 +153,7 @@ def colab(tmp_path_factory):
 def test_every_notebook_on_its_own_runtime_finds_the_learners_work_on_drive(colab):
     printed = {stem: colab.run(stem) for stem in NOTEBOOKS}
     work = colab.drive / "ddpm-on-your-picture"
-    assert f"Loaded {PHOTO}" in printed["01_your_image"]  # the dialog, the default in Colab
+    assert f"Using {PHOTO}" in printed["01_your_image"]  # the dialog, the default in Colab
     assert (work / "my_image.png").exists()
     model_on_photo = re.compile(
         rf"Using the model notebook 03 trained \(.+\) on {re.escape(PHOTO)}\."
